@@ -1,0 +1,5 @@
+import sys
+
+from ddilint.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""One generic forward dataflow solver that every analysis shares.
+
+An analysis supplies a lattice (initial state, bottom, join) and transfer functions for
+elements and edges (edges let it refine its state on the true/false side of a branch:
+that is where `NT_SUCCESS(status)` splits "opened" from "not opened"). States must be
+immutable and comparable with `==`. The solver is a worklist over reverse post-order with a
+visit cap per block, so it always terminates and reports when it gave up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from ddilint.analyzer.cfg import CFG, Block, Edge, Element
+
+S = TypeVar("S")
+
+MAX_VISITS_PER_BLOCK = 64
+
+
+class Analysis(Protocol[S]):
+    """What an analysis tells the solver."""
+
+    def initial(self) -> S:
+        """State at the function's entry."""
+        ...
+
+    def bottom(self) -> S:
+        """State of a block no path reaches (the identity of `join`)."""
+        ...
+
+    def join(self, a: S, b: S) -> S:
+        """Merge the states of two paths."""
+        ...
+
+    def transfer(self, element: Element, state: S) -> S:
+        """State after evaluating `element`."""
+        ...
+
+    def edge(self, edge: Edge, state: S) -> S:
+        """State along `edge` (refine on branch conditions; return `state` to do nothing)."""
+        ...
+
+
+@dataclass(slots=True)
+class Solution(Generic[S]):
+    """States at block entries and exits; `complete` is False if the visit cap was hit."""
+
+    cfg: CFG
+    analysis: Analysis[S]
+    entry: dict[int, S] = field(default_factory=dict)
+    exit: dict[int, S] = field(default_factory=dict)
+    complete: bool = True
+
+    def before_each(self, block: Block) -> list[tuple[Element, S]]:
+        """The state just before each element of `block` (replayed from its entry state)."""
+        state = self.entry.get(block.id, self.analysis.bottom())
+        out: list[tuple[Element, S]] = []
+        for el in block.elements:
+            out.append((el, state))
+            state = self.analysis.transfer(el, state)
+        return out
+
+    def along(self, edge: Edge) -> S:
+        """The state carried along an edge."""
+        return self.analysis.edge(edge, self.exit.get(edge.src.id, self.analysis.bottom()))
+
+
+def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True) -> Solution[S]:
+    """Run `analysis` forward over `cfg` to a fixpoint (or the visit cap)."""
+    order = cfg.reachable(exceptional)
+    rank = {b.id: i for i, b in enumerate(order)}
+    bottom = analysis.bottom()
+    sol: Solution[S] = Solution(cfg, analysis)
+    sol.entry[cfg.entry.id] = analysis.initial()
+    visits: dict[int, int] = {}
+    work: deque[Block] = deque([cfg.entry])
+    queued = {cfg.entry.id}
+    while work:
+        block = work.popleft()
+        queued.discard(block.id)
+        visits[block.id] = visits.get(block.id, 0) + 1
+        if visits[block.id] > MAX_VISITS_PER_BLOCK:
+            sol.complete = False
+            continue
+        state = sol.entry.get(block.id, bottom)
+        for el in block.elements:
+            state = analysis.transfer(el, state)
+        if block.id in sol.exit and sol.exit[block.id] == state:
+            continue
+        sol.exit[block.id] = state
+        for edge in block.succs:
+            if not exceptional and edge.exceptional:
+                continue
+            dst = edge.dst
+            if dst.id not in rank:
+                continue
+            carried = analysis.edge(edge, state)
+            old = sol.entry.get(dst.id)
+            new = carried if old is None else analysis.join(old, carried)
+            if old is None or new != old:
+                sol.entry[dst.id] = new
+                if dst.id not in queued:
+                    queued.add(dst.id)
+                    work.append(dst)
+    return sol

@@ -1,0 +1,963 @@
+"""The tree-sitter frontend: a file's parse view -> `FileIR`.
+
+Cheap things are collected for every file with tree-sitter queries (which run in C):
+functions, call sites, role declarations, parse-error statistics. Function bodies and call
+arguments are converted to the IR on first use only, so a rule that never looks inside a
+function costs nothing there. Calls written through the file's own macros are found by
+expanding the macro and parsing the expansion (see `macros.py`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+
+import tree_sitter_c
+import tree_sitter_cpp
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
+
+from ddilint.analyzer.ir import CallSite, Decl, Expr, FileIR, Function, Param, RoleDecl, Stmt
+from ddilint.analyzer.macros import Expansion, expand, resolve_alias
+from ddilint.analyzer.preprocess import Annotation, MacroDef, Preprocessed, preprocess
+from ddilint.analyzer.source import SourceText
+
+CPP_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".hpp", ".hh", ".hxx", ".inl", ".c++", ".ipp"})
+C_SUFFIXES = frozenset({".c", ".h"})
+SOURCE_SUFFIXES = CPP_SUFFIXES | C_SUFFIXES
+
+MAX_DEPTH = 250  # deeper expressions/statements become opaque `other` nodes
+
+_LANGS: dict[str, Language] = {}
+
+
+def language(name: str) -> Language:
+    """The tree-sitter language for "c" or "cpp" (loaded once per process)."""
+    lang = _LANGS.get(name)
+    if lang is None:
+        mod = tree_sitter_cpp if name == "cpp" else tree_sitter_c
+        lang = Language(mod.language())
+        _LANGS[name] = lang
+    return lang
+
+
+@lru_cache(maxsize=4)
+def parser(name: str) -> Parser:
+    """A parser for "c" or "cpp"."""
+    return Parser(language(name))
+
+
+_FUNCTION_QUERY = {
+    "c": "(function_definition) @fn",
+    "cpp": "[(function_definition) @fn (lambda_expression) @fn]",
+}
+_CALL_QUERY = "(call_expression function: (_) @callee) @call"
+_ROLE_QUERY = "(declaration type: (type_identifier) @type declarator: (identifier) @name) @decl"
+_ERROR_QUERY = "(ERROR) @error"
+_ASSIGN_QUERY = "(assignment_expression) @assign"
+
+
+@lru_cache(maxsize=16)
+def query(lang: str, source: str) -> Query:
+    """A compiled query (cached per language and text)."""
+    return Query(language(lang), source)
+
+
+def language_for(path: str) -> str:
+    """"cpp" for C++ file suffixes, "c" otherwise (C headers are parsed as C)."""
+    lower = path.lower()
+    dot = lower.rfind(".")
+    return "cpp" if dot >= 0 and lower[dot:] in CPP_SUFFIXES else "c"
+
+
+def parse_file(
+    source: SourceText,
+    lang: str | None = None,
+    defined: Mapping[str, int] | None = None,
+    undefined: frozenset[str] = frozenset(),
+) -> FileIR:
+    """Preprocess, parse and index one decoded file."""
+    lang = lang or language_for(source.path)
+    pre = preprocess(source.data, defined, undefined, cplusplus=lang == "cpp")
+    tree = parser(lang).parse(pre.view)
+    root = tree.root_node
+    fir = FileIR(path=source.path, language=lang, source=source)
+    fir.macros = pre.macros
+    fir.annotations = pre.annotations
+    fir.includes = pre.includes
+    fir.pragmas = [(d.text, d.start) for d in pre.pragmas]
+    fir.inactive = pre.inactive
+    builder = _FileBuilder(fir, pre, lang, root)
+    builder.build()
+    return fir
+
+
+class _FileBuilder:
+    def __init__(self, fir: FileIR, pre: Preprocessed, lang: str, root: Node) -> None:
+        self.fir = fir
+        self.pre = pre
+        self.lang = lang
+        self.root = root
+        self.data = pre.view
+        self.starts: list[int] = []
+        self.by_node: dict[int, Function] = {}
+
+    def build(self) -> None:
+        self._functions()
+        self._calls()
+        self._object_macro_calls()
+        self._role_decls()
+        self._errors()
+        root = self.root
+        conv = _Converter(self.data, self.fir.macros, self.lang)
+
+        def assignments() -> list[tuple[Expr, Function | None]]:
+            out: list[tuple[Expr, Function | None]] = []
+            caps = QueryCursor(query(self.lang, _ASSIGN_QUERY)).captures(root)
+            for node in caps.get("assign", []):
+                out.append((conv.expr(node), self.enclosing(node.start_byte)))
+            out.sort(key=lambda item: item[0].start)
+            return out
+
+        self.fir._assignments = assignments
+
+    # -- functions ----------------------------------------------------------------------
+    def _functions(self) -> None:
+        caps = QueryCursor(query(self.lang, _FUNCTION_QUERY[self.lang])).captures(self.root)
+        nodes = sorted(caps.get("fn", []), key=lambda n: (n.start_byte, -n.end_byte))
+        annotations = sorted(self.pre.annotations, key=lambda a: a.start)
+        ann_starts = [a.start for a in annotations]
+        stack: list[Function] = []
+        conv = _Converter(self.data, self.fir.macros, self.lang)
+        for node in nodes:
+            fn = self._function(node, conv, annotations, ann_starts)
+            if fn is None:
+                continue
+            while stack and stack[-1].end <= fn.start:
+                stack.pop()
+            fn.parent = stack[-1] if stack else None
+            stack.append(fn)
+            self.fir.functions.append(fn)
+            self.by_node[node.id] = fn
+        self.starts = [f.start for f in self.fir.functions]
+
+    def _function(
+        self,
+        node: Node,
+        conv: _Converter,
+        annotations: list[Annotation],
+        ann_starts: list[int],
+    ) -> Function | None:
+        body = node.child_by_field_name("body")
+        if body is None:
+            return None
+        if node.type == "lambda_expression":
+            decl = node.child_by_field_name("declarator")
+            params = _params(decl.child_by_field_name("parameters"), self.data) if decl else []
+            line = self.fir.source.position(node.start_byte)[0]
+            name = f"<lambda:{line}>"
+            fn = Function(name, name, "lambda", node.start_byte, node.end_byte, node.start_byte,
+                          body.start_byte, params)
+        else:
+            fdecl = _function_declarator(node.child_by_field_name("declarator"))
+            if fdecl is None:
+                return None
+            name_node = fdecl.child_by_field_name("declarator")
+            if name_node is None:
+                return None
+            name, cls = _declared_name(name_node, self.data)
+            if not name:
+                return None
+            if not cls:
+                cls = _enclosing_class(node, self.data)
+            qual = f"{cls}::{name}" if cls else name
+            params = _params(fdecl.child_by_field_name("parameters"), self.data)
+            type_node = node.child_by_field_name("type")
+            ret = _text(type_node, self.data) if type_node is not None else ""
+            static = any(
+                c.type == "storage_class_specifier" and _text(c, self.data) == "static"
+                for c in node.children
+            )
+            fn = Function(name, qual, "method" if cls else "function", node.start_byte,
+                          node.end_byte, name_node.start_byte, body.start_byte, params,
+                          class_name=cls, is_static=static, return_type=ret)
+            # Annotations written before the definition (down to the previous item) and in
+            # its head belong to it.
+            prev = node.prev_sibling
+            lo = prev.end_byte if prev is not None else 0
+            import bisect
+
+            i = bisect.bisect_left(ann_starts, lo)
+            while i < len(annotations) and annotations[i].start < body.start_byte:
+                fn.annotations.append(annotations[i])
+                i += 1
+        fn._body_builder = _lazy_body(conv, body)
+        return fn
+
+    def enclosing(self, offset: int) -> Function | None:
+        """The innermost function whose text contains `offset`."""
+        import bisect
+
+        i = bisect.bisect_right(self.starts, offset) - 1
+        if i < 0:
+            return None
+        fn: Function | None = self.fir.functions[i]
+        while fn is not None and not (fn.start <= offset < fn.end):
+            fn = fn.parent
+        return fn
+
+    # -- calls --------------------------------------------------------------------------
+    def _calls(self) -> None:
+        caps = QueryCursor(query(self.lang, _CALL_QUERY)).captures(self.root)
+        calls = caps.get("call", [])
+        macros = self.fir.macros
+        conv = _Converter(self.data, macros, self.lang)
+        out = self.fir.calls
+        for call in calls:
+            fn_node = call.child_by_field_name("function")
+            if fn_node is None:
+                continue
+            name, name_start, indirect = _callee(fn_node, self.data)
+            if name is None:
+                continue
+            enclosing = self.enclosing(call.start_byte)
+            if name in macros:
+                macro = macros[name]
+                if macro.params is not None:
+                    self._macro_calls(call, macro, name_start, enclosing, conv)
+                    continue
+                alias = resolve_alias(name, macros)
+                if alias != name:
+                    out.append(CallSite(alias, name_start, call.start_byte, call.end_byte,
+                                        enclosing, via=name, indirect=indirect,
+                                        _expr_builder=_lazy_expr(conv, call)))
+                    continue
+            out.append(CallSite(name, name_start, call.start_byte, call.end_byte, enclosing,
+                                indirect=indirect, _expr_builder=_lazy_expr(conv, call)))
+        out.sort(key=lambda c: (c.name_start, c.start))
+
+    def _macro_calls(
+        self, call: Node, macro: MacroDef, use_start: int, enclosing: Function | None,
+        conv: _Converter,
+    ) -> None:
+        args_node = call.child_by_field_name("arguments")
+        args = _macro_args(args_node, self.data) if args_node is not None else []
+        exp = expand(macro, args, use_start, self.fir.macros)
+        if exp is None:
+            return
+        for site in _calls_in_expansion(exp, self.fir.macros, self.lang, macro.name, 0):
+            site.function = enclosing
+            self.fir.calls.append(site)
+
+    def _object_macro_calls(self) -> None:
+        """Object-like macros whose body holds calls (`#define CLOSE_IT ZwClose(h)`)."""
+        macros = self.fir.macros
+        names = [n for n, m in macros.items() if m.params is None and "(" in m.body]
+        if not names:
+            return
+        pattern = re.compile(rb"\b(" + b"|".join(re.escape(n.encode()) for n in names) + rb")\b")
+        data = self.data
+        for m in pattern.finditer(data):
+            j = m.end()
+            while j < len(data) and data[j] in (32, 9, 10, 13):
+                j += 1
+            if j < len(data) and data[j] == 40:
+                continue  # used as a callee: handled as an alias or a call
+            macro = macros[m.group(1).decode()]
+            exp = expand(macro, [], m.start(), macros)
+            if exp is None:
+                continue
+            enclosing = self.enclosing(m.start())
+            for site in _calls_in_expansion(exp, macros, self.lang, macro.name, 0):
+                site.function = enclosing
+                self.fir.calls.append(site)
+        self.fir.calls.sort(key=lambda c: (c.name_start, c.start))
+
+    # -- declarations and errors --------------------------------------------------------
+    def _role_decls(self) -> None:
+        caps = QueryCursor(query(self.lang, _ROLE_QUERY)).captures(self.root)
+        annotations = sorted(self.pre.annotations, key=lambda a: a.start)
+        import bisect
+
+        starts = [a.start for a in annotations]
+        for decl in caps.get("decl", []):
+            parent = decl.parent
+            if parent is None or parent.type not in (
+                "translation_unit", "declaration_list", "linkage_specification"
+            ):
+                continue
+            type_node = decl.child_by_field_name("type")
+            name_node = decl.child_by_field_name("declarator")
+            if type_node is None or name_node is None:
+                continue
+            typedef = _text(type_node, self.data)
+            if not _ROLE_TYPEDEF.match(typedef):
+                continue
+            prev = decl.prev_sibling
+            lo = prev.end_byte if prev is not None else 0
+            i = bisect.bisect_left(starts, lo)
+            anns: list[Annotation] = []
+            while i < len(annotations) and annotations[i].start < decl.end_byte:
+                anns.append(annotations[i])
+                i += 1
+            self.fir.role_decls.append(
+                RoleDecl(_text(name_node, self.data), typedef, decl.start_byte, tuple(anns))
+            )
+
+    def _errors(self) -> None:
+        caps = QueryCursor(query(self.lang, _ERROR_QUERY)).captures(self.root)
+        errors = caps.get("error", [])
+        self.fir.error_nodes = len(errors)
+        covered = 0
+        last_end = -1
+        for n in sorted(errors, key=lambda n: n.start_byte):
+            s = max(n.start_byte, last_end)
+            if n.end_byte > s:
+                covered += n.end_byte - s
+                last_end = n.end_byte
+        self.fir.error_bytes = covered
+
+
+_ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def _calls_in_expansion(
+    exp: Expansion, macros: Mapping[str, MacroDef], lang: str, via: str, depth: int
+) -> list[CallSite]:
+    """Call sites whose callee name comes from a macro body (arguments are seen directly)."""
+    if depth > 8:
+        return []
+    prefix = b"void __ddilint_expansion__(void) {\n"
+    snippet = prefix + exp.text.encode("utf-8") + b"\n;}"
+    base = len(prefix)
+    tree = parser(lang).parse(snippet)
+    caps = QueryCursor(query(lang, _CALL_QUERY)).captures(tree.root_node)
+    mapper = _offset_mapper(exp, base)
+    conv = _Converter(snippet, macros, lang, mapper, via, depth + 1)
+    out: list[CallSite] = []
+    for call in caps.get("call", []):
+        fn_node = call.child_by_field_name("function")
+        if fn_node is None:
+            continue
+        name, name_off, indirect = _callee(fn_node, snippet)
+        if name is None or name == "__ddilint_expansion__":
+            continue
+        if _in_segments(exp, name_off - base):
+            continue  # written in an argument: found where it is written
+        use = exp.use_start
+        if name in macros:
+            inner = macros[name]
+            if inner.params is not None and inner.name != via:
+                args_node = call.child_by_field_name("arguments")
+                raw = _macro_args(args_node, snippet) if args_node is not None else []
+                inner_args = [(t, mapper(o)) for t, o in raw]
+                sub = expand(inner, inner_args, use, macros)
+                if sub is not None:
+                    out.extend(_calls_in_expansion(sub, macros, lang, via, depth + 1))
+                continue
+            name = resolve_alias(name, macros)
+        out.append(CallSite(name, use, use, use, None, via=via, indirect=indirect,
+                            _expr_builder=_lazy_expr(conv, call)))
+    return out
+
+
+def _in_segments(exp: Expansion, offset: int) -> bool:
+    return any(s <= offset < e for s, e, _ in exp.segments)
+
+
+def _offset_mapper(exp: Expansion, base: int) -> Callable[[int], int]:
+    def mapper(offset: int) -> int:
+        return exp.map_offset(offset - base)
+
+    return mapper
+
+
+def _lazy_expr(conv: _Converter, node: Node) -> Callable[[], Expr]:
+    return lambda: conv.expr(node)
+
+
+def _lazy_body(conv: _Converter, node: Node) -> Callable[[], Stmt]:
+    return lambda: conv.stmt(node)
+
+
+def _text(node: Node, data: bytes) -> str:
+    return data[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
+
+
+def _callee(fn: Node, data: bytes) -> tuple[str | None, int, bool]:
+    t = fn.type
+    if t == "identifier":
+        return _text(fn, data), fn.start_byte, False
+    if t == "field_expression":
+        f = fn.child_by_field_name("field")
+        if f is not None:
+            return _text(f, data), f.start_byte, True
+    if t == "qualified_identifier":
+        n = fn.child_by_field_name("name")
+        while n is not None and n.type in ("qualified_identifier", "template_function"):
+            n = n.child_by_field_name("name")
+        if n is not None and n.type == "identifier":
+            return _text(n, data), n.start_byte, False
+    if t == "template_function":
+        n = fn.child_by_field_name("name")
+        if n is not None:
+            return _text(n, data), n.start_byte, False
+    return None, fn.start_byte, False
+
+
+def _macro_args(args_node: Node, data: bytes) -> list[tuple[str, int]]:
+    """Argument texts of a macro use with the offsets where they are written."""
+    out: list[tuple[str, int]] = []
+    for child in args_node.named_children:
+        if child.type == "comment":
+            continue
+        out.append((_text(child, data), child.start_byte))
+    return out
+
+
+def _function_declarator(node: Node | None) -> Node | None:
+    depth = 0
+    while node is not None and depth < 16:
+        if node.type == "function_declarator":
+            inner = node.child_by_field_name("declarator")
+            # `NTSTATUS (*Foo(...))(...)`: the outer one is the return type's.
+            if inner is not None and inner.type in ("parenthesized_declarator",):
+                nested = _function_declarator(inner.named_children[0] if inner.named_children
+                                              else None)
+                if nested is not None:
+                    return nested
+            return node
+        nxt = node.child_by_field_name("declarator")
+        if nxt is None and node.named_children:
+            nxt = node.named_children[0]
+        node = nxt
+        depth += 1
+    return None
+
+
+def _declared_name(node: Node, data: bytes) -> tuple[str, str]:
+    """(name, class) of a function declarator's name part."""
+    t = node.type
+    if t in ("identifier", "field_identifier"):
+        return _text(node, data), ""
+    if t == "destructor_name":
+        return _text(node, data), ""
+    if t == "operator_name":
+        return _text(node, data), ""
+    if t == "qualified_identifier":
+        scope = node.child_by_field_name("scope")
+        name = node.child_by_field_name("name")
+        if name is None:
+            return "", ""
+        inner, inner_cls = _declared_name(name, data)
+        cls = _text(scope, data) if scope is not None else ""
+        if inner_cls:
+            cls = f"{cls}::{inner_cls}" if cls else inner_cls
+        # For `A::B::m`, the class is the last scope part.
+        return inner, cls.split("::")[-1] if cls else ""
+    if t == "template_function":
+        n = node.child_by_field_name("name")
+        return (_text(n, data), "") if n is not None else ("", "")
+    return "", ""
+
+
+def _enclosing_class(node: Node, data: bytes) -> str:
+    p = node.parent
+    depth = 0
+    while p is not None and depth < 12:
+        if p.type in ("class_specifier", "struct_specifier", "union_specifier"):
+            n = p.child_by_field_name("name")
+            return _text(n, data) if n is not None else ""
+        if p.type in ("translation_unit", "compound_statement"):
+            return ""
+        p = p.parent
+        depth += 1
+    return ""
+
+
+def _params(node: Node | None, data: bytes) -> list[Param]:
+    if node is None:
+        return []
+    out: list[Param] = []
+    for child in node.named_children:
+        if child.type not in ("parameter_declaration", "optional_parameter_declaration"):
+            if child.type == "variadic_parameter":
+                out.append(Param(len(out), "...", "..."))
+            continue
+        type_node = child.child_by_field_name("type")
+        type_text = _text(type_node, data) if type_node is not None else ""
+        decl = child.child_by_field_name("declarator")
+        name, ptr, _arr = _declarator_name(decl, data)
+        if not name and type_text in ("void", "VOID") and not ptr:
+            continue
+        out.append(Param(len(out), name, type_text + ("*" * ptr)))
+    return out
+
+
+def _declarator_name(node: Node | None, data: bytes) -> tuple[str, int, bool]:
+    """(name, pointer depth, is array) of a declarator."""
+    ptr = 0
+    arr = False
+    depth = 0
+    while node is not None and depth < 32:
+        t = node.type
+        if t in ("identifier", "field_identifier"):
+            return _text(node, data), ptr, arr
+        if t == "pointer_declarator":
+            ptr += 1
+        elif t == "array_declarator":
+            arr = True
+        elif t == "reference_declarator":
+            pass
+        nxt = node.child_by_field_name("declarator")
+        if nxt is None:
+            nxt = next((c for c in node.named_children if c.type != "type_qualifier"), None)
+        node = nxt
+        depth += 1
+    return "", ptr, arr
+
+
+_TYPE_LIKE = re.compile(r"^(?:[A-Z][A-Z0-9_]*|[a-z_]+_t|unsigned|signed|int|long|short|char|void)$")
+_NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def parse_number(text: str) -> int | None:
+    """The value of a C integer literal (suffixes ignored), or None for floats and junk."""
+    t = text.replace("'", "")
+    m = _NUMBER.match(t)
+    if not m:
+        return None
+    rest = t[m.end():]
+    if rest and not re.fullmatch(r"[uUlLiI0-9]*", rest):
+        return None
+    lit = m.group(1)
+    if lit.startswith(("0x", "0X")):
+        return int(lit, 16)
+    if len(lit) > 1 and lit.startswith("0"):
+        return int(lit, 8)
+    return int(lit)
+
+
+class _Converter:
+    """Turns tree-sitter nodes into IR, expanding the file's macros where they are used."""
+
+    def __init__(
+        self,
+        data: bytes,
+        macros: Mapping[str, MacroDef],
+        lang: str,
+        mapper: Callable[[int], int] | None = None,
+        via: str = "",
+        depth: int = 0,
+    ) -> None:
+        self.data = data
+        self.macros = macros
+        self.lang = lang
+        self.mapper = mapper
+        self.via = via
+        self.depth = depth
+        if sys.getrecursionlimit() < 5000:
+            sys.setrecursionlimit(5000)
+
+    def _pos(self, node: Node) -> tuple[int, int]:
+        m = self.mapper
+        if m is None:
+            return node.start_byte, node.end_byte
+        s = m(node.start_byte)
+        e = m(node.end_byte - 1) + 1 if node.end_byte > node.start_byte else s
+        return s, max(e, s)
+
+    def text(self, node: Node) -> str:
+        return _text(node, self.data)
+
+    # -- expressions --------------------------------------------------------------------
+    def expr(self, node: Node, depth: int = 0) -> Expr:
+        s, e = self._pos(node)
+        via = self.via
+        if depth > MAX_DEPTH:
+            return Expr("other", s, e, text=self.text(node)[:80], via=via)
+        t = node.type
+        d = depth + 1
+        if t == "parenthesized_expression":
+            inner = [c for c in node.named_children if c.type != "comment"]
+            if len(inner) == 1:
+                return self.expr(inner[0], d)
+            return Expr("other", s, e, tuple(self.expr(c, d) for c in inner), text="()", via=via)
+        if t in ("identifier", "field_identifier", "this", "namespace_identifier"):
+            name = self.text(node)
+            macro = self.macros.get(name)
+            if macro is not None and macro.params is None and macro.body and self.depth < 8:
+                expanded = self._expand_expr(macro, [], s)
+                if expanded is not None:
+                    return expanded
+            return Expr("name", s, e, text=name, via=via)
+        if t == "qualified_identifier":
+            name_node = node.child_by_field_name("name")
+            last = self.text(name_node) if name_node is not None else self.text(node)
+            return Expr("name", s, e, text=last, op=self.text(node), via=via)
+        if t == "number_literal":
+            text = self.text(node)
+            return Expr("number", s, e, text=text, value=parse_number(text), via=via)
+        if t in ("true", "false"):
+            return Expr("number", s, e, text=self.text(node), value=int(t == "true"), via=via)
+        if t in ("null", "nullptr"):
+            return Expr("number", s, e, text=self.text(node), value=0, via=via)
+        if t in ("string_literal", "concatenated_string", "raw_string_literal"):
+            return Expr("string", s, e, text=self.text(node)[:200], via=via)
+        if t == "char_literal":
+            return Expr("char", s, e, text=self.text(node), via=via)
+        if t == "call_expression":
+            return self._call(node, s, e, d)
+        if t in ("unary_expression", "pointer_expression"):
+            op_node = node.child_by_field_name("operator")
+            op = self.text(op_node) if op_node is not None else self.text(node)[:1]
+            arg = node.child_by_field_name("argument")
+            if arg is None:
+                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+            return Expr("unary", s, e, (self.expr(arg, d),), op=op, via=via)
+        if t == "update_expression":
+            arg = node.child_by_field_name("argument")
+            op_node = node.child_by_field_name("operator")
+            op = self.text(op_node) if op_node is not None else "++"
+            if arg is None:
+                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+            kind = "unary" if op_node is not None and op_node.start_byte < arg.start_byte else (
+                "postfix")
+            return Expr(kind, s, e, (self.expr(arg, d),), op=op, via=via)
+        if t in ("binary_expression", "assignment_expression"):
+            left = node.child_by_field_name("left")
+            right = node.child_by_field_name("right")
+            op_node = node.child_by_field_name("operator")
+            op = self.text(op_node) if op_node is not None else "?"
+            kids = tuple(self.expr(c, d) for c in (left, right) if c is not None)
+            if len(kids) != 2:
+                return Expr("other", s, e, kids, text=self.text(node)[:80], via=via)
+            kind = "assign" if t == "assignment_expression" else "binary"
+            return Expr(kind, s, e, kids, op=op, via=via)
+        if t == "conditional_expression":
+            parts = [node.child_by_field_name(f) for f in ("condition", "consequence",
+                                                           "alternative")]
+            if any(p is None for p in parts):
+                return Expr("other", s, e, tuple(self.expr(c, d) for c in node.named_children),
+                            text=self.text(node)[:80], via=via)
+            return Expr("cond", s, e, tuple(self.expr(p, d) for p in parts if p is not None),
+                        via=via)
+        if t == "cast_expression":
+            type_node = node.child_by_field_name("type")
+            value = node.child_by_field_name("value")
+            type_text = " ".join(self.text(type_node).split()) if type_node is not None else ""
+            if value is None:
+                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+            return Expr("cast", s, e, (self.expr(value, d),), text=type_text, via=via)
+        if t == "field_expression":
+            arg = node.child_by_field_name("argument")
+            fld = node.child_by_field_name("field")
+            op_node = node.child_by_field_name("operator")
+            op = self.text(op_node) if op_node is not None else "."
+            if arg is None or fld is None:
+                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+            return Expr("field", s, e, (self.expr(arg, d),), op=op, text=self.text(fld), via=via)
+        if t == "subscript_expression":
+            arg = node.child_by_field_name("argument")
+            idx = node.child_by_field_name("index") or node.child_by_field_name("indices")
+            if idx is not None and idx.type == "subscript_argument_list":
+                idx = idx.named_children[0] if idx.named_children else None
+            if arg is None or idx is None:
+                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+            return Expr("index", s, e, (self.expr(arg, d), self.expr(idx, d)), via=via)
+        if t == "comma_expression":
+            items: list[Expr] = []
+            cur: Node | None = node
+            while cur is not None and cur.type == "comma_expression":
+                left = cur.child_by_field_name("left")
+                if left is not None:
+                    items.append(self.expr(left, d))
+                cur = cur.child_by_field_name("right")
+            if cur is not None:
+                items.append(self.expr(cur, d))
+            return Expr("comma", s, e, tuple(items), via=via)
+        if t in ("sizeof_expression", "alignof_expression"):
+            return Expr("sizeof", s, e, text=self.text(node)[7:-1].strip("( )"), via=via)
+        if t in ("initializer_list", "argument_list"):
+            return Expr("init", s, e, tuple(self.expr(c, d) for c in node.named_children
+                                           if c.type != "comment"), via=via)
+        if t == "compound_literal_expression":
+            value = node.child_by_field_name("value")
+            type_node = node.child_by_field_name("type")
+            kids = (self.expr(value, d),) if value is not None else ()
+            return Expr("cast", s, e, kids, text=self.text(type_node) if type_node else "",
+                        via=via)
+        if t == "lambda_expression":
+            return Expr("lambda", s, e, via=via)
+        if t == "initializer_pair":
+            value = node.child_by_field_name("value")
+            kids = (self.expr(value, d),) if value is not None else ()
+            designator = node.child_by_field_name("designator")
+            return Expr("other", s, e, kids, op="designated",
+                        text=self.text(designator) if designator is not None else "", via=via)
+        kids = tuple(self.expr(c, d) for c in node.named_children
+                     if c.type not in ("comment", "type_descriptor", "primitive_type",
+                                       "type_identifier", "template_argument_list"))
+        return Expr("other", s, e, kids, op=t, text=self.text(node)[:80], via=via)
+
+    def _call(self, node: Node, s: int, e: int, d: int) -> Expr:
+        via = self.via
+        fn = node.child_by_field_name("function")
+        args_node = node.child_by_field_name("arguments")
+        arg_nodes = [c for c in args_node.named_children if c.type != "comment"] if (
+            args_node is not None) else []
+        if fn is not None and fn.type == "identifier":
+            name = self.text(fn)
+            macro = self.macros.get(name)
+            if macro is not None and macro.params is not None and self.depth < 8:
+                raw = [(self.text(a), a.start_byte) for a in arg_nodes]
+                expanded = self._expand_expr(macro, raw, self._pos(fn)[0])
+                if expanded is not None:
+                    return expanded
+        if fn is not None and fn.type == "parenthesized_expression" and len(arg_nodes) == 1:
+            inner = fn.named_children
+            if len(inner) == 1 and inner[0].type == "identifier" and _TYPE_LIKE.match(
+                    self.text(inner[0])):
+                # `(ULONG)(a | b)` parsed as a call: it is a cast.
+                return Expr("cast", s, e, (self.expr(arg_nodes[0], d),), text=self.text(inner[0]),
+                            via=via)
+        callee = self.expr(fn, d) if fn is not None else Expr("other", s, s, via=via)
+        if callee.kind == "name" and callee.via and fn is not None and fn.type == "identifier":
+            # An alias macro (`#define Open ZwOpenKey`): call the aliased name.
+            alias = resolve_alias(self.text(fn), self.macros)
+            callee = Expr("name", callee.start, callee.end, text=alias, via=self.text(fn))
+        kids = (callee, *(self.expr(a, d) for a in arg_nodes))
+        return Expr("call", s, e, kids, via=via)
+
+    def _expand_expr(self, macro: MacroDef, args: list[tuple[str, int]], use: int) -> Expr | None:
+        if self.mapper is not None:
+            args = [(t, self.mapper(o)) for t, o in args]
+        exp = expand(macro, args, use, self.macros)
+        if exp is None or exp.statement_like:
+            return None
+        prefix = b"void __ddilint_expansion__(void) {\n"
+        snippet = prefix + exp.text.encode("utf-8") + b"\n;}"
+        tree = parser(self.lang).parse(snippet)
+        body = tree.root_node.named_children[0].child_by_field_name("body") if (
+            tree.root_node.named_children) else None
+        if body is None or not body.named_children:
+            return None
+        first = body.named_children[0]
+        if first.type != "expression_statement" or not first.named_children:
+            return None
+        sub = _Converter(snippet, self.macros, self.lang, _offset_mapper(exp, len(prefix)),
+                         self.via or macro.name, self.depth + 1)
+        return sub.expr(first.named_children[0])
+
+    def _expand_stmt(self, macro: MacroDef, args: list[tuple[str, int]], use: int) -> Stmt | None:
+        if self.mapper is not None:
+            args = [(t, self.mapper(o)) for t, o in args]
+        exp = expand(macro, args, use, self.macros)
+        if exp is None or not exp.statement_like:
+            return None
+        prefix = b"void __ddilint_expansion__(void) {\n"
+        snippet = prefix + exp.text.encode("utf-8") + b"\n;}"
+        tree = parser(self.lang).parse(snippet)
+        body = tree.root_node.named_children[0].child_by_field_name("body") if (
+            tree.root_node.named_children) else None
+        if body is None:
+            return None
+        sub = _Converter(snippet, self.macros, self.lang, _offset_mapper(exp, len(prefix)),
+                         self.via or macro.name, self.depth + 1)
+        block = sub.stmt(body)
+        block.via = macro.name
+        return block
+
+    # -- statements ---------------------------------------------------------------------
+    def stmt(self, node: Node, depth: int = 0) -> Stmt:
+        s, e = self._pos(node)
+        via = self.via
+        if depth > MAX_DEPTH:
+            return Stmt("other", s, e, via=via)
+        d = depth + 1
+        t = node.type
+        if t in ("compound_statement", "translation_unit", "declaration_list",
+                 "field_declaration_list"):
+            return Stmt("block", s, e, [self.stmt(c, d) for c in node.named_children
+                                        if c.type != "comment"], via=via)
+        if t == "expression_statement":
+            kids = [c for c in node.named_children if c.type != "comment"]
+            if not kids:
+                return Stmt("empty", s, e, via=via)
+            inner = kids[0]
+            expanded = self._statement_macro(inner)
+            if expanded is not None:
+                return expanded
+            return Stmt("expr", s, e, expr=self.expr(inner, d), via=via)
+        if t == "declaration":
+            return Stmt("decl", s, e, decls=self._decls(node, d), via=via)
+        if t == "if_statement":
+            cond = node.child_by_field_name("condition")
+            then = node.child_by_field_name("consequence")
+            alt = node.child_by_field_name("alternative")
+            if alt is not None and alt.type == "else_clause":
+                alt = next((c for c in alt.named_children if c.type != "comment"), None)
+            children = [self.stmt(then, d) if then is not None else Stmt("empty", s, s)]
+            if alt is not None:
+                children.append(self.stmt(alt, d))
+            return Stmt("if", s, e, children, expr=self._condition(cond, d), via=via)
+        if t == "while_statement":
+            cond = node.child_by_field_name("condition")
+            body = node.child_by_field_name("body")
+            return Stmt("while", s, e, [self._maybe(body, d)], expr=self._condition(cond, d),
+                        via=via)
+        if t == "do_statement":
+            cond = node.child_by_field_name("condition")
+            body = node.child_by_field_name("body")
+            return Stmt("do", s, e, [self._maybe(body, d)], expr=self._condition(cond, d),
+                        via=via)
+        if t == "for_statement":
+            init = node.child_by_field_name("initializer")
+            cond = node.child_by_field_name("condition")
+            update = node.child_by_field_name("update")
+            body = node.child_by_field_name("body")
+            init_stmt = Stmt("empty", s, s)
+            if init is not None:
+                if init.type == "declaration":
+                    init_stmt = Stmt("decl", *self._pos(init), decls=self._decls(init, d))
+                else:
+                    init_stmt = Stmt("expr", *self._pos(init), expr=self.expr(init, d))
+            return Stmt("for", s, e, [init_stmt, self._maybe(body, d)],
+                        expr=self.expr(cond, d) if cond is not None else None,
+                        update=self.expr(update, d) if update is not None else None, via=via)
+        if t == "for_range_loop":
+            body = node.child_by_field_name("body")
+            right = node.child_by_field_name("right")
+            return Stmt("while", s, e, [self._maybe(body, d)],
+                        expr=self.expr(right, d) if right is not None else None, via=via)
+        if t == "switch_statement":
+            cond = node.child_by_field_name("condition")
+            body = node.child_by_field_name("body")
+            return Stmt("switch", s, e, [self._maybe(body, d)], expr=self._condition(cond, d),
+                        via=via)
+        if t == "case_statement":
+            value = node.child_by_field_name("value")
+            stmts = [self.stmt(c, d) for c in node.named_children
+                     if c.type != "comment" and (value is None or c.id != value.id)]
+            return Stmt("case", s, e, stmts,
+                        expr=self.expr(value, d) if value is not None else None, via=via)
+        if t == "break_statement":
+            return Stmt("break", s, e, via=via)
+        if t == "continue_statement":
+            return Stmt("continue", s, e, via=via)
+        if t == "return_statement":
+            kids = [c for c in node.named_children if c.type != "comment"]
+            return Stmt("return", s, e, expr=self.expr(kids[0], d) if kids else None, via=via)
+        if t == "goto_statement":
+            label = node.child_by_field_name("label")
+            return Stmt("goto", s, e, label=self.text(label) if label is not None else "",
+                        via=via)
+        if t == "labeled_statement":
+            label = node.child_by_field_name("label")
+            kids = [c for c in node.named_children if c.type != "comment" and (
+                label is None or c.id != label.id)]
+            return Stmt("label", s, e, [self.stmt(c, d) for c in kids],
+                        label=self.text(label) if label is not None else "", via=via)
+        if t == "seh_try_statement":
+            body = node.child_by_field_name("body")
+            children = [self._maybe(body, d)]
+            for c in node.named_children:
+                if c.type == "seh_except_clause":
+                    flt = c.child_by_field_name("filter")
+                    cbody = c.child_by_field_name("body")
+                    children.append(Stmt("seh_except", *self._pos(c), [self._maybe(cbody, d)],
+                                         expr=self._condition(flt, d)))
+                elif c.type == "seh_finally_clause":
+                    cbody = c.child_by_field_name("body")
+                    children.append(Stmt("seh_finally", *self._pos(c), [self._maybe(cbody, d)]))
+            return Stmt("seh_try", s, e, children, via=via)
+        if t == "seh_leave_statement":
+            return Stmt("seh_leave", s, e, via=via)
+        if t == "try_statement":
+            body = node.child_by_field_name("body")
+            children = [self._maybe(body, d)]
+            for c in node.named_children:
+                if c.type == "catch_clause":
+                    cbody = c.child_by_field_name("body")
+                    children.append(Stmt("catch", *self._pos(c), [self._maybe(cbody, d)]))
+            return Stmt("try", s, e, children, via=via)
+        if t == "ERROR":
+            out: list[Stmt] = []
+            for c in node.named_children:
+                if c.type.endswith("statement") or c.type in ("declaration",):
+                    out.append(self.stmt(c, d))
+                elif c.type.endswith("expression") or c.type == "identifier":
+                    out.append(Stmt("expr", *self._pos(c), expr=self.expr(c, d)))
+            return Stmt("block", s, e, out, via=via)
+        if t.endswith("_expression"):
+            return Stmt("expr", s, e, expr=self.expr(node, d), via=via)
+        return Stmt("other", s, e, via=via)
+
+    def _maybe(self, node: Node | None, depth: int) -> Stmt:
+        if node is None:
+            return Stmt("empty", 0, 0)
+        return self.stmt(node, depth)
+
+    def _condition(self, node: Node | None, depth: int) -> Expr | None:
+        if node is None:
+            return None
+        if node.type == "condition_clause":
+            value = node.child_by_field_name("value")
+            if value is None:
+                kids = [c for c in node.named_children if c.type != "comment"]
+                if not kids:
+                    return None
+                value = kids[-1]
+            if value.type == "declaration":
+                decls = self._decls(value, depth)
+                if decls and decls[0].init is not None:
+                    init = decls[0].init
+                    target = Expr("name", decls[0].start, decls[0].start + len(decls[0].name),
+                                  text=decls[0].name)
+                    return Expr("assign", init.start, init.end, (target, init), op="=")
+                return None
+            return self.expr(value, depth)
+        return self.expr(node, depth)
+
+    def _statement_macro(self, inner: Node) -> Stmt | None:
+        if self.depth >= 8:
+            return None
+        if inner.type == "call_expression":
+            fn = inner.child_by_field_name("function")
+            if fn is None or fn.type != "identifier":
+                return None
+            macro = self.macros.get(self.text(fn))
+            if macro is None or macro.params is None:
+                return None
+            args_node = inner.child_by_field_name("arguments")
+            raw = _macro_args(args_node, self.data) if args_node is not None else []
+            return self._expand_stmt(macro, raw, self._pos(fn)[0])
+        if inner.type == "identifier":
+            macro = self.macros.get(self.text(inner))
+            if macro is None or macro.params is not None:
+                return None
+            return self._expand_stmt(macro, [], self._pos(inner)[0])
+        return None
+
+    def _decls(self, node: Node, depth: int) -> tuple[Decl, ...]:
+        type_node = node.child_by_field_name("type")
+        type_text = " ".join(self.text(type_node).split()) if type_node is not None else ""
+        static = any(c.type == "storage_class_specifier" and self.text(c) == "static"
+                     for c in node.children)
+        out: list[Decl] = []
+        for dnode in node.children_by_field_name("declarator"):
+            init: Expr | None = None
+            target = dnode
+            if dnode.type == "init_declarator":
+                target = dnode.child_by_field_name("declarator") or dnode
+                value = dnode.child_by_field_name("value")
+                if value is not None:
+                    init = self.expr(value, depth)
+            name, ptr, arr = _declarator_name(target, self.data)
+            if not name:
+                continue
+            s, e = self._pos(dnode)
+            out.append(Decl(name, type_text + "*" * ptr, init, s, e, pointer=ptr > 0, array=arr,
+                            static=static))
+        return tuple(out)

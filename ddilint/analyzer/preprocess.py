@@ -1,0 +1,515 @@
+"""What the preprocessor would do, approximated without headers, offset-preserving.
+
+Before parsing, a file's UTF-8 bytes are rewritten into a same-length "parse view":
+- comments are blanked (newlines kept), so comments never produce calls;
+- preprocessor directive lines are blanked after being recorded (`#define`s become the
+  file's macro table, `#include`s decide kernel or user mode, `#pragma alloc_text` says
+  which functions are pageable);
+- inactive conditional branches are blanked: `#if 0`, branches the project config turns
+  off, and every branch after the first live one of an `#if`/`#elif`/`#else` chain whose
+  condition is unknown (one consistent configuration, as a compiler would see it);
+- SAL annotations, calling conventions and declaration decorations that a plain C grammar
+  chokes on (`_IRQL_requires_(DISPATCH_LEVEL)`, `_In_`, `IN`, `NTAPI`, `__declspec(...)`,
+  `FORCEINLINE`, ...) are blanked after being recorded, so that what they say is kept.
+Every byte keeps its offset, so positions from the parser are positions in the real file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+_BLANK = bytes(b if b in (10, 13) else 32 for b in range(256))
+
+
+def blank(data: bytes) -> bytes:
+    """Same-length bytes with everything but line breaks turned into spaces."""
+    return data.translate(_BLANK)
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A SAL annotation or decoration found in the source, e.g. `_IRQL_requires_max_`."""
+
+    name: str
+    args: tuple[str, ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class MacroDef:
+    """A `#define`: object-like when `params` is None, function-like otherwise."""
+
+    name: str
+    params: tuple[str, ...] | None
+    body: str
+    start: int
+    variadic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """A recorded preprocessor line: `include` with its target, `pragma` with its text."""
+
+    kind: str
+    text: str
+    start: int
+
+
+@dataclass(slots=True)
+class Preprocessed:
+    """The parse view of a file and what was taken out of it."""
+
+    view: bytes
+    macros: dict[str, MacroDef] = field(default_factory=dict)
+    annotations: list[Annotation] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
+    pragmas: list[Directive] = field(default_factory=list)
+    inactive: list[tuple[int, int]] = field(default_factory=list)
+
+
+_COMMENT_OR_STRING = re.compile(
+    rb"//(?:[^\n\\]|\\\r?\n|\\.)*"
+    rb"|/\*.*?(?:\*/|\Z)"
+    rb"|\"(?:[^\"\\\n]|\\.|\\\n)*\"?"
+    rb"|'(?:[^'\\\n]|\\.){0,8}'?",
+    re.S,
+)
+
+_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*([A-Za-z_]\w*)?((?:[^\n\\]|\\\r?\n|\\.)*)", re.M)
+
+# Annotations and decorations. SAL names are reserved identifiers (underscore, capital,
+# trailing underscore, with lower-case letters: `_In_`, `_IRQL_requires_max_`), old SAL and
+# driver annotations (`__drv_maxIRQL`, `__in_opt`), and the calling-convention/export words.
+_DECORATION = re.compile(
+    rb"\b(?:"
+    rb"_[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*_"
+    rb"|__drv_[A-Za-z0-9_]+"
+    rb"|__(?:in|out|inout|deref|field|ecount|bcount|xcount|success|checkReturn|reserved"
+    rb"|nullterminated|typefix|format_string|callback|range|control_entrypoint|kernel_entry"
+    rb"|post|pre|readonly|notnull|maybenull|valid|opt)(?:_[A-Za-z0-9_]*)?"
+    rb"|__declspec|DECLSPEC_[A-Z0-9_]+|__forceinline|FORCEINLINE|__inline"
+    rb"|IN|OUT|OPTIONAL|NTAPI|WINAPI|NTSYSAPI|NTSYSCALLAPI|NTKERNELAPI|NTHALAPI|EXTERN_C"
+    rb"|__stdcall|__cdecl|__fastcall|_stdcall|_cdecl|__clrcall|__vectorcall|__thiscall"
+    rb"|CALLBACK|APIENTRY|STDMETHODCALLTYPE|FASTCALL|UNALIGNED|__unaligned|__ptr64|__ptr32"
+    rb"|POINTER_64|POINTER_32|__restrict|RESTRICTED_POINTER|__allowed|__kernel_driver"
+    rb")\b"
+)
+
+_LOWER = re.compile(rb"[a-z]")
+_ALWAYS_DECORATION = {
+    b"__declspec", b"__forceinline", b"FORCEINLINE", b"__inline", b"IN", b"OUT",
+    b"OPTIONAL", b"NTAPI", b"WINAPI", b"NTSYSAPI", b"NTSYSCALLAPI", b"NTKERNELAPI",
+    b"NTHALAPI", b"EXTERN_C", b"__stdcall", b"__cdecl", b"__fastcall", b"_stdcall", b"_cdecl",
+    b"__clrcall", b"__vectorcall", b"__thiscall", b"CALLBACK", b"APIENTRY",
+    b"STDMETHODCALLTYPE", b"FASTCALL", b"UNALIGNED", b"__unaligned", b"__ptr64", b"__ptr32",
+    b"POINTER_64", b"POINTER_32", b"__restrict", b"RESTRICTED_POINTER",
+}
+
+
+def preprocess(
+    data: bytes,
+    defined: Mapping[str, int] | None = None,
+    undefined: frozenset[str] = frozenset(),
+    cplusplus: bool = False,
+) -> Preprocessed:
+    """Build the parse view of `data` (UTF-8 bytes) and record what was removed."""
+    buf = bytearray(data)
+    # Comments blanked, strings kept; `code` also has strings blanked, for scanning.
+    code = bytearray(data)
+    for m in _COMMENT_OR_STRING.finditer(data):
+        s, e = m.span()
+        first = data[s]
+        if first == 47:  # '/': a comment
+            buf[s:e] = blank(data[s:e])
+            code[s:e] = buf[s:e]
+        elif e - s > 2:
+            code[s + 1 : e - 1] = blank(data[s + 1 : e - 1])
+    result = Preprocessed(view=b"")
+    known: dict[str, int] = dict(defined or {})
+    if cplusplus:
+        known.setdefault("__cplusplus", 199711)
+    unknown_off = set(undefined)
+    if not cplusplus:
+        unknown_off.add("__cplusplus")
+    _directives(bytes(code), buf, code, result, known, frozenset(unknown_off))
+    _decorations(bytes(code), buf, result)
+    result.view = bytes(buf)
+    return result
+
+
+# --------------------------------------------------------------------------- directives
+
+
+@dataclass(slots=True)
+class _Frame:
+    taking: bool  # the current branch is live
+    done: bool  # a branch of this chain has been taken (later ones are dead)
+    parent_live: bool
+    start: int  # offset where the current dead region began (when not taking)
+
+
+def _directives(
+    scan: bytes,
+    buf: bytearray,
+    code: bytearray,
+    result: Preprocessed,
+    known: dict[str, int],
+    undefined: frozenset[str],
+) -> None:
+    stack: list[_Frame] = []
+    live = True
+    dead_from = -1
+    for m in _DIRECTIVE.finditer(scan):
+        s, e = m.span()
+        name = (m.group(1) or b"").decode("ascii", "replace")
+        rest = m.group(2).decode("utf-8", "replace")
+        rest = re.sub(r"\\\r?\n", " ", rest).strip()
+        if name in ("if", "ifdef", "ifndef"):
+            if name == "if":
+                value = _evaluate(rest, known, undefined)
+            elif name == "ifdef":
+                value = _defined(rest.split()[0] if rest.split() else "", known, undefined)
+            else:
+                d = _defined(rest.split()[0] if rest.split() else "", known, undefined)
+                value = None if d is None else (not d)
+            # Unknown counts as taken: the first plausible branch is the one analyzed.
+            take = value is not False
+            frame = _Frame(taking=live and take, done=take, parent_live=live, start=e)
+            stack.append(frame)
+            if live and not take:
+                dead_from = e
+            live = frame.taking
+        elif name in ("elif", "else") and stack:
+            frame = stack[-1]
+            if frame.taking:
+                dead_from = s
+            if name == "elif":
+                value = _evaluate(rest, known, undefined) if not frame.done else False
+            else:
+                value = not frame.done
+            take = frame.parent_live and not frame.done and value is not False
+            if frame.parent_live and not frame.taking and take and dead_from >= 0:
+                _kill(buf, code, result, dead_from, s)
+                dead_from = -1
+            frame.taking = take
+            frame.done = frame.done or take
+            live = take
+        elif name == "endif" and stack:
+            frame = stack.pop()
+            if frame.parent_live and not frame.taking and dead_from >= 0:
+                _kill(buf, code, result, dead_from, s)
+                dead_from = -1
+            live = frame.parent_live
+        elif live:
+            if name == "define":
+                macro = _parse_define(rest, s)
+                if macro is not None:
+                    result.macros[macro.name] = macro
+                    if macro.params is None:
+                        value_int = _int_value(macro.body)
+                        if value_int is not None:
+                            known[macro.name] = value_int
+                        else:
+                            known.setdefault(macro.name, 1)
+            elif name == "undef":
+                target = rest.split()[0] if rest.split() else ""
+                result.macros.pop(target, None)
+                known.pop(target, None)
+            elif name == "include":
+                inc = rest.strip().strip('<>"').strip()
+                result.includes.append(inc.replace("\\", "/"))
+            elif name == "pragma":
+                result.pragmas.append(Directive("pragma", rest, s))
+        # The directive line itself never reaches the parser.
+        buf[s:e] = blank(bytes(buf[s:e]))
+        code[s:e] = blank(bytes(code[s:e]))
+    if dead_from >= 0:
+        # Unterminated conditional: the dead branch runs to the end of the file.
+        _kill(buf, code, result, dead_from, len(buf))
+
+
+def _kill(buf: bytearray, code: bytearray, result: Preprocessed, start: int, end: int) -> None:
+    if end <= start:
+        return
+    buf[start:end] = blank(bytes(buf[start:end]))
+    code[start:end] = blank(bytes(code[start:end]))
+    result.inactive.append((start, end))
+
+
+_DEFINE = re.compile(r"([A-Za-z_]\w*)(\(([^)]*)\))?\s*(.*)", re.S)
+
+
+def _parse_define(rest: str, start: int) -> MacroDef | None:
+    m = _DEFINE.match(rest)
+    if not m:
+        return None
+    name = m.group(1)
+    body = " ".join(m.group(4).split())
+    if m.group(2) is None:
+        return MacroDef(name, None, body, start)
+    raw_params = [p.strip() for p in m.group(3).split(",") if p.strip()]
+    variadic = bool(raw_params) and raw_params[-1].endswith("...")
+    if variadic:
+        last = raw_params[-1][:-3].strip()
+        raw_params[-1] = last or "__VA_ARGS__"
+    return MacroDef(name, tuple(raw_params), body, start, variadic)
+
+
+def _int_value(text: str) -> int | None:
+    t = text.strip()
+    while t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
+    t = t.rstrip("uUlL")
+    try:
+        return int(t, 0)
+    except ValueError:
+        return None
+
+
+def _defined(name: str, known: Mapping[str, int], undefined: frozenset[str]) -> bool | None:
+    if name in known:
+        return True
+    if name in undefined:
+        return False
+    return None
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(0[xX][0-9a-fA-F]+|\d+)[uUlL]*|(defined)|([A-Za-z_]\w*)|(&&|\|\||==|!=|<=|>=|<<|>>|[!()<>+\-*/%&|^~?:]))"
+)
+
+
+def _evaluate(expr: str, known: Mapping[str, int], undefined: frozenset[str]) -> bool | None:
+    """Three-valued evaluation of an `#if` condition: True, False or None (unknown)."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if not m or m.end() == pos:
+            if expr[pos:].strip() == "":
+                break
+            return None
+        pos = m.end()
+        if m.group(1):
+            tokens.append(("num", m.group(1)))
+        elif m.group(2):
+            tokens.append(("defined", "defined"))
+        elif m.group(3):
+            tokens.append(("id", m.group(3)))
+        else:
+            tokens.append(("op", m.group(4)))
+    parser = _CondParser(tokens, known, undefined)
+    try:
+        value = parser.ternary()
+    except (IndexError, ValueError, ZeroDivisionError, RecursionError):
+        return None
+    if parser.pos != len(tokens) or value is None:
+        return None
+    return value != 0
+
+
+class _CondParser:
+    """A tiny recursive-descent evaluator over #if tokens; None means unknown."""
+
+    def __init__(
+        self, tokens: list[tuple[str, str]], known: Mapping[str, int], undefined: frozenset[str]
+    ) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.known = known
+        self.undefined = undefined
+
+    def peek(self) -> str:
+        return self.tokens[self.pos][1] if self.pos < len(self.tokens) else ""
+
+    def take(self) -> tuple[str, str]:
+        tok = self.tokens[self.pos]
+        self.pos += 1
+        return tok
+
+    def ternary(self) -> int | None:
+        cond = self.logic_or()
+        if self.peek() == "?":
+            self.take()
+            a = self.ternary()
+            if self.take()[1] != ":":
+                raise ValueError
+            b = self.ternary()
+            if cond is None:
+                return a if a == b else None
+            return a if cond else b
+        return cond
+
+    def logic_or(self) -> int | None:
+        left = self.logic_and()
+        while self.peek() == "||":
+            self.take()
+            right = self.logic_and()
+            if left not in (None, 0) or right not in (None, 0):
+                left = 1
+            elif left is None or right is None:
+                left = None
+            else:
+                left = 0
+        return left
+
+    def logic_and(self) -> int | None:
+        left = self.compare()
+        while self.peek() == "&&":
+            self.take()
+            right = self.compare()
+            if left == 0 or right == 0:
+                left = 0
+            elif left is None or right is None:
+                left = None
+            else:
+                left = 1
+        return left
+
+    def compare(self) -> int | None:
+        left = self.arith()
+        while self.peek() in ("==", "!=", "<", ">", "<=", ">=", "&", "|", "^"):
+            op = self.take()[1]
+            right = self.arith()
+            if left is None or right is None:
+                left = None
+                continue
+            left = {
+                "==": int(left == right), "!=": int(left != right), "<": int(left < right),
+                ">": int(left > right), "<=": int(left <= right), ">=": int(left >= right),
+                "&": left & right, "|": left | right, "^": left ^ right,
+            }[op]
+        return left
+
+    def arith(self) -> int | None:
+        left = self.unary()
+        while self.peek() in ("+", "-", "*", "/", "%", "<<", ">>"):
+            op = self.take()[1]
+            right = self.unary()
+            if left is None or right is None:
+                left = None
+                continue
+            left = {
+                "+": left + right, "-": left - right, "*": left * right,
+                "/": left // right if right else 0, "%": left % right if right else 0,
+                "<<": left << min(right, 64), ">>": left >> min(right, 64),
+            }[op]
+        return left
+
+    def unary(self) -> int | None:
+        kind, text = self.take()
+        if text == "!":
+            v = self.unary()
+            return None if v is None else int(not v)
+        if text == "-":
+            v = self.unary()
+            return None if v is None else -v
+        if text == "~":
+            v = self.unary()
+            return None if v is None else ~v
+        if text == "(":
+            v = self.ternary()
+            if self.take()[1] != ")":
+                raise ValueError
+            return v
+        if kind == "num":
+            return int(text, 0) if not text.startswith("0") or text.lower().startswith("0x") or (
+                text == "0") else int(text, 8)
+        if kind == "defined":
+            paren = self.peek() == "("
+            if paren:
+                self.take()
+            name = self.take()[1]
+            if paren and self.take()[1] != ")":
+                raise ValueError
+            d = _defined(name, self.known, self.undefined)
+            return None if d is None else int(d)
+        if kind == "id":
+            if self.peek() == "(":
+                # A function-like macro in #if: unknown.
+                depth = 0
+                while self.pos < len(self.tokens):
+                    t = self.take()[1]
+                    depth += t == "("
+                    depth -= t == ")"
+                    if depth == 0:
+                        break
+                return None
+            if text in self.known:
+                return self.known[text]
+            if text in ("TRUE", "true"):
+                return 1
+            if text in ("FALSE", "false"):
+                return 0
+            return None
+        raise ValueError
+
+
+# --------------------------------------------------------------------------- decorations
+
+
+def _decorations(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
+    n = len(scan)
+    for m in _DECORATION.finditer(scan):
+        s, e = m.span()
+        word = m.group(0)
+        sal_like = word.startswith(b"_") and not word.startswith(b"__")
+        if sal_like and word not in _ALWAYS_DECORATION and not _LOWER.search(word):
+            continue  # `_FOO_` in capitals is more likely a project name than SAL.
+        if s < len(buf) and buf[s] == 32:
+            continue  # already blanked (inside a directive or a dead branch)
+        end = e
+        args: tuple[str, ...] = ()
+        j = e
+        while j < n and scan[j] in (32, 9):
+            j += 1
+        if j < n and scan[j] == 40 and word not in (b"IN", b"OUT", b"OPTIONAL"):  # '('
+            close = _match_paren(scan, j)
+            if close < 0:
+                continue
+            args = tuple(_split_args(scan[j + 1 : close].decode("utf-8", "replace")))
+            end = close + 1
+        result.annotations.append(Annotation(word.decode("ascii", "replace"), args, s, end))
+        buf[s:end] = blank(bytes(buf[s:end]))
+
+
+def _match_paren(data: bytes, open_index: int, limit: int = 4096) -> int:
+    depth = 0
+    stop = min(len(data), open_index + limit)
+    for i in range(open_index, stop):
+        c = data[i]
+        if c == 40:
+            depth += 1
+        elif c == 41:
+            depth -= 1
+            if depth == 0:
+                return i
+        elif c in (59, 123, 125):  # ';', '{', '}' cannot be inside an annotation
+            return -1
+    return -1
+
+
+def _split_args(text: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    cur: list[str] = []
+    for ch in text:
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        cur.append(ch)
+    tail = "".join(cur).strip()
+    if tail or parts:
+        parts.append(tail)
+    return parts
+
+
+split_macro_args = _split_args

@@ -1,0 +1,242 @@
+"""The `ddilint` command line: check, rules, explain, knowledge."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ddilint import __version__
+from ddilint.analyzer.engine import Options, discover, run
+from ddilint.findings import Finding
+from ddilint.knowledge import Knowledge, load_knowledge
+from ddilint.plugins import PluginError, collect_knowledge, collect_rules, plugin_manager
+from ddilint.report.json_report import format_json
+from ddilint.report.text import format_text
+from ddilint.rules.base import Rule
+from ddilint.rules.catalogue import BY_CODE, BY_NAME, CATALOGUE
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments: exit status 2 with the message."""
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or ():
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def matches(code: str, name: str, selector: str) -> bool:
+    """Does a rule (code, name) match a selector: a code, a code prefix, a name or ALL?"""
+    s = selector.strip()
+    if s.upper() == "ALL":
+        return True
+    if s.upper().startswith("DDI"):
+        return code.startswith(s.upper())
+    return name == s.lower()
+
+
+def _check_selectors(selectors: Sequence[str], rules: Sequence[Rule]) -> None:
+    names = {e.name for e in CATALOGUE} | {r.name for r in rules}
+    codes = [e.code for e in CATALOGUE] + [r.code for r in rules]
+    for s in selectors:
+        if s.upper() == "ALL":
+            continue
+        if s.upper().startswith("DDI"):
+            if not any(c.startswith(s.upper()) for c in codes):
+                raise UsageError(f"unknown rule code or prefix: {s}")
+        elif s.lower() not in names:
+            raise UsageError(f"unknown rule name: {s}")
+
+
+def selected(code: str, name: str, select: Sequence[str], ignore: Sequence[str]) -> bool:
+    """Whether a code is on after --select and --ignore (notices are on unless ignored)."""
+    if select and not code.startswith("DDI9") and not any(matches(code, name, s) for s in select):
+        return False
+    return not any(matches(code, name, s) for s in ignore)
+
+
+def load_rules_and_knowledge() -> tuple[list[Rule], Knowledge]:
+    """The installed rules (built-in and third-party plugins) and the knowledge table."""
+    pm = plugin_manager()
+    rules = collect_rules(pm)
+    if not rules:
+        raise PluginError(
+            "no rules are registered: ddilint must be installed (pip install .) so that its "
+            "'ddilint.rules' entry points exist"
+        )
+    return rules, load_knowledge(collect_knowledge(pm) or None)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    rules, knowledge = load_rules_and_knowledge()
+    select, ignore = _split(args.select), _split(args.ignore)
+    _check_selectors(select + ignore, rules)
+    active = [r for r in rules if selected(r.code, r.name, select, ignore)]
+    files, missing = discover(args.paths or ["."], _split(args.exclude))
+    if missing:
+        for m in missing:
+            print(f"ddilint: error: no such file or directory: {m}", file=sys.stderr)
+        return EXIT_ERROR
+    options = Options(mode_override=args.mode, debug=args.debug)
+    result = run(files, active, knowledge, options)
+    findings = [f for f in result.findings if selected(f.code, f.name, select, ignore)]
+    text = format_json(findings) if args.format == "json" else format_text(findings,
+                                                                           args.show_trace)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if args.statistics:
+        _statistics(findings, result.files, result.seconds)
+    if files and result.analyzed == 0:
+        print("ddilint: error: none of the files could be analyzed", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_FINDINGS if any(not f.is_notice for f in findings) else EXIT_CLEAN
+
+
+def _statistics(findings: Sequence[Finding], files: int, seconds: float) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    for f in findings:
+        counts[(f.code, f.name)] = counts.get((f.code, f.name), 0) + 1
+    for (code, name), n in sorted(counts.items()):
+        print(f"{n:6d}  {code} {name}", file=sys.stderr)
+    print(f"{files} files in {seconds:.2f}s", file=sys.stderr)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    rules, _ = load_rules_and_knowledge()
+    loaded = {r.code: r for r in rules}
+    rows: list[tuple[str, str, str, str, str]] = []
+    for e in CATALOGUE:
+        r = loaded.get(e.code)
+        if e.code.startswith("DDI9"):
+            status = "notice"
+        else:
+            status = "yes" if r is not None else "not yet implemented"
+        rows.append((e.code, e.name, e.severity.value, status, e.summary))
+    for code, r in loaded.items():
+        if code not in BY_CODE:
+            rows.append((r.code, r.name, r.severity.value, "plugin", r.summary))
+    print(f"{'code':7} {'name':34} {'severity':8} {'implemented':20} summary")
+    for code, name, sev, status, summary in rows:
+        print(f"{code:7} {name:34} {sev:8} {status:20} {summary}")
+    return EXIT_CLEAN
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    rules, knowledge = load_rules_and_knowledge()
+    key = args.rule.strip()
+    for r in rules:
+        if r.code == key.upper() or r.name == key.lower():
+            print(r.describe())
+            print(f"\nDocumentation: {r.help_uri(knowledge)}")
+            return EXIT_CLEAN
+    entry = BY_CODE.get(key.upper()) or BY_NAME.get(key.lower())
+    if entry is not None:
+        print(f"{entry.code} {entry.name} ({entry.severity.value})\n\n{entry.summary}")
+        if not entry.code.startswith("DDI9"):
+            print("\nThis rule is in the catalogue but not implemented yet: it never runs.")
+        return EXIT_CLEAN
+    raise UsageError(f"unknown rule: {args.rule}")
+
+
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    if args.knowledge_command == "import":
+        from ddilint.knowledge import importer
+
+        argv = list(args.rest)
+        return importer.main(argv)
+    if args.knowledge_command == "show":
+        _, knowledge = load_rules_and_knowledge()
+        r = knowledge.get(args.name)
+        if r is None:
+            print(f"ddilint: {args.name} is not in the knowledge table", file=sys.stderr)
+            return EXIT_FINDINGS
+        print(f"{r.name}" + (f" ({r.header})" if r.header else ""))
+        if r.url:
+            print(f"  page: {r.url}")
+        facts = [
+            ("max_irql", r.max_irql), ("min_irql", r.min_irql),
+            ("handle_out_param", r.param_name(r.handle_out_param) or None),
+            ("attributes_param", r.param_name(r.attributes_param) or None),
+            ("object_attributes_param", r.param_name(r.object_attributes_param) or None),
+            ("access_param", r.param_name(r.access_param) or None),
+            ("process_handle_param", r.param_name(r.process_handle_param) or None),
+            ("release", ", ".join(r.release) or None),
+            ("returns_status", r.returns_status),
+            ("compliance", ", ".join(r.compliance) or None), ("twin", r.twin),
+            ("irql", r.irql), ("closes_handle_param", r.param_name(r.closes_handle_param) or None),
+        ]
+        for key, value in facts:
+            if value is None:
+                continue
+            src = r.source(key)
+            print(f"  {key}: {value}" + (f"    [{src}]" if src else ""))
+        if r.params:
+            print("  parameters: " + ", ".join(f"{n} [{d}]" for n, d in r.params))
+        return EXIT_CLEAN
+    raise UsageError("knowledge: expected 'import' or 'show NAME'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ddilint",
+        description="Check Windows kernel-driver C/C++ against the documented requirements "
+                    "of kernel routines.",
+    )
+    p.add_argument("--version", action="version", version=f"ddilint {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="analyze files and folders")
+    c.add_argument("paths", nargs="*", help="files or folders (default: .)")
+    c.add_argument("--format", choices=("text", "json"), default="text")
+    c.add_argument("--select", action="append", help="codes, prefixes (DDI2) or names")
+    c.add_argument("--ignore", action="append", help="codes, prefixes or names to skip")
+    c.add_argument("--exclude", action="append", help="glob patterns of paths to skip")
+    c.add_argument("--output", "-o", help="write the report to this file")
+    c.add_argument("--mode", choices=("kernel", "user"), help="treat every file as this mode")
+    c.add_argument("--show-trace", action="store_true", help="print trace steps (text format)")
+    c.add_argument("--statistics", action="store_true", help="counts per rule on stderr")
+    c.add_argument("--debug", action="store_true", help="tracebacks in internal-error notices")
+    c.set_defaults(func=cmd_check)
+    r = sub.add_parser("rules", help="list the rule catalogue")
+    r.set_defaults(func=cmd_rules)
+    e = sub.add_parser("explain", help="explain a rule")
+    e.add_argument("rule", help="a code (DDI101) or name (missing-kernel-handle)")
+    e.set_defaults(func=cmd_explain)
+    k = sub.add_parser("knowledge", help="the routine knowledge table")
+    ksub = k.add_subparsers(dest="knowledge_command", required=True)
+    ki = ksub.add_parser("import", help="regenerate the table from the documentation pages",
+                         add_help=False)
+    ki.add_argument("rest", nargs=argparse.REMAINDER)
+    ks = ksub.add_parser("show", help="what ddilint knows about a routine")
+    ks.add_argument("name")
+    k.set_defaults(func=cmd_knowledge)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"ddilint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except PluginError as exc:
+        print(f"ddilint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The knowledge table: documented facts about kernel routines, read by every rule.
+
+Two files make it: `routines.json`, generated from the WDK documentation pages by
+`ddilint knowledge import` (see `importer.py`), and `overlay.toml`, a small hand-kept file
+for facts the pages do not state in a machine-usable way (which routines raise the IRQL and
+where they save the old one, which release a handle), each entry with its reason. Rules
+never hard-code routine facts: they ask `Knowledge`.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROUTINES_JSON = HERE / "routines.json"
+OVERLAY_TOML = HERE / "overlay.toml"
+
+# IRQLs in order. DIRQL stands for any device IRQL (above DISPATCH_LEVEL).
+IRQL_ORDER: dict[str, int] = {
+    "PASSIVE_LEVEL": 0,
+    "APC_LEVEL": 1,
+    "DISPATCH_LEVEL": 2,
+    "DIRQL": 3,
+    "HIGH_LEVEL": 4,
+}
+IRQL_NAMES = {v: k for k, v in IRQL_ORDER.items()}
+
+
+def irql_rank(name: str | None) -> int | None:
+    """Order of an IRQL name (PASSIVE_LEVEL=0 ... HIGH_LEVEL=4); None when unknown."""
+    if name is None:
+        return None
+    return IRQL_ORDER.get(name.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class IrqlEffect:
+    """How a routine changes the IRQL of its caller.
+
+    kind: "raise" (to `level`, saving the old IRQL in `saved_param` or the return value
+    when `saved_param` is None), "restore" (back to the IRQL held in `restore_param`),
+    "acquire"/"release" (a lock keyed by `key_param` that raises to `level` and restores on
+    release), "lower" (to the level given in `restore_param`).
+    """
+
+    kind: str
+    level: str | None = None
+    saved_param: int | None = None
+    restore_param: int | None = None
+    key_param: int | None = None
+    conditional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Routine:
+    """Everything ddilint knows about one routine, and where each fact comes from."""
+
+    name: str
+    header: str = ""
+    page: str = ""
+    url: str = ""
+    max_irql: str | None = None
+    min_irql: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    handle_out_param: int | None = None
+    attributes_param: int | None = None
+    object_attributes_param: int | None = None
+    access_param: int | None = None
+    process_handle_param: int | None = None
+    release: tuple[str, ...] = ()
+    returns_status: bool | None = None
+    compliance: tuple[str, ...] = ()
+    twin: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    # Facts from the overlay only.
+    irql: IrqlEffect | None = None
+    closes_handle_param: int | None = None
+    user_mode_only: bool = False
+
+    def source(self, fact: str) -> str:
+        """Page and section a fact comes from ("ntifs/nf-...md#Parameters: X"), or ""."""
+        return self.sources.get(fact, "")
+
+    def param_name(self, index: int | None) -> str:
+        """The documented name of a parameter position, or "argument N"."""
+        if index is None:
+            return ""
+        if 0 <= index < len(self.params):
+            return self.params[index][0]
+        return f"argument {index + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class Knowledge:
+    """The routine table plus the role typedefs and lists rules share."""
+
+    routines: Mapping[str, Routine]
+    role_typedefs: Mapping[str, str]
+    generator: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str | None) -> Routine | None:
+        """Facts about `name`, or None when the routine is not documented here."""
+        if name is None:
+            return None
+        return self.routines.get(name)
+
+    def zw_twin(self, name: str) -> str | None:
+        """For an `Nt` routine with a `Zw` form, that `Zw` name."""
+        r = self.routines.get(name)
+        if name.startswith("Nt"):
+            twin = r.twin if r is not None and r.twin else None
+            candidate = twin or ("Zw" + name[2:])
+            if candidate.startswith("Zw") and candidate in self.routines:
+                return candidate
+        return None
+
+    def nt_twin(self, name: str) -> str | None:
+        """For a `Zw` routine with an `Nt` form, that `Nt` name."""
+        if not name.startswith("Zw"):
+            return None
+        r = self.routines.get(name)
+        if r is not None and r.twin and r.twin.startswith("Nt"):
+            return r.twin
+        candidate = "Nt" + name[2:]
+        return candidate if candidate in self.routines else None
+
+    def handle_releasers(self) -> frozenset[str]:
+        """Routines that close the handle given to them."""
+        return frozenset(n for n, r in self.routines.items() if r.closes_handle_param is not None)
+
+
+_ROUTINE_FIELDS = {f.name for f in fields(Routine)}
+
+
+def _routine_from(name: str, raw: Mapping[str, Any]) -> Routine:
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _ROUTINE_FIELDS or key in ("name", "irql"):
+            continue
+        if key == "params":
+            kwargs[key] = tuple((p["name"], p.get("direction", "")) for p in value)
+        elif key in ("release", "compliance"):
+            kwargs[key] = tuple(value)
+        elif key == "sources":
+            kwargs[key] = dict(value)
+        else:
+            kwargs[key] = value
+    return Routine(name=name, **kwargs)
+
+
+def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> Routine:
+    r = base or Routine(name=name)
+    changes: dict[str, Any] = {}
+    sources = dict(r.sources)
+    for key, value in raw.items():
+        if key in ("reason",):
+            continue
+        if key == "irql":
+            changes["irql"] = IrqlEffect(**value)
+            sources["irql"] = "overlay.toml"
+        elif key == "params":
+            changes[key] = tuple((p["name"], p.get("direction", "")) for p in value)
+        elif key in ("release", "compliance"):
+            changes[key] = tuple(value)
+        elif key in _ROUTINE_FIELDS and key != "name":
+            changes[key] = value
+            sources[key] = "overlay.toml"
+        else:
+            raise ValueError(f"overlay entry {name}: unknown key {key!r}")
+    changes["sources"] = sources
+    return replace(r, **changes)
+
+
+def build_knowledge(
+    routines_data: Mapping[str, Any],
+    overlay_data: Mapping[str, Any],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Knowledge:
+    """Combine the generated table, the overlay and extra entries (config, plugins)."""
+    table: dict[str, Routine] = {
+        name: _routine_from(name, raw) for name, raw in routines_data.get("routines", {}).items()
+    }
+    for name, raw in overlay_data.get("routines", {}).items():
+        table[name] = _apply_overlay(table.get(name), name, raw)
+    for name, raw in (extra or {}).items():
+        table[name] = _apply_overlay(table.get(name), name, raw)
+    roles = dict(overlay_data.get("role_typedefs", {}))
+    return Knowledge(table, roles, routines_data.get("generator", {}))
+
+
+@lru_cache(maxsize=1)
+def _load_files() -> tuple[dict[str, Any], dict[str, Any]]:
+    routines: dict[str, Any] = {"routines": {}}
+    if ROUTINES_JSON.exists():
+        routines = json.loads(ROUTINES_JSON.read_text(encoding="utf-8"))
+    overlay = tomllib.loads(OVERLAY_TOML.read_text(encoding="utf-8"))
+    return routines, overlay
+
+
+def load_knowledge(extra: Mapping[str, Mapping[str, Any]] | None = None) -> Knowledge:
+    """The shipped table (generated + overlay), with optional extra routine entries."""
+    routines, overlay = _load_files()
+    if not extra:
+        return _default_knowledge()
+    return build_knowledge(routines, overlay, extra)
+
+
+@lru_cache(maxsize=1)
+def _default_knowledge() -> Knowledge:
+    routines, overlay = _load_files()
+    return build_knowledge(routines, overlay)

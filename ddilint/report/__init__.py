@@ -1,0 +1,1 @@
+"""Reporters: turn findings into text, JSON and other formats."""

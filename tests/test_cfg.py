@@ -1,0 +1,160 @@
+"""The control-flow graph: the shapes driver code uses, checked path by path."""
+
+from __future__ import annotations
+
+from ddilint.analyzer.cfg import CFG, Block
+from tests.conftest import parse_text
+
+
+def cfg_of(body: str) -> CFG:
+    fir = parse_text("NTSTATUS F(HANDLE p)\n{\n" + body + "\n}\n")
+    assert len(fir.functions) == 1
+    return fir.functions[0].cfg
+
+
+def calls_in(block: Block) -> list[str]:
+    out: list[str] = []
+    for el in block.elements:
+        if el.expr is not None:
+            out.extend(c.callee or "?" for c in el.expr.calls())
+    return out
+
+
+def paths(cfg: CFG, limit: int = 200, exceptional: bool = False) -> list[list[str]]:
+    """Every acyclic entry-to-exit path as the list of calls made along it."""
+    out: list[list[str]] = []
+    stack: list[tuple[Block, list[str], frozenset[int]]] = [(cfg.entry, [], frozenset())]
+    while stack and len(out) < limit:
+        block, seen_calls, seen = stack.pop()
+        here = seen_calls + calls_in(block)
+        if block is cfg.exit:
+            out.append(here)
+            continue
+        for e in block.succs:
+            if e.exceptional and not exceptional:
+                continue
+            if e.dst.id not in seen:
+                stack.append((e.dst, here, seen | {block.id}))
+    return out
+
+
+def test_goto_cleanup_every_path_reaches_the_label() -> None:
+    cfg = cfg_of("""
+    NTSTATUS s = Open(&h);
+    if (!NT_SUCCESS(s)) goto Exit;
+    s = Use(h);
+    if (!NT_SUCCESS(s)) goto Exit;
+    More();
+Exit:
+    Close(h);
+    return s;
+""")
+    ps = paths(cfg)
+    assert len(ps) == 3
+    assert all(p[0] == "Open" and p[-1] == "Close" for p in ps)
+    assert ["Open", "NT_SUCCESS", "Close"] in ps
+    assert ["Open", "NT_SUCCESS", "Use", "NT_SUCCESS", "More", "Close"] in ps
+
+
+def test_finally_runs_on_leave_return_and_fallthrough() -> None:
+    cfg = cfg_of("""
+    __try {
+        if (!Open(&h)) __leave;
+        if (Check()) return 1;
+        Use(h);
+    } __finally {
+        Release(h);
+    }
+    After();
+    return 0;
+""")
+    ps = paths(cfg)
+    assert len(ps) == 3
+    for p in ps:
+        assert "Release" in p, p
+    # return 1 leaves without After(); __leave and fall-through run After().
+    assert sum(1 for p in ps if p[-1] == "After") == 2
+    assert ["Open", "Check", "Release"] in ps
+
+
+def test_goto_out_of_try_runs_finally_but_goto_inside_does_not_twice() -> None:
+    cfg = cfg_of("""
+    __try {
+        if (A()) goto Out;
+        if (B()) goto In;
+        C();
+In:
+        D();
+    } __finally {
+        F();
+    }
+Out:
+    E();
+""")
+    for p in paths(cfg):
+        assert p.count("F") == 1, p
+        assert p[-1] == "E"
+
+
+def test_switch_fallthrough_and_default() -> None:
+    cfg = cfg_of("""
+    switch (p) {
+    case 1:
+        One();
+    case 2:
+        Two();
+        break;
+    default:
+        Other();
+    }
+    End();
+""")
+    ps = sorted(paths(cfg))
+    assert ps == sorted([["One", "Two", "End"], ["Two", "End"], ["Other", "End"]])
+
+
+def test_switch_without_default_can_skip() -> None:
+    cfg = cfg_of("switch (p) { case 1: One(); break; }\nEnd();")
+    assert sorted(paths(cfg)) == [["End"], ["One", "End"]]
+
+
+def test_short_circuit_conditions_split() -> None:
+    cfg = cfg_of("if (A() && B()) Then(); else Else();")
+    ps = sorted(paths(cfg))
+    assert ps == sorted([["A", "Else"], ["A", "B", "Then"], ["A", "B", "Else"]])
+    cfg = cfg_of("if (!(A() || B())) Then();")
+    ps = sorted(paths(cfg))
+    assert ps == sorted([["A", "B", "Then"], ["A", "B"], ["A"]])
+
+
+def test_constant_loops_have_no_impossible_edges() -> None:
+    cfg = cfg_of("do { if (A()) break; B(); } while (0);\nC();")
+    assert sorted(paths(cfg)) == [["A", "B", "C"], ["A", "C"]]
+    cfg = cfg_of("while (TRUE) { if (A()) break; }\nC();")
+    assert paths(cfg) == [["A", "C"]]
+
+
+def test_loop_break_continue() -> None:
+    cfg = cfg_of("for (i = 0; i < n; i++) { if (A()) continue; if (B()) break; C(); }\nD();")
+    ps = paths(cfg)
+    assert ["D"] in ps
+    assert ["A", "B", "D"] in ps
+    assert all(p[-1] == "D" for p in ps)
+
+
+def test_except_handler_reached_only_by_exceptional_edges() -> None:
+    cfg = cfg_of("__try { Probe(); } __except (EXCEPTION_EXECUTE_HANDLER) { Handler(); }\nEnd();")
+    assert paths(cfg) == [["Probe", "End"]]
+    assert ["Probe", "Handler", "End"] in paths(cfg, exceptional=True)
+
+
+def test_cpp_try_catch() -> None:
+    fir = parse_text("void F() { try { A(); } catch (...) { B(); } C(); }", "t.cpp")
+    cfg = fir.functions[0].cfg
+    assert paths(cfg) == [["A", "C"]]
+    assert ["A", "B", "C"] in paths(cfg, exceptional=True)
+
+
+def test_return_in_middle_leaves_unreachable_code_off_paths() -> None:
+    cfg = cfg_of("A();\nreturn 0;\nB();")
+    assert paths(cfg) == [["A"]]

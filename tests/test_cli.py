@@ -1,0 +1,111 @@
+"""The command line: formats, selection, exit statuses, rules and explain."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ddilint.cli import main
+from tests.conftest import ROOT
+
+BAD = '#include <ntddk.h>\nVOID F(HANDLE h)\n{\n    NtClose(h);\n}\n'
+GOOD = '#include <ntddk.h>\nVOID F(HANDLE h)\n{\n    ZwClose(h);\n}\n'
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "drv").mkdir()
+    (tmp_path / "drv" / "bad.c").write_text(BAD)
+    (tmp_path / "drv" / "good.c").write_text(GOOD)
+    (tmp_path / "drv" / "notes.txt").write_text("NtClose(h);")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "junk.c").write_text(BAD)
+    return tmp_path
+
+
+def test_text_output_and_exit_one(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tree)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"{(tree / 'drv' / 'bad.c').as_posix()}:4:5: DDI401 "
+                   "[nt-routine-in-kernel-mode] NtClose called from kernel-mode code: call "
+                   "ZwClose instead; the Nt form keeps the caller's previous mode, so a user-mode "
+                   "caller's checks apply"]
+
+
+def test_json_output(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--format", "json", str(tree / "drv")]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert len(data) == 1
+    f = data[0]
+    assert {k: f[k] for k in ("line", "column", "code", "name", "severity")} == {
+        "line": 4, "column": 5, "code": "DDI401", "name": "nt-routine-in-kernel-mode",
+        "severity": "warning"}
+    assert f["path"].endswith("bad.c")
+    assert f["fixes"][0]["edits"][0]["replacement"] == "ZwClose"
+
+
+def test_clean_tree_exits_zero(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tree / "drv" / "good.c")]) == 0
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("sel", [["--ignore", "DDI401"], ["--ignore", "DDI4"],
+                                 ["--ignore", "nt-routine-in-kernel-mode"],
+                                 ["--select", "DDI2"]])
+def test_select_and_ignore(tree: Path, sel: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", *sel, str(tree)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_usage_errors_exit_two(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tree / "nope")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["check", "--select", "DDI999", str(tree)]) == 2
+    assert main(["check", "--ignore", "no-such-rule", str(tree)]) == 2
+    assert main(["explain", "DDI777"]) == 2
+    assert main(["bogus"]) == 2
+
+
+def test_output_file(tree: Path) -> None:
+    out = tree / "report.json"
+    assert main(["check", "--format", "json", "-o", str(out), str(tree / "drv")]) == 1
+    assert json.loads(out.read_text())[0]["code"] == "DDI401"
+
+
+def test_rules_lists_whole_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    for code in ("DDI101", "DDI201", "DDI301", "DDI401", "DDI504", "DDI602"):
+        assert code in out
+    line401 = next(line for line in out.splitlines() if line.startswith("DDI401"))
+    assert " yes " in line401
+
+
+def test_explain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "nt-routine-in-kernel-mode"]) == 0
+    out = capsys.readouterr().out
+    assert "DDI401" in out and "ZwOpenProcessTokenEx" in out and "learn.microsoft.com" in out
+
+
+def test_binary_and_bad_files_become_notices(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "blob.c").write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "u16.c").write_bytes(BAD.encode("utf-16"))
+    (tmp_path / "half.c").write_text("VOID F(HANDLE h) {\n    NtClose(h);\n  if (")
+    assert main(["check", "--format", "json", str(tmp_path)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    got = sorted((Path(f["path"]).name, f["code"], f["line"]) for f in data)
+    assert got == [("blob.c", "DDI902", 1), ("half.c", "DDI401", 2), ("u16.c", "DDI401", 4)]
+
+
+def test_console_script_runs_the_example() -> None:
+    exe = Path(sys.executable).with_name("ddilint")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ddilint"]
+    proc = subprocess.run([*cmd, "check", "examples/"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "DDI401" in proc.stdout

