@@ -160,3 +160,20 @@ def test_cast_that_looks_like_a_call() -> None:
 def test_deep_nesting_does_not_raise() -> None:
     fir = parse_text("void F(void) { x = " + "(" * 3000 + "1" + ")" * 3000 + "; }")
     assert fir.functions[0].cfg is not None
+
+
+def test_wdk_sample_idioms_parse_cleanly() -> None:
+    fir = parse_text("""
+VOID F(VOID)
+{
+    do {
+        if (!A()) break;
+        B();
+    } WHILE (FALSE);
+    __pragma(warning(suppress: 4127)) while (0) { }
+}
+""")
+    assert fir.error_nodes == 0
+    from tests.test_cfg import paths
+
+    assert sorted(paths(fir.functions[0].cfg)) == [["A"], ["A", "B"]]

@@ -90,7 +90,7 @@ _DECORATION = re.compile(
     rb"|__(?:in|out|inout|deref|field|ecount|bcount|xcount|success|checkReturn|reserved"
     rb"|nullterminated|typefix|format_string|callback|range|control_entrypoint|kernel_entry"
     rb"|post|pre|readonly|notnull|maybenull|valid|opt)(?:_[A-Za-z0-9_]*)?"
-    rb"|__declspec|DECLSPEC_[A-Z0-9_]+|__forceinline|FORCEINLINE|__inline"
+    rb"|__declspec|__pragma|_Pragma|DECLSPEC_[A-Z0-9_]+|__forceinline|FORCEINLINE|__inline"
     rb"|IN|OUT|OPTIONAL|NTAPI|WINAPI|NTSYSAPI|NTSYSCALLAPI|NTKERNELAPI|NTHALAPI|EXTERN_C"
     rb"|__stdcall|__cdecl|__fastcall|_stdcall|_cdecl|__clrcall|__vectorcall|__thiscall"
     rb"|CALLBACK|APIENTRY|STDMETHODCALLTYPE|FASTCALL|UNALIGNED|__unaligned|__ptr64|__ptr32"
@@ -100,7 +100,8 @@ _DECORATION = re.compile(
 
 _LOWER = re.compile(rb"[a-z]")
 _ALWAYS_DECORATION = {
-    b"__declspec", b"__forceinline", b"FORCEINLINE", b"__inline", b"IN", b"OUT",
+    b"__declspec", b"__pragma", b"_Pragma", b"__forceinline", b"FORCEINLINE", b"__inline",
+    b"IN", b"OUT",
     b"OPTIONAL", b"NTAPI", b"WINAPI", b"NTSYSAPI", b"NTSYSCALLAPI", b"NTKERNELAPI",
     b"NTHALAPI", b"EXTERN_C", b"__stdcall", b"__cdecl", b"__fastcall", b"_stdcall", b"_cdecl",
     b"__clrcall", b"__vectorcall", b"__thiscall", b"CALLBACK", b"APIENTRY",
@@ -136,6 +137,7 @@ def preprocess(
         unknown_off.add("__cplusplus")
     _directives(bytes(code), buf, code, result, known, frozenset(unknown_off))
     _decorations(bytes(code), buf, result)
+    _keyword_aliases(bytes(code), buf, result)
     result.view = bytes(buf)
     return result
 
@@ -474,6 +476,23 @@ def _decorations(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
             end = close + 1
         result.annotations.append(Annotation(word.decode("ascii", "replace"), args, s, end))
         buf[s:end] = blank(bytes(buf[s:end]))
+
+
+# Upper-case spellings of keywords that WDK samples define as macros (`}WHILE (FALSE);`
+# wraps `while` in warning pragmas). Same length, so offsets stay true.
+_KEYWORD_ALIAS = re.compile(rb"\b(WHILE)\b")
+
+
+def _keyword_aliases(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
+    if b"WHILE" not in scan:
+        return
+    for m in _KEYWORD_ALIAS.finditer(scan):
+        word = m.group(1).decode()
+        macro = result.macros.get(word)
+        if macro is not None and "while" not in macro.body:
+            continue  # the file defines it as something else
+        s, e = m.span()
+        buf[s:e] = m.group(1).lower()
 
 
 def _match_paren(data: bytes, open_index: int, limit: int = 4096) -> int:
