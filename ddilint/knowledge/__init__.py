@@ -67,6 +67,7 @@ class Routine:
     url: str = ""
     max_irql: str | None = None
     min_irql: str | None = None
+    irql_text: str | None = None  # req.irql as the page writes it
     params: tuple[tuple[str, str], ...] = ()
     handle_out_param: int | None = None
     attributes_param: int | None = None
@@ -158,19 +159,25 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
     r = base or Routine(name=name)
     changes: dict[str, Any] = {}
     sources = dict(r.sources)
+    # `source`: the page section a hand-kept fact was read from ("Remarks"); the facts of
+    # the entry are then cited as "<page>#Remarks (overlay.toml)".
+    section = raw.get("source")
+    where = f"{r.page}#{section} (overlay.toml)" if section and r.page else "overlay.toml"
     for key, value in raw.items():
-        if key in ("reason",):
+        if key in ("reason", "source"):
             continue
         if key == "irql":
             changes["irql"] = IrqlEffect(**value)
-            sources["irql"] = "overlay.toml"
+            sources["irql"] = where
         elif key == "params":
             changes[key] = tuple((p["name"], p.get("direction", "")) for p in value)
+            sources[key] = where
         elif key in ("release", "compliance"):
             changes[key] = tuple(value)
+            sources[key] = where
         elif key in _ROUTINE_FIELDS and key != "name":
             changes[key] = value
-            sources[key] = "overlay.toml"
+            sources[key] = where
         else:
             raise ValueError(f"overlay entry {name}: unknown key {key!r}")
     changes["sources"] = sources

@@ -93,8 +93,9 @@ _STATUS = re.compile(r"\bSTATUS_[A-Z0-9_]+\b|\bNTSTATUS\b")
 class IrqlSpec:
     """A normalised ``req.irql`` value.
 
-    ``kind`` is one of ``empty`` (no value), ``level`` (a bound is given), ``any`` (any
-    level, or not applicable), ``conditional`` (the bound depends on arguments or the
+    ``kind`` is one of ``empty`` (no value), ``level`` (a bound is given), ``any`` (callable
+    at any IRQL: the documented maximum is HIGH_LEVEL), ``not-applicable`` (the page says
+    the IRQL does not apply), ``conditional`` (the bound depends on arguments or the
     platform, so no single bound is recorded), ``see-remarks`` (no level, only a pointer to
     another section) or ``unrecognised`` (not an IRQL statement).
     """
@@ -169,8 +170,9 @@ def normalize_irql(raw: str) -> IrqlSpec:
     """Map one ``req.irql`` spelling to a maximum and a minimum IRQL on the table's scale.
 
     ``<= X`` and a bare ``X`` give a maximum; ``< X`` the next level down; ``= X``/``== X``
-    an exact level (maximum and minimum); ``>= X``/``> X`` only a minimum; ``Any level`` no
-    bound; alternatives joined by "or" the loosest of them.
+    an exact level (maximum and minimum); ``>= X``/``> X`` only a minimum; ``Any level``
+    the maximum HIGH_LEVEL (unless a condition follows); alternatives joined by "or" the
+    loosest of them.
     """
     text = " ".join(strip_html(raw).split())
     if not text:
@@ -188,10 +190,14 @@ def normalize_irql(raw: str) -> IrqlSpec:
     core = " ".join(core.split()).strip(" .,;:")
     lowered = core.lower()
     if lowered.startswith("any"):
-        kind = "conditional" if _CONDITION.search(core) or _LEVEL_EXPR.search(core) else "any"
-        return IrqlSpec(None, None, kind, refers)
+        if _CONDITION.search(core) or _LEVEL_EXPR.search(core):
+            # "Any level as long as ...", "Any IRQL if ...; <= APC_LEVEL if ...": the bound
+            # depends on something the call site does not show; no single maximum.
+            return IrqlSpec(None, None, "conditional", refers)
+        # Callable at any IRQL: that is a documented maximum, the highest one.
+        return IrqlSpec("HIGH_LEVEL", None, "any", refers)
     if lowered in ("not applicable", "n/a"):
-        return IrqlSpec(None, None, "any", refers)
+        return IrqlSpec(None, None, "not-applicable", refers)
     matches = list(_LEVEL_EXPR.finditer(core))
     if not matches:
         return IrqlSpec(None, None, "see-remarks" if refers else "unrecognised", refers)
@@ -638,8 +644,14 @@ def _load_pages(shared: Path) -> tuple[list[Page], dict[str, list[TsvRow]], list
 
 
 def _irql_fields(
-    spec: IrqlSpec, path: str, entry: dict[str, object], sources: dict[str, str]
+    raw: str, spec: IrqlSpec, path: str, entry: dict[str, object], sources: dict[str, str]
 ) -> None:
+    # The value as the page writes it (a short front-matter fact, shown by
+    # `ddilint knowledge show` and in citations), and what the table makes of it.
+    text = " ".join(strip_html(raw).split())
+    entry["irql_text"] = text or None
+    if text:
+        sources["irql_text"] = f"{path}#req.irql"
     entry["max_irql"] = spec.max_irql
     entry["min_irql"] = spec.min_irql
     if spec.max_irql is not None:
@@ -687,7 +699,7 @@ def _build(shared: Path) -> tuple[dict[str, object], _Stats]:
             header = strip_html(page.value("req.header")).strip() or None
             spec = normalize_irql(page.value("req.irql"))
             compliance = _compliance(page.value("req.ddi-compliance"))
-            _irql_fields(spec, path, entry, sources)
+            _irql_fields(page.value("req.irql"), spec, path, entry, sources)
             if spec.kind == "see-remarks":
                 resolved = pf.irql_from_remarks
                 if resolved is not None:
@@ -729,7 +741,7 @@ def _build(shared: Path) -> tuple[dict[str, object], _Stats]:
             compliance = sorted(
                 {c for r in by_name[name] if r.path == path for c in _compliance(r.compliance)}
             )
-            _irql_fields(spec, path, entry, sources)
+            _irql_fields(row.irql, spec, path, entry, sources)
             if spec.kind == "see-remarks":
                 stats.see_remarks_unresolved.append(name)
             entry["params"] = []
