@@ -134,8 +134,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     key = args.rule.strip()
     for r in rules:
         if r.code == key.upper() or r.name == key.lower():
-            print(r.describe())
-            print(f"\nDocumentation: {r.help_uri(knowledge)}")
+            print(r.describe(knowledge))
             return EXIT_CLEAN
     entry = BY_CODE.get(key.upper()) or BY_NAME.get(key.lower())
     if entry is not None:
@@ -153,33 +152,17 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
         argv = list(args.rest)
         return importer.main(argv)
     if args.knowledge_command == "show":
-        _, knowledge = load_rules_and_knowledge()
+        from ddilint.knowledge.describe import describe_routine, suggestions
+
+        rules, knowledge = load_rules_and_knowledge()
         r = knowledge.get(args.name)
         if r is None:
             print(f"ddilint: {args.name} is not in the knowledge table", file=sys.stderr)
+            near = suggestions(knowledge, args.name)
+            if near:
+                print(f"ddilint: did you mean: {', '.join(near)}", file=sys.stderr)
             return EXIT_FINDINGS
-        print(f"{r.name}" + (f" ({r.header})" if r.header else ""))
-        if r.url:
-            print(f"  page: {r.url}")
-        facts = [
-            ("max_irql", r.max_irql), ("min_irql", r.min_irql),
-            ("handle_out_param", r.param_name(r.handle_out_param) or None),
-            ("attributes_param", r.param_name(r.attributes_param) or None),
-            ("object_attributes_param", r.param_name(r.object_attributes_param) or None),
-            ("access_param", r.param_name(r.access_param) or None),
-            ("process_handle_param", r.param_name(r.process_handle_param) or None),
-            ("release", ", ".join(r.release) or None),
-            ("returns_status", r.returns_status),
-            ("compliance", ", ".join(r.compliance) or None), ("twin", r.twin),
-            ("irql", r.irql), ("closes_handle_param", r.param_name(r.closes_handle_param) or None),
-        ]
-        for key, value in facts:
-            if value is None:
-                continue
-            src = r.source(key)
-            print(f"  {key}: {value}" + (f"    [{src}]" if src else ""))
-        if r.params:
-            print("  parameters: " + ", ".join(f"{n} [{d}]" for n, d in r.params))
+        print("\n".join(describe_routine(r, [(x.code, x.facts) for x in rules])))
         return EXIT_CLEAN
     raise UsageError("knowledge: expected 'import' or 'show NAME'")
 

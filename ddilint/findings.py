@@ -56,6 +56,30 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class Citation:
+    """The documentation a finding or rule rests on: a page, a section of it, its URL.
+
+    `title` is the page's title (the routine's name, or a project function's name for a
+    requirement that comes from a project annotation), `section` the part of the page that
+    states the requirement ("Parameters: HandleAttributes", "Requirements: IRQL"), `url`
+    the page on learn.microsoft.com (with the section's anchor when it has one), or the
+    file and line of a project annotation.
+    """
+
+    title: str
+    section: str = ""
+    url: str = ""
+
+    @property
+    def label(self) -> str:
+        """"ZwOpenProcessTokenEx, Parameters: HandleAttributes"."""
+        return f"{self.title}, {self.section}" if self.section else self.title
+
+    def __str__(self) -> str:
+        return f"{self.label} <{self.url}>" if self.url else self.label
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A rule violation (or an analysis notice) at one primary location."""
 
@@ -70,6 +94,10 @@ class Finding:
     # fingerprints and baselines): usually the function name and the routine called.
     anchor: str = ""
     related: tuple[TraceStep, ...] = field(default=())
+    # The page and section of the documented requirement of the routine this finding is
+    # about (filled by FileContext.finding(..., routine=...)); None: the rule's own
+    # citation (Rule.citation) applies.
+    citation: Citation | None = None
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         """Order findings by place, then code, then message: deterministic output."""

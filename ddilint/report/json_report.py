@@ -1,5 +1,5 @@
 """JSON findings: an array of objects with path, line, column, code, name, severity,
-message, and the trace steps and fixes when there are any."""
+message, and the trace steps, fixes and documentation citation when there are any."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
              "message": s.message}
             for s in f.trace
         ]
+    if f.citation is not None:
+        out["citation"] = {"title": f.citation.title, "section": f.citation.section,
+                           "url": f.citation.url}
     if f.fixes:
         out["fixes"] = [
             {"description": fx.description,

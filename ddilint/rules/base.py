@@ -14,10 +14,65 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ddilint.analyzer.ir import CallSite, FileIR
-from ddilint.findings import Finding, Fix, Location, Severity, TraceStep
+from ddilint.findings import Citation, Finding, Fix, Location, Severity, TraceStep
 from ddilint.knowledge import Knowledge, Routine
 
+__all__ = ["Citation", "FileContext", "Rule", "cite_fact"]
+
 DOCS_BASE = "https://learn.microsoft.com/windows-hardware/drivers/ddi/"
+
+# Sections of a page as the knowledge table names them ("req.irql", "Returns") -> how the
+# published page titles them, and that heading's anchor on learn.microsoft.com.
+_SECTION_TITLES: dict[str, tuple[str, str]] = {
+    "req.irql": ("Requirements: IRQL", "requirements"),
+    "req.ddi-compliance": ("Requirements: DDI compliance rules", "requirements"),
+    "req.header": ("Requirements: Header", "requirements"),
+    "Returns": ("Return value", "return-value"),
+    "Remarks": ("Remarks", "remarks"),
+    "Parameters": ("Parameters", "parameters"),
+    "api_name": ("", ""),
+    "ms.keywords": ("", ""),
+}
+
+
+def _section_title(section: str) -> tuple[str, str]:
+    """(title, anchor) of a table section name; "Parameters: X" keeps the parameter."""
+    head = section.split(":", 1)[0].strip()
+    if head in _SECTION_TITLES:
+        title, anchor = _SECTION_TITLES[head]
+        if head == "Parameters" and ":" in section:
+            title = section.strip()
+        return title, anchor
+    return section.strip(), ""
+
+
+def cite_fact(
+    knowledge: Knowledge | None, routine: str, facts: Iterable[str], fallback_section: str = ""
+) -> Citation:
+    """The page and section that state the first of `facts` the routine has.
+
+    The table records for every fact "page#section" (see `Routine.sources`); the citation
+    gives the routine's name as the page title, the section as the page titles it, and the
+    page's URL with the section's anchor. Without a source for any of `facts`,
+    `fallback_section` (a rule's `doc_section`) is used; without a page, the DDI index.
+    """
+    r = knowledge.get(routine) if knowledge is not None and routine else None
+    section, anchor = "", ""
+    if r is not None:
+        for fact in facts:
+            source = r.source(fact)
+            if "#" not in source:
+                continue
+            raw = source.split("#", 1)[1].removesuffix("(overlay.toml)").strip()
+            section, anchor = _section_title(raw)
+            if section:
+                break
+    if not section and fallback_section:
+        section, anchor = _section_title(fallback_section)
+    url = r.url if r is not None and r.url else ""
+    if url and anchor:
+        url = f"{url}#{anchor}"
+    return Citation(title=routine, section=section, url=url or DOCS_BASE)
 
 
 class Rule:
@@ -30,6 +85,10 @@ class Rule:
     # The documented requirement: the routine and the section of its page.
     routine: ClassVar[str] = ""
     doc_section: ClassVar[str] = ""
+    # The knowledge facts the rule enforces, most specific first ("attributes_param",
+    # "object_attributes_param"; "max_irql"; "release"; "compliance"). A finding about a
+    # call of routine R cites the page section R's fact comes from (see `citation`).
+    facts: ClassVar[tuple[str, ...]] = ()
     requirement: ClassVar[str] = ""
     explanation: ClassVar[str] = ""
     bad_example: ClassVar[str] = ""
@@ -40,20 +99,41 @@ class Rule:
         """Findings for one file. The default finds nothing."""
         return ()
 
-    def help_uri(self, knowledge: Knowledge | None = None) -> str:
-        """The documentation page the rule's requirement comes from."""
-        if knowledge is not None and self.routine:
-            r = knowledge.get(self.routine)
-            if r is not None and r.url:
-                return r.url
-        return DOCS_BASE
+    def citation(self, knowledge: Knowledge | None = None, routine: str | None = None) -> Citation:
+        """Where the requirement is documented: for `routine` (the routine a finding is
+        about) or, without one, the rule's own `routine`.
 
-    def describe(self) -> str:
-        """`ddilint explain`: what it does, why it matters, examples, the fix."""
+        `Citation(title, section, url)`: "ZwOpenProcessTokenEx", "Parameters:
+        HandleAttributes", the learn.microsoft.com page with the section's anchor. SARIF
+        (`help`, `helpUri`) and LSP (`codeDescription`) take it from here, per finding when
+        `Finding.citation` is set.
+        """
+        name = routine or self.routine
+        if not name:
+            return Citation(title=self.name, section=self.doc_section, url=DOCS_BASE)
+        return cite_fact(knowledge, name, self.facts, self.doc_section)
+
+    def help_uri(self, knowledge: Knowledge | None = None) -> str:
+        """The documentation page (and section) the rule's requirement comes from."""
+        return self.citation(knowledge).url
+
+    def applies_to(self, knowledge: Knowledge) -> list[str]:
+        """Routines of the table that have one of the rule's `facts` (sorted)."""
+        def has(r: Routine, fact: str) -> bool:
+            value = getattr(r, fact, None)
+            return value not in (None, (), "", False)
+
+        table = knowledge.routines
+        return sorted(n for n, r in table.items() if any(has(r, f) for f in self.facts))
+
+    def describe(self, knowledge: Knowledge | None = None) -> str:
+        """`ddilint explain`: what it does, why it matters, examples, the fix, and the
+        documentation it rests on."""
         parts = [f"{self.code} {self.name} ({self.severity.value})", "", self.summary]
+        cite = self.citation(knowledge)
         if self.requirement:
-            cite = f"{self.routine}, {self.doc_section}" if self.routine else self.doc_section
-            parts += ["", f"Requirement ({cite}):", f"  {self.requirement}"]
+            label = cite.label if self.routine else self.doc_section
+            parts += ["", f"Requirement ({label}):", f"  {self.requirement}"]
         if self.explanation:
             parts += ["", "Why it matters:", _indent(self.explanation)]
         if self.bad_example:
@@ -62,6 +142,15 @@ class Rule:
             parts += ["", "Instead (silent):", _indent(self.good_example)]
         if self.fix_text:
             parts += ["", "Fix:", _indent(self.fix_text)]
+        parts += ["", f"Documentation: {cite.label}", f"  {cite.url}"]
+        if knowledge is not None and self.facts:
+            names = self.applies_to(knowledge)
+            if names:
+                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                parts += [
+                    f"Applies to {len(names)} documented routines ({shown}); a finding cites"
+                    " the page of the routine it is about (ddilint knowledge show NAME).",
+                ]
         return "\n".join(parts)
 
 
@@ -104,8 +193,14 @@ class FileContext:
         trace: Iterable[TraceStep] = (),
         fixes: Iterable[Fix] = (),
         anchor: str = "",
+        routine: str | None = None,
     ) -> Finding:
-        """A finding of `rule` whose primary location is the byte offset `offset`."""
+        """A finding of `rule` whose primary location is the byte offset `offset`.
+
+        `routine`: the documented routine the finding is about (the callee); the finding
+        then cites that routine's page and section (`Finding.citation`).
+        """
+        citation = rule.citation(self.knowledge, routine) if routine else None
         return Finding(
             code=rule.code,
             name=rule.name,
@@ -115,6 +210,7 @@ class FileContext:
             trace=tuple(trace),
             fixes=tuple(fixes),
             anchor=anchor,
+            citation=citation,
         )
 
     def calls(self) -> Iterator[tuple[CallSite, Routine]]:

@@ -59,6 +59,7 @@ class NtRoutineInKernelMode(Rule):
                 "keeps the caller's previous mode, so a user-mode caller's checks apply",
                 fixes=fixes,
                 anchor=f"{call.function.qualname if call.function else ''}:{name}",
+                routine=zw,
             )
 
 
