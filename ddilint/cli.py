@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ddilint import __version__
-from ddilint.analyzer.engine import Options, discover, run
+from ddilint.analyzer.engine import Options, RunResult, discover, run
+from ddilint.baseline import BaselineError, filter_baseline, write_baseline
+from ddilint.config import (
+    Config,
+    ConfigError,
+    check_against,
+    find_project_root,
+    resolve_config,
+)
 from ddilint.findings import Finding
-from ddilint.knowledge import Knowledge, load_knowledge
+from ddilint.fingerprint import SourceCache, fingerprints
+from ddilint.fixes import fix_files, stamp, unified_diff
+from ddilint.knowledge import Knowledge, build_knowledge, load_knowledge
 from ddilint.plugins import PluginError, collect_knowledge, collect_rules, plugin_manager
+from ddilint.progress import ProgressBar
+from ddilint.progress import wanted as progress_wanted
+from ddilint.report.github import format_github
 from ddilint.report.json_report import format_json
+from ddilint.report.sarif import format_sarif
 from ddilint.report.text import format_text
 from ddilint.rules.base import Rule
 from ddilint.rules.catalogue import BY_CODE, BY_NAME, CATALOGUE
+from ddilint.suppress import apply_suppressions
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -61,8 +79,10 @@ def selected(code: str, name: str, select: Sequence[str], ignore: Sequence[str])
     return not any(matches(code, name, s) for s in ignore)
 
 
-def load_rules_and_knowledge() -> tuple[list[Rule], Knowledge]:
-    """The installed rules (built-in and third-party plugins) and the knowledge table."""
+def load_rules_and_knowledge(
+        extra: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[list[Rule], Knowledge]:
+    """The installed rules (built-in and third-party plugins) and the knowledge table, with
+    `extra` routine facts (from the project config) over the plugins' ones."""
     pm = plugin_manager()
     rules = collect_rules(pm)
     if not rules:
@@ -70,31 +90,139 @@ def load_rules_and_knowledge() -> tuple[list[Rule], Knowledge]:
             "no rules are registered: ddilint must be installed (pip install .) so that its "
             "'ddilint.rules' entry points exist"
         )
-    return rules, load_knowledge(collect_knowledge(pm) or None)
+    merged: dict[str, Mapping[str, Any]] = dict(collect_knowledge(pm))
+    merged.update(extra or {})
+    return rules, load_knowledge(merged or None)
+
+
+def _validate_routines(extra: Mapping[str, Mapping[str, Any]]) -> None:
+    build_knowledge({}, {}, extra)
+
+
+def load_project(paths: Sequence[str], args: argparse.Namespace) -> tuple[
+        Config, list[Rule], Knowledge]:
+    """The project config (checked against the rules and knowledge), rules and knowledge."""
+    cfg = resolve_config(paths, getattr(args, "config", None), getattr(args, "isolated", False))
+    rules, knowledge = load_rules_and_knowledge()
+    check_against(cfg, knowledge.role_typedefs.values(), _validate_routines,
+                  lambda sel: _check_selectors(sel, rules))
+    if cfg.routines:
+        rules, knowledge = load_rules_and_knowledge(cfg.routines)
+    return cfg, rules, knowledge
+
+
+@dataclass
+class Analysis:
+    """What one pass over the files produced, after selection and suppressions."""
+
+    findings: list[Finding]
+    files: list[Path]
+    reported: list[Path]
+    result: RunResult
+    stamps: dict[str, tuple[int, int]]
+
+
+def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
+             knowledge: Knowledge, select: list[str], ignore: list[str]) -> Analysis:
+    paths = list(args.paths or ["."])
+    cli_exclude = _split(args.exclude)
+    reported, missing = discover(paths, cli_exclude)
+    if missing:
+        raise MissingPaths(missing)
+    reported = [p for p in reported if not cfg.excluded(p)]
+    files = reported
+    if args.project and reported:
+        root = find_project_root(reported[0]) if cfg.path is None else cfg.root
+        if root is not None:
+            project, _ = discover([root], cli_exclude)
+            keep = {os.path.normpath(p.resolve()) for p in reported}
+            files = [p for p in project if not cfg.excluded(p)
+                     and os.path.normpath(p.resolve()) not in keep]
+            files = sorted([*files, *reported], key=lambda p: p.as_posix())
+    active = [r for r in rules if selected(r.code, r.name, select, ignore)]
+    options = Options(mode_override=args.mode, debug=args.debug, roles=dict(cfg.roles),
+                      file_modes={p.as_posix(): m for p in files
+                                  if (m := cfg.mode_for(p)) is not None})
+    stamps = stamp(files) if (args.fix or args.diff) else {}
+    with ProgressBar(progress_wanted(quiet=args.quiet)) as bar:
+        result = run(files, active, knowledge, options, progress=bar.update)
+    names = {p.as_posix() for p in reported}
+    findings = [f for f in result.findings
+                if f.location.path in names and selected(f.code, f.name, select, ignore)]
+    if cfg.per_file_ignores:
+        findings = [f for f in findings
+                    if not any(matches(f.code, f.name, s)
+                               for s in cfg.ignored_for(f.location.path))]
+    findings = apply_suppressions(
+        findings, SourceCache(), args.report_unused_suppressions,
+        [(r.code, r.name) for r in active], sorted(names))
+    return Analysis(findings, files, reported, result, stamps)
+
+
+class MissingPaths(Exception):
+    """Input paths that do not exist."""
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    rules, knowledge = load_rules_and_knowledge()
-    select, ignore = _split(args.select), _split(args.ignore)
-    _check_selectors(select + ignore, rules)
-    active = [r for r in rules if selected(r.code, r.name, select, ignore)]
-    files, missing = discover(args.paths or ["."], _split(args.exclude))
-    if missing:
-        for m in missing:
+    paths = list(args.paths or ["."])
+    try:
+        cfg, rules, knowledge = load_project(paths, args)
+    except ConfigError as exc:
+        print(f"ddilint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    select = _split(args.select) or cfg.select
+    ignore = cfg.ignore + _split(args.ignore)
+    _check_selectors(_split(args.select) + _split(args.ignore), rules)
+    try:
+        an = _analyze(args, cfg, rules, knowledge, select, ignore)
+    except MissingPaths as exc:
+        for m in exc.args[0]:
             print(f"ddilint: error: no such file or directory: {m}", file=sys.stderr)
         return EXIT_ERROR
-    options = Options(mode_override=args.mode, debug=args.debug)
-    result = run(files, active, knowledge, options)
-    findings = [f for f in result.findings if selected(f.code, f.name, select, ignore)]
-    text = format_json(findings) if args.format == "json" else format_text(findings,
-                                                                           args.show_trace)
+    if args.fix or args.diff:
+        fixed = fix_files(an.findings, write=args.fix, stamps=an.stamps)
+        for fx in fixed:
+            for why in fx.skipped:
+                print(f"ddilint: {fx.path}: {why}", file=sys.stderr)
+        if args.diff:
+            sys.stdout.write("".join(unified_diff(fx) for fx in fixed if fx.changed))
+            return EXIT_FINDINGS if any(fx.changed for fx in fixed) else EXIT_CLEAN
+        n_fixes = sum(fx.applied for fx in fixed if fx.changed)
+        n_files = sum(1 for fx in fixed if fx.changed)
+        if not args.quiet:
+            print(f"ddilint: fixed {n_fixes} finding(s) in {n_files} file(s)", file=sys.stderr)
+        if n_files:
+            an = _analyze(args, cfg, rules, knowledge, select, ignore)
+    findings = an.findings
+    cache = SourceCache()
+    prints = fingerprints(findings, cache.line)
+    if args.write_baseline:
+        n = write_baseline(Path(args.write_baseline), findings, prints)
+        if not args.quiet:
+            print(f"ddilint: wrote {n} finding(s) to {args.write_baseline}", file=sys.stderr)
+        return EXIT_CLEAN
+    if args.baseline:
+        try:
+            findings, prints = filter_baseline(Path(args.baseline), findings, prints)
+        except BaselineError as exc:
+            print(f"ddilint: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    active = [r for r in rules if selected(r.code, r.name, select, ignore)]
+    if args.format == "json":
+        text = format_json(findings)
+    elif args.format == "sarif":
+        text = format_sarif(findings, prints, active, knowledge)
+    elif args.format == "github":
+        text = format_github(findings)
+    else:
+        text = format_text(findings, args.show_trace)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     if args.statistics:
-        _statistics(findings, result.files, result.seconds)
-    if files and result.analyzed == 0:
+        _statistics(findings, an.result.files, an.result.seconds)
+    if an.files and an.result.analyzed == 0:
         print("ddilint: error: none of the files could be analyzed", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_FINDINGS if any(not f.is_notice for f in findings) else EXIT_CLEAN
@@ -177,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="analyze files and folders")
     c.add_argument("paths", nargs="*", help="files or folders (default: .)")
-    c.add_argument("--format", choices=("text", "json"), default="text")
+    c.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text",
+                   help="text (default), json, sarif (SARIF 2.1.0), github (Actions annotations)")
     c.add_argument("--select", action="append", help="codes, prefixes (DDI2) or names")
     c.add_argument("--ignore", action="append", help="codes, prefixes or names to skip")
     c.add_argument("--exclude", action="append", help="glob patterns of paths to skip")
@@ -185,6 +314,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=("kernel", "user"), help="treat every file as this mode")
     c.add_argument("--show-trace", action="store_true", help="print trace steps (text format)")
     c.add_argument("--statistics", action="store_true", help="counts per rule on stderr")
+    c.add_argument("--quiet", "-q", action="store_true",
+                   help="print the findings only: no progress bar, no summaries")
+    c.add_argument("--config", help="use this config file instead of searching for one")
+    c.add_argument("--isolated", action="store_true", help="ignore every config file")
+    c.add_argument("--project", action="store_true",
+                   help="the paths are some files of a project (pre-commit): analyze the whole "
+                        "project they belong to (up to the config file or repository root) and "
+                        "report only on them")
+    c.add_argument("--fix", action="store_true", help="apply the findings' fixes to the files")
+    c.add_argument("--diff", action="store_true",
+                   help="show the fixes as a unified diff, change nothing")
+    c.add_argument("--baseline", metavar="FILE",
+                   help="report only findings that are not in this baseline file")
+    c.add_argument("--write-baseline", metavar="FILE",
+                   help="write all current findings to a baseline file and exit 0")
+    c.add_argument("--report-unused-suppressions", action="store_true",
+                   help="report 'ddilint: ignore' comments that silenced nothing (DDI907)")
     c.add_argument("--debug", action="store_true", help="tracebacks in internal-error notices")
     c.set_defaults(func=cmd_check)
     r = sub.add_parser("rules", help="list the rule catalogue")

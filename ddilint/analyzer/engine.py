@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,11 @@ class Options:
     defined: dict[str, int] = field(default_factory=dict)
     undefined: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
+    # Function name -> role, from the project config (`roles = {"MyDpc" = "dpc"}`).
+    roles: dict[str, str] = field(default_factory=dict)
+    # File path (as the engine names it) -> "kernel"/"user", from the config's `mode` globs;
+    # `mode_override` (the command line's --mode) wins over it.
+    file_modes: dict[str, str] = field(default_factory=dict)
 
 
 def discover(
@@ -160,7 +165,8 @@ def run_rules(
     fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options
 ) -> Iterator[Finding]:
     """Run each rule on a parsed file; a failing rule becomes a DDI906 notice."""
-    mode = detect_mode(fir.includes, options.mode_override)
+    mode = detect_mode(fir.includes,
+                       options.mode_override or options.file_modes.get(fir.path))
     ctx = FileContext(fir, knowledge, mode, options.extra)
     for rule in rules:
         try:
@@ -200,16 +206,20 @@ def run(
     rules: Sequence[Rule],
     knowledge: Knowledge,
     options: Options | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Analyze `files` in order; findings sorted by place."""
+    """Analyze `files` in order; findings sorted by place. `progress(done, total)` is called
+    after each file."""
     started = time.perf_counter()
     findings: list[Finding] = []
     analyzed = 0
     errors = 0
-    for path in files:
+    for done, path in enumerate(files, start=1):
         res = analyze_file(path, rules, knowledge, options)
         findings.extend(res.findings)
         analyzed += res.analyzed
         errors += res.error_nodes
+        if progress is not None:
+            progress(done, len(files))
     findings.sort(key=Finding.sort_key)
     return RunResult(findings, len(files), analyzed, time.perf_counter() - started, errors)

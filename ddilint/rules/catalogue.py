@@ -75,6 +75,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
                    "An analysis stopped early on a function (time or size budget)."),
     CatalogueEntry("DDI906", "internal-error", N,
                    "A rule failed on a file; the other rules and files went on."),
+    CatalogueEntry("DDI907", "unused-suppression", N,
+                   "A `ddilint: ignore` comment silenced nothing (--report-unused-suppressions)."),
 )
 
 BY_CODE = {e.code: e for e in CATALOGUE}

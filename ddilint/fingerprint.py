@@ -1,0 +1,70 @@
+"""Line-independent identities of findings (SARIF partialFingerprints, baselines).
+
+A fingerprint hashes the rule code, the finding's anchor (usually the enclosing function and
+the routine called) and the text of the primary line with whitespace normalised. It does not
+contain the line number, so adding or removing code elsewhere in the file keeps it. When two
+findings in one file hash the same, an occurrence counter (`:1`, `:2`, ...) tells them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from ddilint.analyzer.source import decode_bytes
+from ddilint.findings import Finding
+
+_SPACE = re.compile(r"\s+")
+
+
+class SourceCache:
+    """File texts as ddilint read them, read once; `overrides` (editor buffers) win."""
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        self._texts: dict[str, str | None] = dict(overrides or {})
+
+    def text(self, path: str) -> str | None:
+        if path not in self._texts:
+            try:
+                raw = Path(path).read_bytes()
+            except OSError:
+                self._texts[path] = None
+            else:
+                self._texts[path] = decode_bytes(raw).text
+        return self._texts[path]
+
+    def line(self, path: str, line: int) -> str:
+        """The text of a 1-based line, or "" when unknown."""
+        text = self.text(path)
+        if not text or line < 1:
+            return ""
+        lines = text.splitlines()
+        return lines[line - 1] if line <= len(lines) else ""
+
+    __call__ = text
+
+
+def normalise(line: str) -> str:
+    """A line's text with runs of whitespace collapsed and the ends trimmed."""
+    return _SPACE.sub(" ", line).strip()
+
+
+def base_hash(f: Finding, line_text: str) -> str:
+    """The hash of code, anchor and normalised primary line."""
+    key = f"{f.code}\x00{f.anchor}\x00{normalise(line_text)}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def fingerprints(findings: Sequence[Finding],
+                 line_of: Callable[[str, int], str]) -> list[str]:
+    """A fingerprint per finding (same order), with occurrence counters per file."""
+    seen: dict[tuple[str, str], int] = {}
+    out: list[str] = []
+    for f in findings:
+        h = base_hash(f, line_of(f.location.path, f.location.line))
+        k = (f.location.path, h)
+        seen[k] = seen.get(k, 0) + 1
+        out.append(f"{h}:{seen[k]}")
+    return out

@@ -1,0 +1,193 @@
+"""Applying the fixes findings carry (`--fix`) or showing them as a diff (`--diff`).
+
+Edits are byte ranges of a file's UTF-8 text as ddilint read it. A file is changed only if
+all of this holds: its bytes round-trip through ddilint's decoding unchanged (so nothing
+lossy is ever written back), it has not changed on disk since it was read, the edits do not
+overlap (overlapping ones are left for the next run), and the edited text parses with no
+more syntax errors than before. The new text is encoded in the file's own encoding (UTF-8,
+UTF-8 with BOM, UTF-16 with BOM) and keeps its line endings, and is written atomically
+(temporary file in the same folder, then rename) with the file's permissions.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import difflib
+import os
+import stat
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ddilint.analyzer.frontend import parse_file
+from ddilint.analyzer.source import SourceText, decode_bytes
+from ddilint.findings import Finding, TextEdit
+
+
+@dataclass
+class FileFix:
+    """The outcome of fixing one file."""
+
+    path: str
+    old: str = ""
+    new: str = ""
+    applied: int = 0  # fixes applied
+    skipped: list[str] = field(default_factory=list)  # why fixes or the file were left alone
+
+    @property
+    def changed(self) -> bool:
+        return self.applied > 0 and self.old != self.new
+
+
+def encode_like(text: str, encoding: str, raw: bytes) -> bytes | None:
+    """`text` in the encoding ddilint decoded the file with, or None if that is lossy."""
+    try:
+        if encoding == "utf-8":
+            return text.encode("utf-8")
+        if encoding == "utf-8-sig":
+            return codecs.BOM_UTF8 + text.encode("utf-8")
+        if encoding == "utf-16":
+            if raw.startswith(codecs.BOM_UTF16_BE):
+                return codecs.BOM_UTF16_BE + text.encode("utf-16-be")
+            return codecs.BOM_UTF16_LE + text.encode("utf-16-le")
+        if encoding == "cp1252":
+            return text.encode("cp1252")
+    except UnicodeEncodeError:
+        return None
+    return None
+
+
+def _choose_edits(findings: Sequence[Finding]) -> tuple[list[TextEdit], int, list[str]]:
+    """The first fix of each finding whose edits overlap no edit already chosen."""
+    chosen: list[TextEdit] = []
+    applied = 0
+    skipped: list[str] = []
+    seen: set[tuple[int, int, str]] = set()
+    for f in sorted(findings, key=Finding.sort_key):
+        if not f.fixes:
+            continue
+        fix = f.fixes[0]
+        edits = [e for e in fix.edits if (e.start, e.end, e.replacement) not in seen]
+        if not edits:
+            continue  # the same edit twice (two rules, one fix)
+        if any((e.start < c.end and c.start < e.end) or (e.start == c.start == e.end == c.end)
+               for e in edits for c in chosen):
+            skipped.append(f"line {f.location.line}: {fix.description} overlaps another fix")
+            continue
+        chosen.extend(edits)
+        seen.update((e.start, e.end, e.replacement) for e in edits)
+        applied += 1
+    return chosen, applied, skipped
+
+
+def plan_file(path: str, findings: Sequence[Finding],
+              expected: tuple[int, int] | None = None) -> tuple[FileFix, bytes | None]:
+    """Work out the new content of one file. Returns the outcome and the new bytes (None when
+    the file must not be written)."""
+    out = FileFix(path)
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+        st = p.stat()
+    except OSError as exc:
+        out.skipped.append(f"cannot read: {exc.strerror or exc}")
+        return out, None
+    if expected is not None and (st.st_mtime_ns, st.st_size) != expected:
+        out.skipped.append("the file changed on disk during the run; not fixed")
+        return out, None
+    decoded = decode_bytes(raw)
+    if decoded.text is None or decoded.notice:
+        out.skipped.append("the file was decoded lossily; not fixed")
+        return out, None
+    if encode_like(decoded.text, decoded.encoding, raw) != raw:
+        out.skipped.append(f"the file does not round-trip through {decoded.encoding}; not fixed")
+        return out, None
+    edits, applied, skipped = _choose_edits(findings)
+    out.skipped.extend(skipped)
+    if not edits:
+        return out, None
+    data = decoded.text.encode("utf-8")
+    newline = "\r\n" if b"\r\n" in data else "\n"
+    buf = bytearray(data)
+    for e in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
+        if not (0 <= e.start <= e.end <= len(data)):
+            out.skipped.append(f"an edit at bytes {e.start}-{e.end} is outside the file")
+            return out, None
+        text = e.replacement.replace("\r\n", "\n").replace("\n", newline)
+        buf[e.start:e.end] = text.encode("utf-8")
+    try:
+        new_text = bytes(buf).decode("utf-8")
+    except UnicodeDecodeError:
+        out.skipped.append("an edit splits a character; not fixed")
+        return out, None
+    before = parse_file(SourceText(path, decoded.text, decoded.encoding)).error_nodes
+    after = parse_file(SourceText(path, new_text, decoded.encoding)).error_nodes
+    if after > before:
+        out.skipped.append("the fixed text does not parse as well as the original; not fixed")
+        return out, None
+    new_raw = encode_like(new_text, decoded.encoding, raw)
+    if new_raw is None:
+        out.skipped.append(f"the fixed text cannot be written as {decoded.encoding}; not fixed")
+        return out, None
+    out.old, out.new, out.applied = decoded.text, new_text, applied
+    return out, new_raw
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace a file's content atomically, keeping its permission bits."""
+    p = Path(path)
+    mode = stat.S_IMODE(p.stat().st_mode)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".ddilint-tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def unified_diff(fx: FileFix) -> str:
+    """The change to one file as a unified diff."""
+    return "".join(difflib.unified_diff(
+        fx.old.splitlines(keepends=True), fx.new.splitlines(keepends=True),
+        fromfile=f"a/{fx.path}", tofile=f"b/{fx.path}"))
+
+
+def fix_files(findings: Sequence[Finding], write: bool,
+              stamps: dict[str, tuple[int, int]] | None = None) -> list[FileFix]:
+    """Plan (and with `write`, apply) the fixes of `findings`, file by file."""
+    by_path: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.fixes:
+            by_path.setdefault(f.location.path, []).append(f)
+    results: list[FileFix] = []
+    for path in sorted(by_path):
+        expected = (stamps or {}).get(path)
+        fx, new_raw = plan_file(path, by_path[path], expected)
+        if write and new_raw is not None and fx.changed:
+            try:
+                write_atomic(path, new_raw)
+            except OSError as exc:
+                fx.skipped.append(f"cannot write: {exc.strerror or exc}")
+                fx.applied = 0
+        results.append(fx)
+    return results
+
+
+def stamp(paths: Sequence[Path]) -> dict[str, tuple[int, int]]:
+    """(mtime_ns, size) of each file, keyed as the engine names them (POSIX paths)."""
+    out: dict[str, tuple[int, int]] = {}
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out[p.as_posix()] = (st.st_mtime_ns, st.st_size)
+    return out

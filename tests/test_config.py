@@ -1,0 +1,119 @@
+"""Project config: found by walking up, every key works, bad config is exit 2 naming the
+file and the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ddilint.analyzer.engine import Options
+from ddilint.cli import main
+from ddilint.config import Config, find_config_file, glob_match, load_config
+
+NT_CALL = "#include <ntddk.h>\nVOID F(HANDLE h)\n{\n    NtClose(h);\n}\n"
+USER_NT_CALL = "VOID F(HANDLE h)\n{\n    NtClose(h);\n}\n"  # no header: kernel unless told
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+
+
+def _codes(capsys: pytest.CaptureFixture[str]) -> list[tuple[str, int, str]]:
+    data = json.loads(capsys.readouterr().out)
+    return sorted((Path(f["path"]).as_posix().split("/proj/")[-1], f["line"], f["code"])
+                  for f in data)
+
+
+def test_found_by_walking_up_pyproject_and_dotfile(tmp_path: Path) -> None:
+    _write(tmp_path, {"pyproject.toml": "[project]\nname='x'\n",  # no [tool.ddilint]: skipped
+                      "a/.ddilint.toml": "ignore = ['DDI401']\n",
+                      "a/b/c/drv.c": NT_CALL})
+    assert find_config_file(tmp_path / "a/b/c/drv.c") == tmp_path / "a/.ddilint.toml"
+    _write(tmp_path, {"pyproject.toml": "[tool.ddilint]\nselect = ['DDI4']\n"})
+    assert find_config_file(tmp_path / "drv.c") == tmp_path / "pyproject.toml"
+    cfg = load_config(tmp_path / "pyproject.toml")
+    assert cfg.select == ["DDI4"] and cfg.root == tmp_path
+
+
+def test_every_key_in_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    proj = tmp_path / "proj"
+    _write(proj, {
+        "pyproject.toml": """
+[tool.ddilint]
+select = ["DDI4"]
+ignore = ["DDI402"]
+exclude = ["third_party/**"]
+mode = {"usermode/**" = "user", "**" = "auto"}
+roles = {"MyDpc" = "dpc"}
+[tool.ddilint.per-file-ignores]
+"legacy/*.c" = ["nt-routine-in-kernel-mode"]
+[tool.ddilint.routines.NtFrobnicate]
+reason = "our own Nt routine with a Zw form, documented in our SDK"
+twin = "ZwFrobnicate"
+[tool.ddilint.routines.ZwFrobnicate]
+reason = "the Zw form"
+twin = "NtFrobnicate"
+""",
+        "src/drv.c": NT_CALL.replace("NtClose(h)", "NtClose(h);\n    NtFrobnicate(h)"),
+        "legacy/old.c": NT_CALL,
+        "third_party/lib.c": NT_CALL,
+        "usermode/tool.c": USER_NT_CALL,
+    })
+    assert main(["check", "--format", "json", str(proj)]) == 1
+    # legacy/ ignored per file, third_party/ excluded, usermode/ is user mode (no DDI401);
+    # NtFrobnicate is known through the config's routines.
+    assert _codes(capsys) == [("src/drv.c", 4, "DDI401"), ("src/drv.c", 5, "DDI401")]
+    # --mode on the command line beats the config's globs
+    assert main(["check", "--format", "json", "--mode", "kernel", str(proj / "usermode")]) == 1
+    assert _codes(capsys) == [("usermode/tool.c", 3, "DDI401")]
+    # --isolated ignores the config: every file reports
+    assert main(["check", "--isolated", "--format", "json", str(proj)]) == 1
+    assert len(_codes(capsys)) == 4
+
+
+def test_roles_and_modes_reach_the_engine_options(tmp_path: Path) -> None:
+    _write(tmp_path, {".ddilint.toml": 'roles = {"MyDpc" = "dpc"}\nmode = "user"\n'})
+    cfg = load_config(tmp_path / ".ddilint.toml")
+    assert cfg.roles == {"MyDpc": "dpc"}
+    assert cfg.mode_for(tmp_path / "x.c") == "user"
+    opts = Options(roles=cfg.roles)
+    assert opts.roles["MyDpc"] == "dpc"
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("[tool.ddilint]\nselcet = ['DDI1']\n", "tool.ddilint.selcet"),
+    ("[tool.ddilint]\nselect = 3\n", "tool.ddilint.select"),
+    ("[tool.ddilint]\nselect = ['DDI999']\n", "tool.ddilint.select"),
+    ("[tool.ddilint]\nmode = 'kernal'\n", "tool.ddilint.mode"),
+    ("[tool.ddilint]\nmode = {'a/*' = 'both'}\n", "tool.ddilint.mode.a/*"),
+    ("[tool.ddilint]\nroles = {'MyDpc' = 'dcp'}\n", "tool.ddilint.roles.MyDpc"),
+    ("[tool.ddilint.per-file-ignores]\n'*.c' = ['no-such-rule']\n",
+     "tool.ddilint.per-file-ignores.*.c"),
+    ("[tool.ddilint.routines.ZwFoo]\nhandle_out = 1\n", "tool.ddilint.routines.ZwFoo"),
+    ("[tool.ddilint]\nselect = [\n", "not valid TOML"),
+])
+def test_bad_config_exit_two_names_file_and_key(tmp_path: Path, text: str, key: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path, {"pyproject.toml": text, "drv.c": NT_CALL})
+    assert main(["check", str(tmp_path / "drv.c")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "pyproject.toml") in err and key in err, err
+
+
+def test_explicit_config_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(tmp_path / "nope.toml"), str(tmp_path)]) == 2
+    assert "nope.toml" in capsys.readouterr().err
+
+
+def test_globs() -> None:
+    assert glob_match("third_party/x/y.c", "third_party/**")
+    assert glob_match("a/b/legacy.c", "legacy.c")
+    assert glob_match("a/b/legacy.c", "**/legacy.c")
+    assert not glob_match("src/drv.c", "legacy/*.c")
+    cfg = Config(root=Path("/p"), exclude=["gen/**"])
+    assert cfg.excluded("/p/gen/t.c") and not cfg.excluded("/p/src/t.c")

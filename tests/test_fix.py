@@ -1,0 +1,97 @@
+"""`--fix` and `--diff` on real files: encodings and line endings kept, idempotent, atomic,
+never writing a file that would be corrupted."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from ddilint.cli import main
+from ddilint.findings import Finding, Fix, Location, Severity, TextEdit
+from ddilint.fixes import fix_files
+
+DRIVER = ("#include <ntddk.h>\n"
+          "// Ünïcode comment: naïve café\n"
+          "VOID F(HANDLE h, HANDLE k)\n{\n"
+          "    NtClose(h); NtClose(k);\n"
+          "}\n")
+FIXED = DRIVER.replace("NtClose", "ZwClose")
+
+
+@pytest.mark.parametrize(("encoding", "newline"), [
+    ("utf-8", "\n"), ("utf-8", "\r\n"), ("utf-8-sig", "\r\n"), ("utf-16", "\r\n"),
+    ("utf-16-be", "\n"),
+])
+def test_fix_keeps_encoding_and_line_endings(tmp_path: Path, encoding: str, newline: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "drv.c"
+    if encoding == "utf-16-be":
+        f.write_bytes(codecs.BOM_UTF16_BE + DRIVER.replace("\n", newline).encode(encoding))
+        expected = codecs.BOM_UTF16_BE + FIXED.replace("\n", newline).encode(encoding)
+    else:
+        f.write_bytes(DRIVER.replace("\n", newline).encode(encoding))
+        expected = FIXED.replace("\n", newline).encode(encoding)
+    os.chmod(f, 0o640)
+    assert main(["check", "--fix", str(tmp_path)]) == 0  # nothing left after fixing
+    assert f.read_bytes() == expected
+    assert stat.S_IMODE(f.stat().st_mode) == 0o640
+    assert "fixed 2 finding(s) in 1 file(s)" in capsys.readouterr().err
+    # a second --fix changes nothing
+    mtime = f.stat().st_mtime_ns
+    assert main(["check", "--fix", str(tmp_path)]) == 0
+    assert f.read_bytes() == expected and f.stat().st_mtime_ns == mtime
+    assert not [p for p in tmp_path.iterdir() if p.name != "drv.c"]  # no temp files left
+
+
+def test_diff_shows_and_changes_nothing(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "drv.c"
+    f.write_text(DRIVER, encoding="utf-8")
+    assert main(["check", "--diff", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"--- a/{f.as_posix()}" in out
+    assert "-    NtClose(h); NtClose(k);\n+    ZwClose(h); ZwClose(k);\n" in out
+    assert f.read_text(encoding="utf-8") == DRIVER
+    f.write_text(FIXED, encoding="utf-8")
+    assert main(["check", "--diff", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_lossy_file_is_never_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "drv.c"
+    raw = DRIVER.encode("utf-8").replace("naïve".encode(), b"na\x81ve")  # invalid in cp1252 too
+    f.write_bytes(raw)
+    assert main(["check", "--fix", str(tmp_path)]) == 1
+    assert f.read_bytes() == raw
+    assert "not fixed" in capsys.readouterr().err
+
+
+def test_fix_that_breaks_parsing_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "drv.c"
+    f.write_text(DRIVER, encoding="utf-8")
+    start = DRIVER.encode().index(b"NtClose(h)")  # byte offsets
+    bad = Finding("X1", "x", Severity.ERROR, "m", Location(f.as_posix(), 5, 5),
+                  fixes=(Fix("break it", (TextEdit(start, start + 8, "ZwClose({{"),)),))
+    [res] = fix_files([bad], write=True)
+    assert res.applied == 0 and "does not parse" in res.skipped[0]
+    assert f.read_text(encoding="utf-8") == DRIVER
+
+
+def test_overlapping_fixes_apply_one_and_file_changed_meanwhile(tmp_path: Path) -> None:
+    f = tmp_path / "drv.c"
+    f.write_text(DRIVER, encoding="utf-8")
+    p = f.as_posix()
+    start = DRIVER.encode().index(b"NtClose(h)")  # byte offsets
+    a = Finding("X1", "x", Severity.ERROR, "m", Location(p, 5, 5),
+                fixes=(Fix("a", (TextEdit(start, start + 7, "ZwClose"),)),))
+    b = Finding("X2", "y", Severity.ERROR, "m", Location(p, 5, 6),
+                fixes=(Fix("b", (TextEdit(start + 2, start + 7, "Other"),)),))
+    [res] = fix_files([a, b], write=True)
+    assert res.applied == 1 and "overlaps" in res.skipped[0]
+    assert "ZwClose(h); NtClose(k);" in f.read_text(encoding="utf-8")
+    [res] = fix_files([a], write=True, stamps={p: (1, 1)})
+    assert res.applied == 0 and "changed on disk" in res.skipped[0]

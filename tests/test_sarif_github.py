@@ -1,0 +1,115 @@
+"""SARIF validated against the official 2.1.0 schema, fingerprints stable across unrelated
+edits, code flows from trace steps, and GitHub workflow-command annotations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from ddilint.cli import main
+from ddilint.findings import Finding, Location, Severity, TraceStep
+from ddilint.knowledge import load_knowledge
+from ddilint.plugins import collect_rules, plugin_manager
+from ddilint.report.github import format_github
+from ddilint.report.sarif import FINGERPRINT_KEY, to_sarif
+from tests.conftest import ROOT
+
+SCHEMA = ROOT.parent / "shared" / "sarif" / "sarif-schema-2.1.0.json"
+if not SCHEMA.exists():
+    SCHEMA = Path("/work/shared/sarif/sarif-schema-2.1.0.json")
+
+DRIVER = """#include <ntddk.h>
+VOID Cleanup(HANDLE h, HANDLE k)
+{
+    NtClose(h);
+    NtClose(k);
+}
+"""
+
+
+def _validate(log: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.validate(log, schema, cls=jsonschema.Draft4Validator)
+
+
+def _sarif(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main(["check", "--format", "sarif", str(path)]) == 1
+    log: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return log
+
+
+def test_sarif_validates_and_has_rule_metadata(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "drv.c").write_text(DRIVER)
+    log = _sarif(tmp_path, capsys)
+    _validate(log)
+    run = log["runs"][0]
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "DDI401")
+    assert rule["helpUri"].endswith("nf-ntifs-zwopenprocesstokenex")
+    assert rule["defaultConfiguration"]["level"] == "warning"
+    assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
+    assert "Why it matters" in rule["help"]["text"]
+    res = run["results"]
+    assert [(r["ruleId"], r["level"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
+            for r in res] == [("DDI401", "warning", 4), ("DDI401", "warning", 5)]
+    assert run["tool"]["driver"]["rules"][res[0]["ruleIndex"]]["id"] == "DDI401"
+    fps = [r["partialFingerprints"][FINGERPRINT_KEY] for r in res]
+    assert len(set(fps)) == 2
+    res[0]["level"] = "fatal"  # the schema really is enforced
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(log)
+
+
+def test_fingerprints_survive_unrelated_edits(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "drv.c").write_text(DRIVER)
+    before = [r["partialFingerprints"][FINGERPRINT_KEY]
+              for r in _sarif(tmp_path, capsys)["runs"][0]["results"]]
+    edited = "// Copyright notice\n#include <ntddk.h>\n\nstatic ULONG Count;\n" + DRIVER.replace(
+        "#include <ntddk.h>\n", "").replace("    NtClose(h);", "        NtClose(h);  ")
+    (tmp_path / "drv.c").write_text(edited)
+    results = _sarif(tmp_path, capsys)["runs"][0]["results"]
+    assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in results] == [
+        7, 8]
+    assert [r["partialFingerprints"][FINGERPRINT_KEY] for r in results] == before
+
+
+def test_code_flows_from_trace_validate(tmp_path: Path) -> None:
+    src = tmp_path / "leak.c"
+    src.write_text("x\ny\nz\n")
+    p = src.as_posix()
+    f = Finding("DDI201", "handle-leak", Severity.ERROR, "handle opened here is not closed",
+                Location(p, 2, 5, 2, 9),
+                trace=(TraceStep(Location(p, 1, 1), "opened"),
+                       TraceStep(Location(p, 3, 1), "returns without ZwClose")),
+                related=(TraceStep(Location(p, 1, 1), "the open"),))
+    rules = collect_rules(plugin_manager())
+    log = to_sarif([f], ["abc:1"], rules, load_knowledge(), base=tmp_path)
+    _validate(log)
+    res = log["runs"][0]["results"][0]
+    steps = res["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert [(s["location"]["physicalLocation"]["region"]["startLine"],
+             s["location"]["message"]["text"]) for s in steps] == [
+        (1, "opened"), (3, "returns without ZwClose")]
+    assert res["relatedLocations"][0]["message"]["text"] == "the open"
+    assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "leak.c"
+    # a notice-less rule id that no loaded rule has still gets a descriptor
+    ids = [r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]]
+    assert "DDI201" in ids
+
+
+def test_github_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "drv.c").write_text(DRIVER)
+    assert main(["check", "--format", "github", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"::warning file={(tmp_path / 'drv.c').as_posix()},line=4,col=5,"
+                               "title=DDI401 nt-routine-in-kernel-mode::NtClose called")
+    f = Finding("DDI906", "internal-error", Severity.NOTE, "50% done\nthen: failed",
+                Location("a,b:c.c", 1, 1))
+    assert format_github([f]) == ("::notice file=a%2Cb%3Ac.c,line=1,col=1,"
+                                  "title=DDI906 internal-error::50%25 done%0Athen: failed\n")

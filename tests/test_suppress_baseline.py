@@ -1,0 +1,104 @@
+"""Suppression comments and baselines, through the command line on real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ddilint.cli import main
+from ddilint.suppress import parse_suppressions
+
+SUPPRESSED = """#include <ntddk.h>
+VOID F(HANDLE a, HANDLE b, HANDLE c, HANDLE d)
+{
+    NtClose(a); // ddilint: ignore[DDI401]
+    // ddilint: ignore-next-line[nt-routine-in-kernel-mode]
+    NtClose(b);
+    NtClose(c); /* ddilint: ignore[DDI4] */
+    NtClose(d); // ddilint: ignore[DDI101]
+    ZwClose(a); // ddilint: ignore[DDI401]
+}
+"""
+
+
+def _lines(capsys: pytest.CaptureFixture[str]) -> list[tuple[int, str]]:
+    return sorted((f["line"], f["code"]) for f in json.loads(capsys.readouterr().out))
+
+
+def test_parse_forms() -> None:
+    sups = parse_suppressions(
+        "x(); // ddilint: ignore[DDI101, missing-kernel-handle]\n"
+        "/* ddilint: ignore-file[DDI4] */\n// ddilint: ignore-next-line\n"
+        "// ddilint:ignore[]\n")
+    assert [(s.kind, s.line, s.selectors) for s in sups] == [
+        ("ignore", 1, ("DDI101", "missing-kernel-handle")),
+        ("ignore-file", 2, ("DDI4",)),
+        ("ignore-next-line", 3, ()),
+    ]
+
+
+def test_line_and_next_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d.c").write_text(SUPPRESSED)
+    assert main(["check", "--format", "json", str(tmp_path)]) == 1
+    # line 8's suppression names another rule: the finding stays
+    assert _lines(capsys) == [(8, "DDI401")]
+
+
+def test_unused_suppressions_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d.c").write_text(SUPPRESSED)
+    assert main(["check", "--format", "json", "--report-unused-suppressions",
+                 str(tmp_path)]) == 1
+    # line 9's ignore[DDI401] silenced nothing; line 8's names DDI101, which does not run
+    # (not implemented here / not selected), so it cannot be judged unused
+    assert _lines(capsys) == [(8, "DDI401"), (9, "DDI907")]
+    # a suppression for a rule that was not selected is not unused
+    assert main(["check", "--format", "json", "--report-unused-suppressions",
+                 "--ignore", "DDI401", str(tmp_path)]) == 0
+    assert _lines(capsys) == []
+
+
+def test_ignore_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d.c").write_text("// ddilint: ignore-file[nt-routine-in-kernel-mode]\n"
+                                  + SUPPRESSED)
+    assert main(["check", "--format", "json", str(tmp_path)]) == 0
+    assert _lines(capsys) == []
+
+
+LEGACY = """#include <ntddk.h>
+VOID Old(HANDLE h)
+{
+    NtClose(h);
+}
+"""
+
+
+def test_baseline_keeps_old_findings_out_across_edits(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    drv = tmp_path / "drv"
+    drv.mkdir()
+    (drv / "legacy.c").write_text(LEGACY)
+    base = tmp_path / "ddilint-baseline.json"
+    assert main(["check", "--write-baseline", str(base), str(drv)]) == 0
+    capsys.readouterr()
+    data = json.loads(base.read_text())
+    assert [(e["path"], e["code"]) for e in data["findings"]] == [("drv/legacy.c", "DDI401")]
+    assert main(["check", "--baseline", str(base), str(drv)]) == 0
+    # unrelated edit: lines added above move the old finding; it stays baselined
+    (drv / "legacy.c").write_text("// header comment\n\n" + LEGACY.replace(
+        "VOID Old", "static int x;\nVOID Old"))
+    assert main(["check", "--format", "json", "--baseline", str(base), str(drv)]) == 0
+    assert _lines(capsys) == []
+    # a new finding in the same file is reported, the old one is not
+    (drv / "legacy.c").write_text(LEGACY.replace(
+        "NtClose(h);", "NtClose(h);\n    NtYieldFoo();\n    NtDuplicateObject(h);"))
+    assert main(["check", "--format", "json", "--baseline", str(base), str(drv)]) == 1
+    assert _lines(capsys) == [(6, "DDI401")]
+
+
+def test_bad_baseline_is_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b.json").write_text("{nope")
+    (tmp_path / "d.c").write_text(LEGACY)
+    assert main(["check", "--baseline", str(tmp_path / "b.json"), str(tmp_path / "d.c")]) == 2
+    assert "b.json" in capsys.readouterr().err
