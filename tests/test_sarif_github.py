@@ -49,7 +49,7 @@ def test_sarif_validates_and_has_rule_metadata(tmp_path: Path,
     _validate(log)
     run = log["runs"][0]
     rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "DDI401")
-    assert rule["helpUri"].endswith("nf-ntifs-zwopenprocesstokenex")
+    assert "/nf-ntifs-zwopenprocesstokenex" in rule["helpUri"]
     assert rule["defaultConfiguration"]["level"] == "warning"
     assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
     assert "Why it matters" in rule["help"]["text"]
@@ -57,6 +57,7 @@ def test_sarif_validates_and_has_rule_metadata(tmp_path: Path,
     assert [(r["ruleId"], r["level"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
             for r in res] == [("DDI401", "warning", 4), ("DDI401", "warning", 5)]
     assert run["tool"]["driver"]["rules"][res[0]["ruleIndex"]]["id"] == "DDI401"
+    assert "nf-wdm-zwclose" in res[0]["properties"]["documentation"]["url"]
     fps = [r["partialFingerprints"][FINGERPRINT_KEY] for r in res]
     assert len(set(fps)) == 2
     res[0]["level"] = "fatal"  # the schema really is enforced

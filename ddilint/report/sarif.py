@@ -124,8 +124,13 @@ def to_sarif(
                 {"id": i, **_location(s.location, base, s.message)}
                 for i, s in enumerate(f.related)
             ]
+        props: dict[str, Any] = {}
+        if f.citation is not None:
+            props["documentation"] = {"title": f.citation.label, "url": f.citation.url}
         if f.fixes:
-            res["properties"] = {"fixes": [fx.description for fx in f.fixes]}
+            props["fixes"] = [fx.description for fx in f.fixes]
+        if props:
+            res["properties"] = props
         results.append(res)
     return {
         "$schema": SCHEMA_URI,
