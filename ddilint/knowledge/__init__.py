@@ -58,6 +58,22 @@ class IrqlEffect:
 
 
 @dataclass(frozen=True, slots=True)
+class IrqlCondition:
+    """A lower documented maximum IRQL that holds when an argument has a certain value.
+
+    The condition holds when argument `param` (0-based) names one of `names` (a flag OR-ed
+    in, or an enumeration value: `POOL_FLAG_PAGED`, `PagedPool`), or, with `null`, is a
+    NULL pointer. Then the caller must be at `max_irql` or below ("A caller executing at
+    DISPATCH_LEVEL must specify POOL_FLAG_NON_PAGED", ExAllocatePool2, Remarks).
+    """
+
+    param: int
+    max_irql: str
+    names: tuple[str, ...] = ()
+    null: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Routine:
     """Everything ddilint knows about one routine, and where each fact comes from."""
 
@@ -81,6 +97,7 @@ class Routine:
     sources: Mapping[str, str] = field(default_factory=dict)
     # Facts from the overlay only.
     irql: IrqlEffect | None = None
+    irql_conditions: tuple[IrqlCondition, ...] = ()
     closes_handle_param: int | None = None
     user_mode_only: bool = False
 
@@ -169,6 +186,13 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
         if key == "irql":
             changes["irql"] = IrqlEffect(**value)
             sources["irql"] = where
+        elif key == "irql_conditions":
+            changes[key] = tuple(
+                IrqlCondition(c["param"], c["max_irql"], tuple(c.get("names", ())),
+                              bool(c.get("null", False)))
+                for c in value
+            )
+            sources[key] = where
         elif key == "params":
             changes[key] = tuple((p["name"], p.get("direction", "")) for p in value)
             sources[key] = where

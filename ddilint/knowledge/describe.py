@@ -67,6 +67,11 @@ def describe_routine(
             lines.append(f"  max IRQL: unknown{said}{_where(r, 'irql_text')}")
         if r.min_irql is not None:
             lines.append(f"  min IRQL: {r.min_irql}{_where(r, 'min_irql')}")
+    for condition in r.irql_conditions:
+        param = r.param_name(condition.param)
+        case = "is NULL" if condition.null else "names " + " or ".join(condition.names)
+        lines.append(f"  max IRQL when {param} {case}: {condition.max_irql}"
+                     f"{_where(r, 'irql_conditions')}")
     if r.irql is not None:
         lines.append(f"  changes the IRQL: {_effect(r.irql, r)}{_where(r, 'irql')}")
     if r.params:

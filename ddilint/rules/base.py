@@ -99,9 +99,16 @@ class Rule:
         """Findings for one file. The default finds nothing."""
         return ()
 
-    def citation(self, knowledge: Knowledge | None = None, routine: str | None = None) -> Citation:
+    def citation(
+        self,
+        knowledge: Knowledge | None = None,
+        routine: str | None = None,
+        fact: str | None = None,
+    ) -> Citation:
         """Where the requirement is documented: for `routine` (the routine a finding is
-        about) or, without one, the rule's own `routine`.
+        about) or, without one, the rule's own `routine`. `fact`: the knowledge fact the
+        finding rests on, when it is not the first of the rule's `facts` (an
+        "irql_conditions" bound rather than "max_irql").
 
         `Citation(title, section, url)`: "ZwOpenProcessTokenEx", "Parameters:
         HandleAttributes", the learn.microsoft.com page with the section's anchor. SARIF
@@ -111,7 +118,8 @@ class Rule:
         name = routine or self.routine
         if not name:
             return Citation(title=self.name, section=self.doc_section, url=DOCS_BASE)
-        return cite_fact(knowledge, name, self.facts, self.doc_section)
+        facts = (fact, *self.facts) if fact else self.facts
+        return cite_fact(knowledge, name, facts, self.doc_section)
 
     def help_uri(self, knowledge: Knowledge | None = None) -> str:
         """The documentation page (and section) the rule's requirement comes from."""
@@ -194,13 +202,15 @@ class FileContext:
         fixes: Iterable[Fix] = (),
         anchor: str = "",
         routine: str | None = None,
+        fact: str | None = None,
     ) -> Finding:
         """A finding of `rule` whose primary location is the byte offset `offset`.
 
         `routine`: the documented routine the finding is about (the callee); the finding
-        then cites that routine's page and section (`Finding.citation`).
+        then cites that routine's page and section (`Finding.citation`), for `fact` when
+        given (see `Rule.citation`).
         """
-        citation = rule.citation(self.knowledge, routine) if routine else None
+        citation = rule.citation(self.knowledge, routine, fact) if routine else None
         return Finding(
             code=rule.code,
             name=rule.name,
