@@ -427,3 +427,39 @@ def test_tsv_only_twin_and_fact_filter(tmp_path: Path) -> None:
     assert got["ZwFoo"]["twin"] == "NtFoo"
     assert got["ZwFoo"]["sources"]["twin"] == "wdm/nf-wdm-ntfoo.md#api_name"
     assert got["NtFoo"]["twin"] == "ZwFoo" and got["NtFoo"]["max_irql"] is None
+
+
+HTML_PAGE = (
+    "---\r\nUID: NF:wdm.ZwOpenWidget\r\nreq.irql: <b>&lt;= APC_LEVEL</b>\r\n"
+    "req.ddi-compliance: PowerIrpDDis\r\napi_name:\r\n - ZwOpenWidget\r\n - NtOpenWidget\r\n"
+    "---\r\n\r\n## -parameters\r\n\r\n"
+    "### -param WidgetHandle [out]\r\n\r\n"
+    "<p>Pointer to a HANDLE variable that receives a handle to the widget.</p>\r\n\r\n"
+    "### -param DesiredAccess [in]\r\n\r\n<table>\r\n<tr><th>Value</th><th>Meaning</th></tr>\r\n"
+    "<tr><td>WIDGET_READ</td><td>Read it. Callers must not close it twice.</td></tr>\r\n"
+    "</table>\r\n\r\n"
+    "### -param ObjectAttributes [in]\r\n\r\n<p>Pointer to an <a href=\"x\">OBJECT_ATTRIBUTES"
+    "</a> structure.</p>\r\n\r\n"
+    "## -returns\r\n\r\n<table>\r\n<tr><th>Return code</th><th>Description</th></tr>\r\n"
+    "<tr><td><dl><dt><b>STATUS_SUCCESS</b></dt></dl></td><td>Opened.</td></tr>\r\n"
+    "</table>\r\n\r\n"
+    "## -remarks\r\n\r\n| Step | What |\r\n|---|---|\r\n| 1 | Open |\r\n\r\n"
+    "<p>Once the handle pointed to by <i>WidgetHandle</i> is no longer in use, the driver "
+    "must close it by calling <a href=\"y\"><b>ZwClose</b></a>.</p>\r\n"
+)
+
+
+def test_html_and_markdown_tables_in_a_crlf_page() -> None:
+    page = parse_page(HTML_PAGE, "wdm/nf-wdm-zwopenwidget.md")
+    assert [(p.name, p.direction) for p in page.params] == [
+        ("WidgetHandle", "out"), ("DesiredAccess", "in"), ("ObjectAttributes", "in")]
+    facts = page_facts(page, "ZwOpenWidget")
+    assert facts.indices == {"handle_out_param": 0, "access_param": 1,
+                             "object_attributes_param": 2}
+    assert facts.index_sources["handle_out_param"] == "Parameters: WidgetHandle"
+    # The table row about closing is not the page's release duty: the Remarks are.
+    assert (facts.release, facts.release_section) == (["ZwClose"], "Remarks")
+    assert facts.returns_status is True  # STATUS_SUCCESS inside an HTML table cell
+    spec = normalize_irql(page.value("req.irql"))
+    assert (spec.max_irql, spec.kind) == ("APC_LEVEL", "level")
+    assert facts.twin_names["NtOpenWidget"] == "api_name"

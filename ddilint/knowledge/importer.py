@@ -664,6 +664,7 @@ def _irql_fields(
 class _Stats:
     see_remarks_resolved: list[str] = field(default_factory=list)
     see_remarks_unresolved: list[str] = field(default_factory=list)
+    irql_kinds: dict[str, int] = field(default_factory=dict)  # routines per IrqlSpec.kind
 
 
 def _build(shared: Path) -> tuple[dict[str, object], _Stats]:
@@ -790,6 +791,8 @@ def _build(shared: Path) -> tuple[dict[str, object], _Stats]:
         )
         if has_fact:
             routines[name] = entry
+            kind = spec.kind + (" (refers to a section)" if spec.refers else "")
+            stats.irql_kinds[kind] = stats.irql_kinds.get(kind, 0) + 1
     table: dict[str, object] = {
         "generator": {"command": GENERATOR_COMMAND, "inputs": input_hashes(shared)},
         "routines": routines,
@@ -858,6 +861,8 @@ def stats_lines(table: dict[str, object], stats: _Stats) -> list[str]:
         n = sum(1 for e in entries if rule in _as_list(e.get("compliance")))
         lines.append(f"  compliance {rule}: {n}")
     lines.append(f"twins: {count('twin')}")
+    for kind, n in sorted(stats.irql_kinds.items()):
+        lines.append(f"  req.irql kind {kind}: {n}")
     lines.append(
         f"see-Remarks IRQL: resolved {len(stats.see_remarks_resolved)} "
         f"({', '.join(sorted(stats.see_remarks_resolved))}), "
