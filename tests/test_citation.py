@@ -175,3 +175,17 @@ def test_show_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_suggestions(knowledge: Knowledge) -> None:
     assert suggestions(knowledge, "ZwOpenProcesTokenEx")[0] == "ZwOpenProcessTokenEx"
     assert suggestions(knowledge, "Qqqqqqqq") == []
+
+
+def test_project_entry_cites_the_annotation(knowledge: Knowledge) -> None:
+    from dataclasses import replace
+
+    from ddilint.knowledge import Routine
+
+    where = "drv/util.c:12#_IRQL_requires_max_(PASSIVE_LEVEL)"
+    helper = Routine(name="UtilFlush", page="drv/util.c:12", url=PAGE, max_irql="PASSIVE_LEVEL",
+                     sources={"max_irql": where}, project=True)
+    table = replace(knowledge, routines={**knowledge.routines, "UtilFlush": helper})
+    cite = IrqlRule().citation(table, "UtilFlush")
+    assert cite.label == "UtilFlush, _IRQL_requires_max_(PASSIVE_LEVEL) at drv/util.c:12"
+    assert cite.url == PAGE

@@ -100,6 +100,9 @@ class Routine:
     irql_conditions: tuple[IrqlCondition, ...] = ()
     closes_handle_param: int | None = None
     user_mode_only: bool = False
+    # An entry made from the analyzed project's own annotations (`page` is then
+    # "file:line" of the annotation), not from the documentation.
+    project: bool = False
 
     def source(self, fact: str) -> str:
         """Page and section a fact comes from ("ntifs/nf-...md#Parameters: X"), or ""."""

@@ -65,6 +65,8 @@ def cite_fact(
                 continue
             raw = source.split("#", 1)[1].removesuffix("(overlay.toml)").strip()
             section, anchor = _section_title(raw)
+            if r.project:  # a project annotation: say where it is written
+                section, anchor = f"{raw} at {source.split('#', 1)[0]}", ""
             if section:
                 break
     if not section and fallback_section:
