@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,16 +147,24 @@ def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
     with ProgressBar(progress_wanted(quiet=args.quiet)) as bar:
         result = run(files, active, knowledge, options, progress=bar.update)
     names = {p.as_posix() for p in reported}
-    findings = [f for f in result.findings
-                if f.location.path in names and selected(f.code, f.name, select, ignore)]
-    if cfg.per_file_ignores:
-        findings = [f for f in findings
-                    if not any(matches(f.code, f.name, s)
-                               for s in cfg.ignored_for(f.location.path))]
-    findings = apply_suppressions(
-        findings, SourceCache(), args.report_unused_suppressions,
-        [(r.code, r.name) for r in active], sorted(names))
+    findings = keep_findings(result.findings, cfg, select, ignore, active, names, SourceCache(),
+                             args.report_unused_suppressions)
     return Analysis(findings, files, reported, result, stamps)
+
+
+def keep_findings(findings: Sequence[Finding], cfg: Config, select: Sequence[str],
+                  ignore: Sequence[str], active: Sequence[Rule], paths: set[str],
+                  text_of: Callable[[str], str | None],
+                  report_unused: bool = False) -> list[Finding]:
+    """The findings to report: on `paths` only, selected, not ignored for their file by
+    `per-file-ignores`, not silenced by a suppression comment (CLI and language server)."""
+    kept = [f for f in findings
+            if f.location.path in paths and selected(f.code, f.name, select, ignore)]
+    if cfg.per_file_ignores:
+        kept = [f for f in kept
+                if not any(matches(f.code, f.name, s) for s in cfg.ignored_for(f.location.path))]
+    return apply_suppressions(kept, text_of, report_unused, [(r.code, r.name) for r in active],
+                              sorted(paths))
 
 
 class MissingPaths(Exception):
@@ -235,6 +243,12 @@ def _statistics(findings: Sequence[Finding], files: int, seconds: float) -> None
     for (code, name), n in sorted(counts.items()):
         print(f"{n:6d}  {code} {name}", file=sys.stderr)
     print(f"{files} files in {seconds:.2f}s", file=sys.stderr)
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from ddilint.lsp import serve
+
+    return serve(max(0.0, args.debounce))
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -338,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="explain a rule")
     e.add_argument("rule", help="a code (DDI101) or name (missing-kernel-handle)")
     e.set_defaults(func=cmd_explain)
+    ls = sub.add_parser("lsp", help="run the language server on stdin/stdout (for editors)")
+    ls.add_argument("--debounce", type=float, default=0.3, metavar="SECONDS",
+                    help="analyze once edits pause this long (default 0.3)")
+    ls.set_defaults(func=cmd_lsp)
     k = sub.add_parser("knowledge", help="the routine knowledge table")
     ksub = k.add_subparsers(dest="knowledge_command", required=True)
     ki = ksub.add_parser("import", help="regenerate the table from the documentation pages",

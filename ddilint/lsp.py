@@ -1,0 +1,351 @@
+"""`ddilint lsp`: a language server (LSP over stdio, built on pygls) for editors.
+
+It analyzes a C/C++ buffer when it is opened, after edits (debounced: the analysis runs once
+typing pauses for `debounce` seconds, on the latest text) and when it is saved, with the
+project config of the file (found by walking up from it). Each finding becomes a diagnostic
+with its code, severity, the documentation link as `codeDescription`, and the trace steps
+as `relatedInformation`; the fixes findings carry are offered as quick-fix code actions.
+Positions are converted to the position encoding negotiated with the client (UTF-16 by
+default). The analysis runs in a worker thread so the server keeps answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from ddilint import __version__
+from ddilint.analyzer.engine import Options, analyze_bytes
+from ddilint.analyzer.frontend import SOURCE_SUFFIXES
+from ddilint.config import Config, ConfigError, find_config_file
+from ddilint.findings import Finding, Location, Severity
+from ddilint.knowledge import Knowledge
+from ddilint.rules.base import Rule
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_SECONDS = 0.3
+SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error,
+            Severity.WARNING: lsp.DiagnosticSeverity.Warning,
+            Severity.NOTE: lsp.DiagnosticSeverity.Information}
+
+
+class LineIndex:
+    """Converts between ddilint positions (UTF-8 byte offsets, code-point columns) and LSP
+    positions (line, character in the negotiated encoding's code units)."""
+
+    def __init__(self, text: str, encoding: str = "utf-16") -> None:
+        self.text = text
+        self.data = text.encode("utf-8")
+        self.encoding = encoding
+        self.starts = [0]
+        pos = self.data.find(b"\n")
+        while pos >= 0:
+            self.starts.append(pos + 1)
+            pos = self.data.find(b"\n", pos + 1)
+
+    def _line_bytes(self, line0: int) -> bytes:
+        start = self.starts[line0]
+        end = self.starts[line0 + 1] if line0 + 1 < len(self.starts) else len(self.data)
+        return self.data[start:end]
+
+    def _units(self, prefix: str) -> int:
+        if self.encoding == "utf-8":
+            return len(prefix.encode("utf-8"))
+        if self.encoding == "utf-32":
+            return len(prefix)
+        return len(prefix.encode("utf-16-le")) // 2
+
+    def from_offset(self, offset: int) -> lsp.Position:
+        offset = max(0, min(offset, len(self.data)))
+        line0 = bisect.bisect_right(self.starts, offset) - 1
+        prefix = self.data[self.starts[line0]:offset].decode("utf-8", errors="replace")
+        return lsp.Position(line=line0, character=self._units(prefix))
+
+    def from_column(self, line: int, column: int) -> lsp.Position:
+        """A 1-based line and code-point column as an LSP position."""
+        line0 = max(0, min(line - 1, len(self.starts) - 1))
+        text = self._line_bytes(line0).decode("utf-8", errors="replace").rstrip("\r\n")
+        return lsp.Position(line=line0, character=self._units(text[:max(0, column - 1)]))
+
+    def word_end(self, line: int, column: int) -> lsp.Position:
+        """The end of the identifier starting at a 1-based line and column (one character
+        when there is none)."""
+        line0 = max(0, min(line - 1, len(self.starts) - 1))
+        text = self._line_bytes(line0).decode("utf-8", errors="replace").rstrip("\r\n")
+        i = max(0, column - 1)
+        j = i
+        while j < len(text) and (text[j].isalnum() or text[j] == "_"):
+            j += 1
+        if j == i:
+            j = min(i + 1, len(text))
+        return lsp.Position(line=line0, character=self._units(text[:j]))
+
+    def range_of(self, loc: Location) -> lsp.Range:
+        start = self.from_column(loc.line, loc.column)
+        if loc.end_line is not None and loc.end_column is not None:
+            end = self.from_column(loc.end_line, loc.end_column)
+        else:
+            end = self.word_end(loc.line, loc.column)
+        return lsp.Range(start=start, end=end)
+
+
+@dataclass
+class ProjectState:
+    """A project's settings as the server uses them (cached per config file)."""
+
+    config: Config
+    rules: list[Rule]
+    knowledge: Knowledge
+    select: list[str]
+    ignore: list[str]
+    stamp: tuple[int, int] | None = None
+
+    @property
+    def active(self) -> list[Rule]:
+        from ddilint.cli import selected
+
+        return [r for r in self.rules if selected(r.code, r.name, self.select, self.ignore)]
+
+
+@dataclass
+class DocState:
+    """What the server knows about an open document."""
+
+    findings: list[Finding] = field(default_factory=list)
+    index: LineIndex | None = None
+    pending: asyncio.Task[None] | None = None
+
+
+class DdilintServer(LanguageServer):
+    """The ddilint language server."""
+
+    def __init__(self, debounce: float = DEBOUNCE_SECONDS) -> None:
+        super().__init__("ddilint", __version__,
+                         text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
+        self.debounce = debounce
+        self.docs: dict[str, DocState] = {}
+        self.projects: dict[str, ProjectState] = {}
+        self.reported_errors: set[str] = set()
+
+    def position_encoding(self) -> str:
+        """The position encoding agreed with the client ("utf-16" before initialization)."""
+        try:
+            enc = self.workspace.position_encoding or "utf-16"
+        except RuntimeError:
+            return "utf-16"
+        return str(getattr(enc, "value", enc))
+
+    # -- settings ---------------------------------------------------------------------------
+    def project_for(self, path: Path) -> ProjectState:
+        """The settings for a file: its config (re-read when the file changed)."""
+        from ddilint.cli import load_project
+
+        cfg_path = find_config_file(path)
+        key = str(cfg_path) if cfg_path else ""
+        stamp = None
+        if cfg_path is not None:
+            st = cfg_path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        cached = self.projects.get(key)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        args: Any = type("Args", (), {"config": str(cfg_path) if cfg_path else None,
+                                      "isolated": cfg_path is None})()
+        try:
+            cfg, rules, knowledge = load_project([str(path)], args)
+        except ConfigError as exc:
+            message = f"ddilint: {exc} (using the default settings)"
+            if message not in self.reported_errors:
+                self.reported_errors.add(message)
+                self.window_show_message(lsp.ShowMessageParams(
+                    type=lsp.MessageType.Error, message=message))
+            args.config, args.isolated = None, True
+            cfg, rules, knowledge = load_project([str(path)], args)
+        state = ProjectState(cfg, rules, knowledge, list(cfg.select), list(cfg.ignore), stamp)
+        self.projects[key] = state
+        return state
+
+    # -- analysis ---------------------------------------------------------------------------
+    def analyze(self, uri: str, text: str) -> list[Finding]:
+        """Findings for a buffer (runs in a worker thread)."""
+        from ddilint.cli import keep_findings
+
+        fs_path = to_fs_path(uri)
+        if fs_path is None:
+            return []
+        path = Path(fs_path)
+        project = self.project_for(path)
+        if project.config.excluded(path):
+            return []
+        name = path.as_posix()
+        mode = project.config.mode_for(path)
+        options = Options(roles=dict(project.config.roles),
+                          file_modes={name: mode} if mode else {})
+        active = project.active
+        result = analyze_bytes(name, text.encode("utf-8"), active, project.knowledge, options)
+        return keep_findings(result.findings, project.config, project.select, project.ignore,
+                             active, {name}, lambda p: text if p == name else None)
+
+    def diagnostics(self, uri: str, text: str, findings: Sequence[Finding]) -> list[
+            lsp.Diagnostic]:
+        index = LineIndex(text, self.position_encoding())
+        self.docs.setdefault(uri, DocState()).index = index
+        out: list[lsp.Diagnostic] = []
+        for i, f in enumerate(findings):
+            related = [
+                lsp.DiagnosticRelatedInformation(
+                    location=lsp.Location(uri=self._uri_of(step.location.path, uri),
+                                          range=self._step_range(step.location, index, uri)),
+                    message=step.message)
+                for step in (*f.trace, *f.related)
+            ]
+            href = self._doc_url(f)
+            out.append(lsp.Diagnostic(
+                range=index.range_of(f.location),
+                severity=SEVERITY[f.severity],
+                code=f.code,
+                code_description=lsp.CodeDescription(href=href) if href else None,
+                source="ddilint",
+                message=f"{f.message} ({f.name})",
+                related_information=related or None,
+                data={"index": i},
+            ))
+        return out
+
+    def _doc_url(self, f: Finding) -> str:
+        if f.citation is not None and f.citation.url.startswith("http"):
+            return f.citation.url
+        for project in self.projects.values():
+            for r in project.rules:
+                if r.code == f.code:
+                    return r.help_uri(project.knowledge)
+        return ""
+
+    def _uri_of(self, path: str, default: str) -> str:
+        doc_path = to_fs_path(default)
+        if doc_path is not None and Path(doc_path).as_posix() == path:
+            return default
+        return from_fs_path(path) or default
+
+    def _step_range(self, loc: Location, index: LineIndex, uri: str) -> lsp.Range:
+        if self._uri_of(loc.path, uri) == uri:
+            return index.range_of(loc)
+        pos = lsp.Position(line=max(0, loc.line - 1), character=max(0, loc.column - 1))
+        return lsp.Range(start=pos, end=pos)
+
+    async def refresh(self, uri: str, delay: float = 0.0) -> None:
+        """Analyze the document's current text (after `delay`) and publish diagnostics,
+        unless it changed again meanwhile."""
+        if delay:
+            await asyncio.sleep(delay)
+        doc = self.workspace.get_text_document(uri)
+        version, text = doc.version, doc.source
+        try:
+            findings = await asyncio.to_thread(self.analyze, uri, text)
+        except Exception as exc:  # never take the server down
+            log.exception("analysis failed")
+            self.window_log_message(lsp.LogMessageParams(
+                type=lsp.MessageType.Error, message=f"ddilint: analysis failed: {exc}"))
+            return
+        current = self.workspace.get_text_document(uri)
+        if current.version != version or uri not in self.docs:
+            return  # a newer edit will publish
+        diagnostics = self.diagnostics(uri, text, findings)
+        self.docs[uri].findings = list(findings)
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
+            uri=uri, diagnostics=diagnostics, version=version))
+
+    def schedule(self, uri: str, delay: float) -> None:
+        state = self.docs.setdefault(uri, DocState())
+        if state.pending is not None and not state.pending.done():
+            state.pending.cancel()
+        state.pending = asyncio.ensure_future(self.refresh(uri, delay))
+
+    # -- code actions -------------------------------------------------------------------------
+    def code_actions(self, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        uri = params.text_document.uri
+        state = self.docs.get(uri)
+        if state is None or state.index is None:
+            return []
+        index = state.index
+        wanted = {(d.range.start.line, d.code) for d in params.context.diagnostics}
+        out: list[lsp.CodeAction] = []
+        diags = self.diagnostics(uri, index.text, state.findings)
+        for f, diag in zip(state.findings, diags, strict=True):
+            if not f.fixes:
+                continue
+            r = diag.range
+            inside = (r.start.line <= params.range.end.line
+                      and params.range.start.line <= r.end.line)
+            if not inside and (r.start.line, f.code) not in wanted:
+                continue
+            for fix in f.fixes:
+                edits = [lsp.TextEdit(range=lsp.Range(start=index.from_offset(e.start),
+                                                      end=index.from_offset(e.end)),
+                                      new_text=e.replacement) for e in fix.edits]
+                out.append(lsp.CodeAction(
+                    title=f"{fix.description} ({f.code})",
+                    kind=lsp.CodeActionKind.QuickFix,
+                    diagnostics=[diag],
+                    is_preferred=True,
+                    edit=lsp.WorkspaceEdit(changes={uri: edits}),
+                ))
+        return out
+
+
+def _is_source(uri: str) -> bool:
+    dot = uri.rfind(".")
+    return dot >= 0 and uri[dot:].lower() in SOURCE_SUFFIXES
+
+
+def build_server(debounce: float = DEBOUNCE_SECONDS) -> DdilintServer:
+    """A server with its handlers registered."""
+    server = DdilintServer(debounce)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    async def did_open(ls: DdilintServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        if _is_source(params.text_document.uri):
+            ls.docs.setdefault(params.text_document.uri, DocState())
+            ls.schedule(params.text_document.uri, 0.0)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    async def did_change(ls: DdilintServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        if _is_source(params.text_document.uri):
+            ls.schedule(params.text_document.uri, ls.debounce)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    async def did_save(ls: DdilintServer, params: lsp.DidSaveTextDocumentParams) -> None:
+        if _is_source(params.text_document.uri):
+            ls.projects.clear()  # a saved config file takes effect
+            ls.schedule(params.text_document.uri, 0.0)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    async def did_close(ls: DdilintServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        state = ls.docs.pop(params.text_document.uri, None)
+        if state is not None and state.pending is not None:
+            state.pending.cancel()
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
+            uri=params.text_document.uri, diagnostics=[]))
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(
+        code_action_kinds=[lsp.CodeActionKind.QuickFix]))
+    def code_action(ls: DdilintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        return ls.code_actions(params)
+
+    return server
+
+
+def serve(debounce: float = DEBOUNCE_SECONDS) -> int:
+    """Run the server on stdin/stdout until the client says exit."""
+    build_server(debounce).start_io()
+    return 0

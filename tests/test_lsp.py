@@ -1,0 +1,135 @@
+"""`ddilint lsp` driven by a real LSP client over a stdio pipe: diagnostics on open, after an
+edit (debounced), on save; code, severity, documentation link, related information from the
+trace; quick fixes as code actions; the project config applies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddilint.findings import Location
+from ddilint.lsp import LineIndex
+from tests.lsp_client import LspClient
+
+DRIVER = """#include <ntddk.h>
+// naïve comment: the column of what follows is in UTF-16 units
+VOID Cleanup(HANDLE h)
+{
+    /* é */ NtClose(h);
+}
+"""
+
+
+@pytest.fixture()
+def client(tmp_path: Path) -> Iterator[LspClient]:
+    c = LspClient()
+    c.initialize(tmp_path)
+    yield c
+    assert c.close() == 0
+
+
+def _open(c: LspClient, uri: str, text: str, version: int = 1) -> None:
+    c.notify("textDocument/didOpen", {"textDocument": {
+        "uri": uri, "languageId": "c", "version": version, "text": text}})
+
+
+def _change(c: LspClient, uri: str, version: int, changes: list[dict[str, Any]]) -> None:
+    c.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                        "contentChanges": changes})
+
+
+def test_open_edit_save_and_quick_fix(client: LspClient, tmp_path: Path) -> None:
+    path = tmp_path / "drv.c"
+    path.write_text(DRIVER, encoding="utf-8")
+    uri = path.as_uri()
+    _open(client, uri, DRIVER)
+    diags = client.diagnostics(uri, 1)["diagnostics"]
+    assert len(diags) == 1
+    d = diags[0]
+    assert d["code"] == "DDI401" and d["severity"] == 2 and d["source"] == "ddilint"
+    assert d["range"] == {"start": {"line": 4, "character": 12},
+                          "end": {"line": 4, "character": 19}}
+    assert d["codeDescription"]["href"].startswith("https://learn.microsoft.com/")
+    assert "NtClose called from kernel-mode code" in d["message"]
+
+    # the quick fix renames the call
+    actions = client.request("textDocument/codeAction", {
+        "textDocument": {"uri": uri}, "range": d["range"],
+        "context": {"diagnostics": [d]}})
+    assert [a["title"] for a in actions] == ["Call ZwClose (DDI401)"]
+    assert actions[0]["kind"] == "quickfix"
+    [edit] = actions[0]["edit"]["changes"][uri]
+    assert edit == {"range": d["range"], "newText": "ZwClose"}
+
+    # two quick edits: one analysis (debounced) on the latest version
+    _change(client, uri, 2, [{"range": {"start": {"line": 4, "character": 12},
+                                        "end": {"line": 4, "character": 14}}, "text": "Zw"}])
+    _change(client, uri, 3, [{"range": {"start": {"line": 5, "character": 1},
+                                        "end": {"line": 5, "character": 1}},
+                              "text": "\nVOID More(HANDLE h)\n{\n    NtClose(h);\n}"}])
+    published = client.diagnostics(uri)
+    assert published["version"] == 3  # version 2 was never analyzed on its own
+    assert [(x["code"], x["range"]["start"]["line"]) for x in published["diagnostics"]] == [
+        ("DDI401", 8)]
+
+    # a suppression comment typed in and saved: diagnostics clear on save
+    _change(client, uri, 4, [{"range": {"start": {"line": 8, "character": 15},
+                                        "end": {"line": 8, "character": 15}},
+                              "text": " // ddilint: ignore[DDI401]"}])
+    client.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+    assert client.diagnostics(uri, 4)["diagnostics"] == []
+
+
+def test_utf8_position_encoding(tmp_path: Path) -> None:
+    c = LspClient()
+    init = c.initialize(tmp_path, encodings=("utf-8", "utf-16"))
+    assert init["capabilities"]["positionEncoding"] == "utf-8"
+    uri = (tmp_path / "drv.c").as_uri()
+    _open(c, uri, DRIVER)
+    [d] = c.diagnostics(uri, 1)["diagnostics"]
+    # "    /* é */ NtClose": é is two UTF-8 bytes
+    assert d["range"]["start"] == {"line": 4, "character": 13}
+    assert c.close() == 0
+
+
+def test_config_and_related_information(client: LspClient, tmp_path: Path) -> None:
+    (tmp_path / ".ddilint.toml").write_text('mode = {"um/**" = "user"}\n')
+    (tmp_path / "um").mkdir()
+    um = (tmp_path / "um" / "tool.c").as_uri()
+    _open(client, um, "VOID F(HANDLE h)\n{\n    NtClose(h);\n}\n")
+    assert client.diagnostics(um, 1)["diagnostics"] == []  # user mode by config: silent
+    km = (tmp_path / "km.c").as_uri()
+    _open(client, km, "VOID F(HANDLE h)\n{\n    NtClose(h);\n}\n")
+    assert [d["code"] for d in client.diagnostics(km, 1)["diagnostics"]] == ["DDI401"]
+    client.notify("textDocument/didClose", {"textDocument": {"uri": km}})
+    assert client.diagnostics(km)["diagnostics"] == []
+
+
+def test_trace_steps_become_related_information(tmp_path: Path) -> None:
+    from ddilint.findings import Finding, Severity, TraceStep
+    from ddilint.lsp import DdilintServer
+
+    server = DdilintServer()
+    text = "a\nbb\nccc\n"
+    p = (tmp_path / "x.c").as_posix()
+    f = Finding("DDI201", "handle-leak", Severity.ERROR, "leak", Location(p, 2, 1),
+                trace=(TraceStep(Location(p, 1, 1), "opened here"),
+                       TraceStep(Location(p, 3, 2), "returns here")))
+    [d] = server.diagnostics((tmp_path / "x.c").as_uri(), text, [f])
+    assert d.severity == 1 and d.code == "DDI201"
+    assert [(r.message, r.location.range.start.line, r.location.range.start.character)
+            for r in d.related_information or []] == [("opened here", 0, 0),
+                                                      ("returns here", 2, 1)]
+
+
+def test_line_index_encodings() -> None:
+    text = "x = 'é𝄞';  NtClose(h);\n"
+    col = text.index("NtClose") + 1  # code points
+    off = len(text[:col - 1].encode("utf-8"))
+    for enc, expected in (("utf-16", col - 1 + 1), ("utf-8", off), ("utf-32", col - 1)):
+        idx = LineIndex(text, enc)
+        assert idx.from_column(1, col).character == expected
+        assert idx.from_offset(off).character == expected
