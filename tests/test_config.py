@@ -117,3 +117,15 @@ def test_globs() -> None:
     assert not glob_match("src/drv.c", "legacy/*.c")
     cfg = Config(root=Path("/p"), exclude=["gen/**"])
     assert cfg.excluded("/p/gen/t.c") and not cfg.excluded("/p/src/t.c")
+
+
+def test_readme_config_example_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```toml\n[tool.ddilint]", 1)[1].split("```", 1)[0]
+    (tmp_path / "pyproject.toml").write_text("[tool.ddilint]" + block, encoding="utf-8")
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "old.c").write_text(NT_CALL)
+    assert main(["check", str(tmp_path)]) == 0  # legacy/*.c ignores DDI401
+    assert capsys.readouterr().err == ""
