@@ -155,9 +155,11 @@ def write_atomic(path: str, data: bytes) -> None:
 
 def unified_diff(fx: FileFix) -> str:
     """The change to one file as a unified diff."""
+    absolute = fx.path.startswith("/") or (len(fx.path) > 1 and fx.path[1] == ":")
+    old_name, new_name = (fx.path, fx.path) if absolute else (f"a/{fx.path}", f"b/{fx.path}")
     return "".join(difflib.unified_diff(
         fx.old.splitlines(keepends=True), fx.new.splitlines(keepends=True),
-        fromfile=f"a/{fx.path}", tofile=f"b/{fx.path}"))
+        fromfile=old_name, tofile=new_name))
 
 
 def fix_files(findings: Sequence[Finding], write: bool,

@@ -53,7 +53,7 @@ def test_diff_shows_and_changes_nothing(tmp_path: Path,
     f.write_text(DRIVER, encoding="utf-8")
     assert main(["check", "--diff", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert f"--- a/{f.as_posix()}" in out
+    assert f"--- {f.as_posix()}\n+++ {f.as_posix()}\n" in out  # absolute: no a/ b/
     assert "-    NtClose(h); NtClose(k);\n+    ZwClose(h); ZwClose(k);\n" in out
     assert f.read_text(encoding="utf-8") == DRIVER
     f.write_text(FIXED, encoding="utf-8")
@@ -95,3 +95,20 @@ def test_overlapping_fixes_apply_one_and_file_changed_meanwhile(tmp_path: Path) 
     assert "ZwClose(h); NtClose(k);" in f.read_text(encoding="utf-8")
     [res] = fix_files([a], write=True, stamps={p: (1, 1)})
     assert res.applied == 0 and "changed on disk" in res.skipped[0]
+
+
+def test_diff_applies_with_git_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    (tmp_path / "src").mkdir()
+    f = tmp_path / "src" / "drv.c"
+    f.write_bytes(DRIVER.replace("\n", "\r\n").encode("utf-8"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "--diff", "src"]) == 1
+    patch = capsys.readouterr().out
+    assert patch.startswith("--- a/src/drv.c\n+++ b/src/drv.c\n")
+    proc = subprocess.run(["git", "apply", "-"], input=patch.encode("utf-8"), cwd=tmp_path,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f.read_bytes() == FIXED.replace("\n", "\r\n").encode("utf-8")

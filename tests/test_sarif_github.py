@@ -103,12 +103,15 @@ def test_code_flows_from_trace_validate(tmp_path: Path) -> None:
     assert "DDI201" in ids
 
 
-def test_github_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "drv.c").write_text(DRIVER)
+def test_github_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "drv.c").write_text(DRIVER)
+    monkeypatch.chdir(tmp_path)  # the checkout: paths are relative to it
     assert main(["check", "--format", "github", str(tmp_path)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"::warning file={(tmp_path / 'drv.c').as_posix()},line=4,col=5,"
+    assert lines[0].startswith("::warning file=src/drv.c,line=4,col=5,"
                                "title=DDI401 nt-routine-in-kernel-mode::NtClose called")
     f = Finding("DDI906", "internal-error", Severity.NOTE, "50% done\nthen: failed",
                 Location("a,b:c.c", 1, 1))
