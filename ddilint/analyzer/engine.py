@@ -18,7 +18,9 @@ from typing import Any
 from ddilint.analyzer.frontend import SOURCE_SUFFIXES, parse_file
 from ddilint.analyzer.ir import FileIR
 from ddilint.analyzer.mode import detect_mode
+from ddilint.analyzer.project import Project
 from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes
+from ddilint.analyzer.summary import FileSummary, summarize
 from ddilint.findings import Finding, Location
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import FileContext, Rule
@@ -64,6 +66,10 @@ class Options:
     # File path (as the engine names it) -> "kernel"/"user", from the config's `mode` globs;
     # `mode_override` (the command line's --mode) wins over it.
     file_modes: dict[str, str] = field(default_factory=dict)
+
+# Parsed files kept in memory between the two phases of a run, by source size; beyond it
+# files are parsed again for the rules (a tree costs about 20 times its source).
+KEEP_PARSED_BYTES = 24 * 1024 * 1024
 
 
 def discover(
@@ -138,8 +144,10 @@ def analyze_bytes(
     rules: Sequence[Rule],
     knowledge: Knowledge,
     options: Options | None = None,
+    project: Project | None = None,
 ) -> FileResult:
-    """Analyze one file's bytes with `rules`. Never raises."""
+    """Analyze one file's bytes with `rules`. Never raises. Without a `project`, the file
+    is a driver of its own."""
     options = options or Options()
     started = time.perf_counter()
     result = FileResult(path)
@@ -151,7 +159,9 @@ def analyze_bytes(
         fir = parse_file(source, defined=options.defined, undefined=options.undefined)
         result.error_nodes = fir.error_nodes
         result.analyzed = True
-        result.findings.extend(run_rules(fir, rules, knowledge, options))
+        if project is None:
+            project = Project([summarize(fir, knowledge)], knowledge, options.roles)
+        result.findings.extend(run_rules(fir, rules, knowledge, options, project))
     except Exception as exc:  # the file fails, the run goes on
         detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
         result.findings.append(notice("DDI906", path, f"internal error while analyzing the "
@@ -161,13 +171,32 @@ def analyze_bytes(
     return result
 
 
+def summarize_bytes(
+    path: str, raw: bytes, knowledge: Knowledge, options: Options | None = None
+) -> tuple[FileSummary | None, FileIR | None, list[Finding]]:
+    """Phase one for a file: its summary (picklable), its IR, and reading notices. Never
+    raises: a failure becomes a DDI906 notice and no summary."""
+    options = options or Options()
+    try:
+        source, notes = read_source(path, raw)
+        if source is None:
+            return None, None, notes
+        fir = parse_file(source, defined=options.defined, undefined=options.undefined)
+        return summarize(fir, knowledge), fir, notes
+    except Exception as exc:
+        detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
+        return None, None, [notice("DDI906", path, f"internal error while analyzing the "
+                                   f"file: {detail}")]
+
+
 def run_rules(
-    fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options
+    fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options,
+    project: Project | None = None,
 ) -> Iterator[Finding]:
     """Run each rule on a parsed file; a failing rule becomes a DDI906 notice."""
     mode = detect_mode(fir.includes,
                        options.mode_override or options.file_modes.get(fir.path))
-    ctx = FileContext(fir, knowledge, mode, options.extra)
+    ctx = FileContext(fir, knowledge, mode, options.extra, project)
     for rule in rules:
         try:
             yield from list(rule.check_file(ctx))
@@ -178,7 +207,8 @@ def run_rules(
 
 
 def analyze_file(
-    path: Path, rules: Sequence[Rule], knowledge: Knowledge, options: Options | None = None
+    path: Path, rules: Sequence[Rule], knowledge: Knowledge, options: Options | None = None,
+    project: Project | None = None,
 ) -> FileResult:
     """Read and analyze one file from disk. Never raises."""
     name = path.as_posix()
@@ -187,7 +217,7 @@ def analyze_file(
     except OSError as exc:
         message = f"cannot read file: {exc.strerror or exc}"
         return FileResult(name, [notice("DDI901", name, message)])
-    return analyze_bytes(name, raw, rules, knowledge, options)
+    return analyze_bytes(name, raw, rules, knowledge, options, project)
 
 
 @dataclass
@@ -201,6 +231,34 @@ class RunResult:
     error_nodes: int = 0
 
 
+def build_project(
+    files: Sequence[Path], knowledge: Knowledge, options: Options | None = None,
+    keep_bytes: int = KEEP_PARSED_BYTES,
+) -> tuple[Project, dict[str, FileIR], dict[str, list[Finding]]]:
+    """Phase one over `files` and phase two: the project model, the parsed files kept in
+    memory (within `keep_bytes` of source), and each file's reading notices."""
+    options = options or Options()
+    summaries: list[FileSummary] = []
+    kept: dict[str, FileIR] = {}
+    notes: dict[str, list[Finding]] = {}
+    budget = keep_bytes
+    for path in files:
+        name = path.as_posix()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            notes[name] = [notice("DDI901", name, f"cannot read file: {exc.strerror or exc}")]
+            continue
+        summary, fir, file_notes = summarize_bytes(name, raw, knowledge, options)
+        notes[name] = file_notes
+        if summary is not None:
+            summaries.append(summary)
+        if fir is not None and len(raw) <= budget:
+            kept[name] = fir
+            budget -= len(raw)
+    return Project(summaries, knowledge, options.roles), kept, notes
+
+
 def run(
     files: Sequence[Path],
     rules: Sequence[Rule],
@@ -208,17 +266,39 @@ def run(
     options: Options | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Analyze `files` in order; findings sorted by place. `progress(done, total)` is called
-    after each file."""
+    """Analyze `files` as one driver: summaries, the project model, then the rules on each
+    file; findings sorted by place. `progress(done, total)` is called after each file."""
+    options = options or Options()
     started = time.perf_counter()
     findings: list[Finding] = []
     analyzed = 0
     errors = 0
+    project, kept, notes = build_project(files, knowledge, options)
     for done, path in enumerate(files, start=1):
-        res = analyze_file(path, rules, knowledge, options)
-        findings.extend(res.findings)
-        analyzed += res.analyzed
-        errors += res.error_nodes
+        name = path.as_posix()
+        fir = kept.pop(name, None)
+        if fir is None:
+            if any(n.code == "DDI906" or n.code in ("DDI901", "DDI902", "DDI904")
+                   for n in notes.get(name, ())):
+                findings.extend(notes.get(name, ()))
+                if progress is not None:
+                    progress(done, len(files))
+                continue
+            res = analyze_file(path, rules, knowledge, options, project)
+            findings.extend(res.findings)
+            analyzed += res.analyzed
+            errors += res.error_nodes
+            if progress is not None:
+                progress(done, len(files))
+            continue
+        findings.extend(notes.get(name, ()))
+        analyzed += 1
+        errors += fir.error_nodes
+        try:
+            findings.extend(run_rules(fir, rules, knowledge, options, project))
+        except Exception as exc:
+            findings.append(notice("DDI906", name, f"internal error while analyzing the "
+                                   f"file: {type(exc).__name__}: {exc}"))
         if progress is not None:
             progress(done, len(files))
     findings.sort(key=Finding.sort_key)

@@ -18,7 +18,17 @@ import tree_sitter_c
 import tree_sitter_cpp
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
-from ddilint.analyzer.ir import CallSite, Decl, Expr, FileIR, Function, Param, RoleDecl, Stmt
+from ddilint.analyzer.ir import (
+    CallSite,
+    Decl,
+    Expr,
+    FileIR,
+    Function,
+    FunctionRef,
+    Param,
+    RoleDecl,
+    Stmt,
+)
 from ddilint.analyzer.macros import Expansion, expand, resolve_alias
 from ddilint.analyzer.preprocess import Annotation, MacroDef, Preprocessed, preprocess
 from ddilint.analyzer.source import SourceText
@@ -55,6 +65,29 @@ _FUNCTION_QUERY = {
 _CALL_QUERY = "(call_expression function: (_) @callee) @call"
 _ROLE_QUERY = "(declaration type: (type_identifier) @type declarator: (identifier) @name) @decl"
 _ERROR_QUERY = "(ERROR) @error"
+# Names in the places a function pointer goes: arguments, right sides of assignments,
+# initializers (possibly behind `&` or a cast).
+_REF_QUERY = """
+[
+ (argument_list (identifier) @v)
+ (argument_list (pointer_expression argument: (identifier) @v))
+ (argument_list (cast_expression value: (identifier) @v))
+ (assignment_expression right: (identifier) @v)
+ (assignment_expression right: (pointer_expression argument: (identifier) @v))
+ (assignment_expression right: (cast_expression value: (identifier) @v))
+ (initializer_list (identifier) @v)
+ (initializer_list (pointer_expression argument: (identifier) @v))
+ (initializer_list (cast_expression value: (identifier) @v))
+ (initializer_pair value: (identifier) @v)
+ (initializer_pair value: (pointer_expression argument: (identifier) @v))
+ (initializer_pair value: (cast_expression value: (identifier) @v))
+ (init_declarator value: (identifier) @v)
+ (init_declarator value: (pointer_expression argument: (identifier) @v))
+ (init_declarator value: (cast_expression value: (identifier) @v))
+]
+"""
+_CONSTANT_NAME = re.compile(r"^[A-Z0-9_]+$")
+_SCOPE_TYPES = ("translation_unit", "declaration_list", "linkage_specification")
 _ASSIGN_QUERY = "(assignment_expression) @assign"
 
 
@@ -108,6 +141,8 @@ class _FileBuilder:
         self._calls()
         self._object_macro_calls()
         self._role_decls()
+        self._refs()
+        self._prototypes()
         self._errors()
         root = self.root
         conv = _Converter(self.data, self.fir.macros, self.lang)
@@ -305,6 +340,56 @@ class _FileBuilder:
                 RoleDecl(_text(name_node, self.data), typedef, decl.start_byte, tuple(anns))
             )
 
+    def _refs(self) -> None:
+        caps = QueryCursor(query(self.lang, _REF_QUERY)).captures(self.root)
+        data = self.data
+        out = self.fir.refs
+        seen: set[int] = set()
+        for node in caps.get("v", []):
+            if node.start_byte in seen:
+                continue
+            seen.add(node.start_byte)
+            name = _text(node, data)
+            if _CONSTANT_NAME.match(name):
+                continue  # constants and macros, never a function
+            fn = self.enclosing(node.start_byte)
+            out.extend(_function_refs(node, name, data, fn.qualname if fn is not None else ""))
+
+    def _prototypes(self) -> None:
+        """Annotations on function declarations (prototypes), by function name."""
+        annotations = self.pre.annotations
+        if not annotations:
+            return
+        anns = sorted(annotations, key=lambda a: a.start)
+        starts = [a.start for a in anns]
+        import bisect
+
+        stack = [self.root]
+        while stack:
+            scope = stack.pop()
+            prev_end = scope.start_byte if scope is not self.root else 0
+            for item in scope.named_children:
+                t = item.type
+                if t in ("linkage_specification", "declaration_list"):
+                    stack.append(item)
+                    body = item.child_by_field_name("body")
+                    if body is not None:
+                        stack.append(body)
+                elif t == "declaration":
+                    fdecl = _function_declarator(item.child_by_field_name("declarator"))
+                    name_node = fdecl.child_by_field_name("declarator") if fdecl else None
+                    if name_node is not None:
+                        name, _cls = _declared_name(name_node, self.data)
+                        i = bisect.bisect_left(starts, prev_end)
+                        found: list[Annotation] = []
+                        while i < len(anns) and anns[i].start < item.end_byte:
+                            found.append(anns[i])
+                            i += 1
+                        if name and found:
+                            old = self.fir.prototypes.get(name, ())
+                            self.fir.prototypes[name] = old + tuple(found)
+                prev_end = item.end_byte
+
     def _errors(self) -> None:
         caps = QueryCursor(query(self.lang, _ERROR_QUERY)).captures(self.root)
         errors = caps.get("error", [])
@@ -320,6 +405,102 @@ class _FileBuilder:
 
 
 _ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def _function_refs(node: Node, name: str, data: bytes, enclosing: str) -> list[FunctionRef]:
+    """Where a name used as a value goes (see `FunctionRef`)."""
+    child = node
+    p = node.parent
+    while p is not None and p.type in ("pointer_expression", "cast_expression",
+                                       "parenthesized_expression"):
+        if p.type == "pointer_expression" and _text(p, data)[:1] != "&":
+            return []  # `*Name`: a dereference, not the function's address
+        child, p = p, p.parent
+    if p is None:
+        return []
+    off = node.start_byte
+    t = p.type
+    if t == "argument_list":
+        call = p.parent
+        fn = call.child_by_field_name("function") if call is not None else None
+        if call is None or fn is None:
+            return []
+        callee, _s, _i = _callee(fn, data)
+        args = [c for c in p.named_children if c.type != "comment"]
+        index = next((i for i, a in enumerate(args) if a.id == child.id), -1)
+        texts = tuple(" ".join(_text(a, data).split())[:60] for a in args)
+        return [FunctionRef(name, off, "arg", index=str(index), callee=callee or "",
+                            args=texts, enclosing=enclosing)]
+    if t == "assignment_expression":
+        # `a = b = F`: every target in the chain gets F.
+        refs = [_assigned_ref(name, off, p.child_by_field_name("left"), data, enclosing)]
+        while p.parent is not None and p.parent.type == "assignment_expression":
+            p = p.parent
+            refs.append(_assigned_ref(name, off, p.child_by_field_name("left"), data,
+                                      enclosing))
+        return refs
+    if t == "init_declarator":
+        decl = p.child_by_field_name("declarator")
+        var, _ptr, _arr = _declarator_name(decl, data)
+        outer = p.parent
+        type_text = _text_between(data, outer.start_byte, node.start_byte) if outer else ""
+        return [FunctionRef(name, off, "var", key=var, enclosing=enclosing,
+                            type_text=type_text)]
+    if t in ("initializer_list", "initializer_pair"):
+        key = ""
+        row = p
+        if t == "initializer_pair":
+            designator = p.child_by_field_name("designator")
+            key = "".join(_text(designator, data).split()) if designator is not None else ""
+            row = p.parent if p.parent is not None else p
+            child = p
+        elems = [c for c in row.named_children if c.type != "comment"]
+        index = next((i for i, a in enumerate(elems) if a.id == child.id), -1)
+        texts = tuple(" ".join(_text(a, data).split())[:60] for a in elems[:8])
+        outer = row.parent
+        depth = 0
+        while outer is not None and outer.type not in ("init_declarator",) and depth < 6:
+            outer = outer.parent
+            depth += 1
+        type_text = ""
+        if outer is not None and outer.type == "init_declarator" and outer.parent is not None:
+            value = outer.child_by_field_name("value")
+            type_text = _text_between(data, outer.parent.start_byte,
+                                      value.start_byte if value is not None else outer.end_byte)
+        return [FunctionRef(name, off, "init", key=key, index=str(index), args=texts,
+                            type_text=type_text, enclosing=enclosing)]
+    return [FunctionRef(name, off, "other", enclosing=enclosing)]
+
+
+def _text_between(data: bytes, start: int, end: int) -> str:
+    """The words between two offsets (a declaration's type part), whitespace squeezed."""
+    return " ".join(data[start:end].decode("utf-8", errors="replace").split())[:80]
+
+
+def _assigned_ref(
+    name: str, off: int, target: Node | None, data: bytes, enclosing: str
+) -> FunctionRef:
+    if target is None:
+        return FunctionRef(name, off, "other", enclosing=enclosing)
+    while target.type == "parenthesized_expression" and target.named_children:
+        target = target.named_children[0]
+    index = ""
+    if target.type == "subscript_expression":
+        idx = target.child_by_field_name("index") or target.child_by_field_name("indices")
+        if idx is not None:
+            index = " ".join(_text(idx, data).strip("[]").split())
+        arg = target.child_by_field_name("argument")
+        if arg is not None:
+            target = arg
+    if target.type == "field_expression":
+        fld = target.child_by_field_name("field")
+        if fld is not None:
+            return FunctionRef(name, off, "field", key=_text(fld, data), index=index,
+                               enclosing=enclosing)
+    if target.type == "identifier":
+        return FunctionRef(name, off, "var", key=_text(target, data), index=index,
+                           enclosing=enclosing)
+    return FunctionRef(name, off, "other", enclosing=enclosing)
 
 
 def _calls_in_expansion(

@@ -315,6 +315,30 @@ class RoleDecl:
     annotations: tuple[Annotation, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionRef:
+    """A name used as a value where a function pointer is expected: a candidate callback.
+
+    `kind` says where: "arg" (argument `index` of a call of `callee`; `args` holds the call's
+    argument texts), "field" (assigned to a field `key`, `index` the subscript text for
+    `MajorFunction[IRP_MJ_X] = F`), "var" (assigned to or initializing a variable `key`
+    whose declared type is `type_text`), "init" (an element of an initializer list: `key` is
+    the designator (`.Field`/`[X]`) or "", `index` the position in its row, `args` the row's
+    element texts, `type_text` the declared type of the object initialized), "other".
+    `enclosing` is the qualified name of the function the use is in ("" at file scope).
+    """
+
+    name: str
+    offset: int
+    kind: str
+    key: str = ""
+    index: str = ""
+    callee: str = ""
+    args: tuple[str, ...] = ()
+    type_text: str = ""
+    enclosing: str = ""
+
+
 @dataclass(eq=False)
 class FileIR:
     """Everything the engine knows about one file."""
@@ -327,6 +351,10 @@ class FileIR:
     macros: dict[str, MacroDef] = field(default_factory=dict)
     annotations: list[Annotation] = field(default_factory=list)
     role_decls: list[RoleDecl] = field(default_factory=list)
+    # Names used as function-pointer values (registrations, callbacks, escapes).
+    refs: list[FunctionRef] = field(default_factory=list)
+    # Annotations written on function prototypes (`_IRQL_requires_max_(...) VOID F(...);`).
+    prototypes: dict[str, tuple[Annotation, ...]] = field(default_factory=dict)
     includes: list[str] = field(default_factory=list)
     pragmas: list[tuple[str, int]] = field(default_factory=list)
     inactive: list[tuple[int, int]] = field(default_factory=list)

@@ -118,12 +118,38 @@ class Routine:
 
 
 @dataclass(frozen=True, slots=True)
+class RoleInfo:
+    """What a function role means (RULES.md execution-context table): the IRQL range on
+    entry (None when no single answer is documented) and whether it runs in the system
+    process."""
+
+    name: str
+    label: str
+    irql_min: int | None = None
+    irql_max: int | None = None
+    system: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A routine argument that registers a callback with a role."""
+
+    arg: int
+    role: str
+    system_if_null: int | None = None  # this argument must be NULL for the system role
+    otherwise: str = ""  # the role when that argument is not NULL
+
+
+@dataclass(frozen=True, slots=True)
 class Knowledge:
     """The routine table plus the role typedefs and lists rules share."""
 
     routines: Mapping[str, Routine]
     role_typedefs: Mapping[str, str]
     generator: Mapping[str, Any] = field(default_factory=dict)
+    roles: Mapping[str, RoleInfo] = field(default_factory=dict)
+    registrations: Mapping[str, tuple[Registration, ...]] = field(default_factory=dict)
+    registration_fields: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, name: str | None) -> Routine | None:
         """Facts about `name`, or None when the routine is not documented here."""
@@ -224,8 +250,20 @@ def build_knowledge(
         table[name] = _apply_overlay(table.get(name), name, raw)
     for name, raw in (extra or {}).items():
         table[name] = _apply_overlay(table.get(name), name, raw)
-    roles = dict(overlay_data.get("role_typedefs", {}))
-    return Knowledge(table, roles, routines_data.get("generator", {}))
+    typedefs = dict(overlay_data.get("role_typedefs", {}))
+    roles: dict[str, RoleInfo] = {}
+    for name, raw in overlay_data.get("roles", {}).items():
+        irql = raw.get("irql")
+        lo = irql_rank(irql[0]) if irql else None
+        hi = irql_rank(irql[1]) if irql else None
+        roles[name] = RoleInfo(name, raw.get("label", name), lo, hi, bool(raw.get("system")))
+    registrations = {
+        routine: tuple(Registration(int(r["arg"]), r["role"], r.get("system_if_null"),
+                                    r.get("otherwise", "")) for r in rows)
+        for routine, rows in overlay_data.get("registrations", {}).items()
+    }
+    return Knowledge(table, typedefs, routines_data.get("generator", {}), roles,
+                     registrations, dict(overlay_data.get("registration_fields", {})))
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ddilint.analyzer.ir import CallSite, FileIR
+from ddilint.analyzer.context import UNKNOWN_CONTEXT, ExecutionContext
+from ddilint.analyzer.ir import CallSite, FileIR, Function
+from ddilint.analyzer.project import Project
+from ddilint.analyzer.summary import summarize
 from ddilint.findings import Citation, Finding, Fix, Location, Severity, TraceStep
 from ddilint.knowledge import Knowledge, Routine
 
@@ -170,12 +173,46 @@ def _indent(text: str) -> str:
 
 @dataclass
 class FileContext:
-    """What a rule may ask about one file: its IR, its mode, the knowledge table."""
+    """What a rule may ask about one file: its IR, its mode, the knowledge table, and the
+    project model (how each function and call runs, across every file of the driver)."""
 
     file: FileIR
     knowledge: Knowledge
     mode: str  # "kernel" or "user"
     options: Mapping[str, Any] = field(default_factory=dict)
+    project: Project | None = None
+    _call_index: dict[int, int] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def model(self) -> Project:
+        """The project model (a driver of this one file when none was given)."""
+        if self.project is None or self.project.file_index.get(self.file.path) is None:
+            self.project = Project([summarize(self.file, self.knowledge)], self.knowledge)
+        return self.project
+
+    def execution_context(self, fn: Function | None) -> ExecutionContext:
+        """How `fn` runs: its IRQL range on entry, whether every way in is from the system
+        process, and why. A function nobody is known to call and with no role (or None:
+        code outside any function) runs at PASSIVE_LEVEL outside the system process."""
+        if fn is None:
+            return UNKNOWN_CONTEXT
+        model = self.model
+        n = model.node_for(self.file.path, fn.start)
+        if n is None:
+            return UNKNOWN_CONTEXT
+        return model.function_context(n)
+
+    def call_context(self, call: CallSite) -> ExecutionContext:
+        """How one call runs: the IRQL range at the call (the entry range of its function
+        changed by raises, locks and `KeGetCurrentIrql()` checks on the way), the system
+        context of its function, and why."""
+        if self._call_index is None:
+            self._call_index = {id(c): i for i, c in enumerate(self.file.calls)}
+        i = self._call_index.get(id(call))
+        if i is None:
+            return self.execution_context(call.function)
+        ctx = self.model.call_context(self.file.path, i)
+        return ctx if ctx is not None else UNKNOWN_CONTEXT
 
     @property
     def path(self) -> str:

@@ -1,0 +1,931 @@
+"""The project model: the whole-program phase, on per-file summaries only.
+
+From the `FileSummary` of every file of the driver it builds
+- the call graph, linked by name: a `static` function is seen from its own file only, a
+  C++ method from its class (or by a unique name), a call through a function-pointer field
+  reaches the functions some code stores into that field; where several drivers of a tree
+  define the same name, the definition nearest to the caller (by folder) wins;
+- the role of each function: registrations (`KeInitializeDpc`, `MajorFunction[...] =`,
+  minifilter operation arrays, KMDF config macros, StorPort `HW_INITIALIZATION_DATA`
+  fields, ...; the tables are in `knowledge/overlay.toml`), role typedef declarations,
+  `_Function_class_`, `_Dispatch_type_`, SAL IRQL annotations and the user's config;
+- exit-IRQL summaries of helpers that return at another IRQL than they were entered at,
+  and the IRQL at each call site relative to the function's entry;
+- the entry IRQL range of every function, iterated to a fixpoint over callers (recursion
+  included), and whether every way in comes from the system process;
+- the explanation: trace steps from the entry (its registration or annotation) through
+  each call, the raise or lock, to the place a rule asks about.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ddilint.analyzer.context import ExecutionContext, irql_name
+from ddilint.analyzer.summary import (
+    ENTRY,
+    Atom,
+    CallInfo,
+    FileSummary,
+    FunctionSummary,
+    IrqlGraph,
+    irql_of_text,
+)
+from ddilint.findings import Location, TraceStep
+from ddilint.knowledge import Knowledge, RoleInfo
+
+State = frozenset[Atom]
+ENTRY_STATE: State = frozenset({ENTRY})
+UNKNOWN: Atom = ("u", 0, 0, None)
+MAX_ROUNDS = 200
+
+_NULLS = frozenset({"NULL", "0", "nullptr", "(HANDLE)NULL", "(HANDLE)0", "NULL_HANDLE"})
+IRP_MJ_POWER = 0x16
+_IRP_MJ_POWER_NAMES = frozenset({"IRP_MJ_POWER", "0x16", "22"})
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSource:
+    """Why a function has a role: a registration, a declaration, an annotation, config."""
+
+    role: str
+    why: str  # "KeInitializeDpc at dpc.c:40", "declared KDEFERRED_ROUTINE at dpc.c:8"
+    location: Location | None
+    major: str = ""  # the IRP_MJ_ code for dispatch routines, when known
+
+
+@dataclass(slots=True)
+class _Node:
+    file: int
+    index: int
+    summary: FunctionSummary
+    path: str
+    roles: list[RoleSource] = field(default_factory=list)
+    annotation: tuple[int, int, str, Location | None] | None = None  # lo, hi, why, where
+    callers: list[tuple[int, int]] = field(default_factory=list)  # (caller node, call index)
+    callees: list[tuple[int, int]] = field(default_factory=list)  # (callee node, call index)
+    escapes: list[str] = field(default_factory=list)
+
+
+def _dir(path: str) -> str:
+    return os.path.dirname(path.replace("\\", "/"))
+
+
+def _common(a: str, b: str) -> int:
+    """How many leading folder names two folders share."""
+    pa, pb = a.split("/"), b.split("/")
+    n = 0
+    for x, y in zip(pa, pb, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+NEAR_LEVELS = 3  # a definition more than this many folders up from the caller is another driver's
+
+
+def _nearest(candidates: Sequence[int], nodes: Sequence[_Node], path: str) -> list[int]:
+    """The candidates defined nearest to `path`: the same file, else those sharing the most
+    folders with it, and never one that shares fewer than all but NEAR_LEVELS of them (in a
+    tree of many drivers, the same name in a far folder is another driver's function)."""
+    if not candidates:
+        return []
+    same = [c for c in candidates if nodes[c].path == path]
+    if same:
+        return same
+    d = _dir(path)
+    need = len(d.split("/")) - NEAR_LEVELS
+    scores = [(_common(_dir(nodes[c].path), d), c) for c in candidates]
+    best = max(s for s, _ in scores)
+    if best < need:
+        return []
+    return [c for s, c in scores if s == best]
+
+
+class Project:
+    """The whole-program model of one driver (or tree of drivers)."""
+
+    def __init__(
+        self,
+        summaries: Sequence[FileSummary],
+        knowledge: Knowledge,
+        roles: Mapping[str, str] | None = None,
+    ) -> None:
+        self.knowledge = knowledge
+        self.files = list(summaries)
+        self.file_index = {s.path: i for i, s in enumerate(self.files)}
+        self.config_roles = dict(roles or {})
+        self.nodes: list[_Node] = []
+        self.node_of: dict[tuple[int, int], int] = {}
+        for fi, s in enumerate(self.files):
+            for i, f in enumerate(s.functions):
+                self.node_of[(fi, i)] = len(self.nodes)
+                self.nodes.append(_Node(fi, i, f, s.path))
+        self._index_names()
+        self._link_calls()
+        self._find_roles()
+        self.exits: dict[int, tuple[State, tuple[tuple[int, State], ...]]] = {}
+        self.call_states: dict[int, dict[int, State]] = {}
+        self._exit_summaries()
+        self.irql_max: list[int] = [-1] * len(self.nodes)
+        self.irql_min: list[int] = [5] * len(self.nodes)
+        self.why: list[tuple[str, int, int, Atom | None] | None] = [None] * len(self.nodes)
+        self._entry_irql()
+        self.system: list[bool] = [False] * len(self.nodes)
+        self.system_why: list[tuple[int, int] | None] = [None] * len(self.nodes)
+        self._system_context()
+
+    # -- names and the call graph -------------------------------------------------------
+    def _index_names(self) -> None:
+        self.by_name: dict[str, list[int]] = {}
+        self.static_by_file: dict[tuple[int, str], list[int]] = {}
+        self.methods: dict[tuple[str, str], list[int]] = {}
+        for n, node in enumerate(self.nodes):
+            f = node.summary
+            if f.kind == "lambda":
+                continue
+            if f.static and f.kind == "function":
+                self.static_by_file.setdefault((node.file, f.name), []).append(n)
+            else:
+                self.by_name.setdefault(f.name, []).append(n)
+            if f.class_name:
+                self.methods.setdefault((f.class_name, f.name), []).append(n)
+        # Function-pointer fields: `x->Callback = Fn;` / `{ .Callback = Fn }`.
+        self.field_targets: dict[str, list[tuple[int, str]]] = {}
+        for fi, s in enumerate(self.files):
+            for r in s.refs:
+                ref = r.ref
+                key = ""
+                if ref.kind == "field" and not ref.index:
+                    key = ref.key
+                elif ref.kind == "init" and ref.key.startswith("."):
+                    key = ref.key[1:]
+                if key:
+                    self.field_targets.setdefault(key, []).append((fi, ref.name))
+
+    def resolve_name(self, name: str, file: int, caller: FunctionSummary | None = None,
+                     indirect: bool = False) -> list[int]:
+        """The project functions a call of `name` from `file` can reach."""
+        path = self.files[file].path
+        local = self.static_by_file.get((file, name))
+        if local and not indirect:
+            return local
+        if caller is not None and caller.class_name:
+            own = self.methods.get((caller.class_name, name))
+            if own:
+                return _nearest(own, self.nodes, path)
+        if not indirect:
+            cands = self.by_name.get(name)
+            if cands:
+                return _nearest(cands, self.nodes, path)
+            return []
+        out: list[int] = []
+        meths = [c for c in self.by_name.get(name, ()) if self.nodes[c].summary.class_name]
+        near = _nearest(meths, self.nodes, path)
+        if len({self.nodes[c].summary.class_name for c in near}) == 1:
+            out.extend(near)
+        for fi, target in self.field_targets.get(name, ()):
+            for t in self.resolve_name(target, fi):
+                if t not in out:
+                    out.append(t)
+        return out
+
+    def _link_calls(self) -> None:
+        for n, node in enumerate(self.nodes):
+            s = self.files[node.file]
+            f = node.summary
+            for ci in f.calls:
+                call = s.calls[ci]
+                for t in self.resolve_name(call.callee, node.file, f, call.indirect):
+                    node.callees.append((t, ci))
+                    self.nodes[t].callers.append((n, ci))
+            if f.kind == "lambda" and f.parent >= 0:
+                parent = self.node_of[(node.file, f.parent)]
+                # A lambda runs where its enclosing function hands it over: same context.
+                self.nodes[parent].callees.append((n, -1))
+                node.callers.append((parent, -1))
+
+    # -- roles --------------------------------------------------------------------------
+    def _add_role(self, n: int, src: RoleSource) -> None:
+        node = self.nodes[n]
+        if src.role not in self.knowledge.roles:
+            return
+        if all((r.role, r.major, r.why) != (src.role, src.major, src.why) for r in node.roles):
+            node.roles.append(src)
+
+    def _find_roles(self) -> None:
+        k = self.knowledge
+        typedefs = k.role_typedefs
+        flagged_dirs = {_dir(s.path) for s in self.files if s.power_pagable}
+        for fi, s in enumerate(self.files):
+            # Role typedef declarations and annotated prototypes.
+            for d in s.role_decls:
+                role = typedefs.get(d.typedef)
+                targets = self.resolve_name(d.function, fi)
+                loc = Location(s.path, d.line, d.column)
+                for t in targets:
+                    if role:
+                        major = _dispatch_type(d.annotations)
+                        role2 = self._dispatch_role(role, major, s.path, flagged_dirs)
+                        self._add_role(t, RoleSource(role2, f"declared {d.typedef} at "
+                                                     f"{_short(s.path)}:{d.line}", loc, major))
+                    self._annotate(t, d.annotations, loc)
+            for name, anns in s.prototypes:
+                for t in self.resolve_name(name, fi):
+                    self._annotate(t, anns, None)
+            for r in s.refs:
+                self._registration(fi, s, r.ref, Location(s.path, r.line, r.column),
+                                   flagged_dirs)
+        for n, node in enumerate(self.nodes):
+            f = node.summary
+            loc = Location(node.path, f.line, f.column)
+            self._annotate(n, f.annotations, loc)
+            if f.name == "DriverEntry" and f.kind == "function":
+                self._add_role(n, RoleSource("driver_entry", "the driver's entry point",
+                                             loc))
+            cfg = self.config_roles.get(f.name) or self.config_roles.get(f.qualname)
+            if cfg:
+                self._add_role(n, RoleSource(cfg, "role set in the configuration", loc))
+
+    def _annotate(self, n: int, anns: Iterable[tuple[str, tuple[str, ...]]],
+                  loc: Location | None) -> None:
+        node = self.nodes[n]
+        lo: int | None = None
+        hi: int | None = None
+        text = ""
+        for name, args in anns:
+            level = irql_of_text(args[0]) if args else None
+            if name == "_Function_class_" and args:
+                role = self.knowledge.role_typedefs.get(args[0].strip())
+                if role:
+                    where = loc or Location(node.path, node.summary.line, node.summary.column)
+                    self._add_role(n, RoleSource(role, f"_Function_class_({args[0]})", where))
+                continue
+            if level is None:
+                continue
+            if name in ("_IRQL_requires_", "__drv_requiresIRQL"):
+                lo = hi = level
+            elif name in ("_IRQL_requires_max_", "__drv_maxIRQL"):
+                hi = level
+            elif name in ("_IRQL_requires_min_", "__drv_minIRQL"):
+                lo = level
+            else:
+                continue
+            text = f"{name}({args[0]})" if not text else f"{text} {name}({args[0]})"
+        if hi is None and lo is None:
+            return
+        if node.annotation is not None and node.annotation[3] is not None and loc is None:
+            return  # the definition's own annotation wins over a prototype's
+        lo_v = lo if lo is not None else 0
+        hi_v = hi if hi is not None else max(lo_v, 0)
+        if hi is None:
+            return  # only a minimum: no claim about how high it runs
+        node.annotation = (lo_v, hi_v, text, loc)
+
+    def _dispatch_role(self, role: str, major: str, path: str, flagged: set[str]) -> str:
+        if role != "dispatch":
+            return role
+        if major and major not in _IRP_MJ_POWER_NAMES and major.startswith("IRP_MJ_"):
+            return role
+        if not major:
+            return role
+        # IRP_MJ_POWER, or registered for every major function in a loop.
+        root = _dir(_dir(path))
+        if not root and flagged:
+            return role
+        if root and any(d == root or d.startswith(root + "/") for d in flagged):
+            return role
+        return "dispatch_power"
+
+    def _registration(self, fi: int, s: FileSummary, ref: object, loc: Location,
+                      flagged: set[str]) -> None:
+        from ddilint.analyzer.ir import FunctionRef
+
+        assert isinstance(ref, FunctionRef)
+        targets = self.resolve_name(ref.name, fi)
+        if not targets:
+            return
+        k = self.knowledge
+        where = f"{_short(s.path)}:{loc.line}"
+        found: list[RoleSource] = []
+        if ref.kind == "arg":
+            for reg in k.registrations.get(ref.callee, ()):
+                if str(reg.arg) != ref.index:
+                    continue
+                role = reg.role
+                if reg.system_if_null is not None and reg.otherwise:
+                    a = ref.args[reg.system_if_null] if reg.system_if_null < len(ref.args) else ""
+                    if a.replace(" ", "") not in _NULLS:
+                        role = reg.otherwise
+                found.append(RoleSource(role, f"{ref.callee} at {where}", loc))
+        elif ref.kind == "field":
+            role = k.registration_fields.get(ref.key, "")
+            if role:
+                major = ref.index if ref.key == "MajorFunction" else ""
+                if ref.key == "MajorFunction" and not major.startswith("IRP_MJ_"):
+                    major = "(any)"
+                role = self._dispatch_role(role, major, s.path, flagged)
+                text = f"{ref.key}[{ref.index}]" if ref.index else ref.key
+                found.append(RoleSource(role, f"{text} = {ref.name} at {where}", loc,
+                                        major if major != "(any)" else ""))
+        elif ref.kind == "init":
+            found.extend(self._init_roles(ref, s.path, where, loc, flagged))
+        elif ref.kind == "var" and "DRIVER_DISPATCH" in ref.type_text:
+            found.append(RoleSource("dispatch", f"{ref.key} = {ref.name} at {where}", loc))
+        for t in targets:
+            if found:
+                for src in found:
+                    self._add_role(t, src)
+            elif not (ref.kind == "arg" and ref.callee in ("sizeof", "ASSERT")):
+                self.nodes[t].escapes.append(where)
+
+    def _init_roles(self, ref: object, path: str, where: str, loc: Location,
+                    flagged: set[str]) -> list[RoleSource]:
+        from ddilint.analyzer.ir import FunctionRef
+
+        assert isinstance(ref, FunctionRef)
+        k = self.knowledge
+        t = ref.type_text
+        if "FLT_OPERATION_REGISTRATION" in t:
+            pos = ref.index
+            major = ref.args[0] if ref.args else ""
+            if ref.key in (".PreOperation", ".PostOperation"):
+                pos = "2" if ref.key == ".PreOperation" else "3"
+                major = next((a.split("=", 1)[1].strip() for a in ref.args
+                              if a.replace(" ", "").startswith(".MajorFunction=")), "")
+            if pos not in ("2", "3"):
+                return []
+            role = "filter_pre" if pos == "2" else "filter_post"
+            if major == "IRP_MJ_CREATE":
+                role += "_create"
+            kind = "pre" if pos == "2" else "post"
+            return [RoleSource(role, f"{kind}-operation callback for {major or 'an operation'}"
+                               f" in FLT_OPERATION_REGISTRATION at {where}", loc, major)]
+        if "DRIVER_DISPATCH" in t:
+            major = ref.key.strip("[]") if ref.key.startswith("[") else ""
+            if not major and ref.index.isdigit():
+                major = "IRP_MJ_POWER" if int(ref.index) == IRP_MJ_POWER else f"#{ref.index}"
+            role = self._dispatch_role("dispatch", major or "(any)", path, flagged)
+            return [RoleSource(role, f"PDRIVER_DISPATCH table at {where}", loc,
+                               major if major.startswith("IRP_MJ_") else "")]
+        if ref.key.startswith("."):
+            role = k.registration_fields.get(ref.key[1:], "")
+            if role:
+                return [RoleSource(role, f"{ref.key} = {ref.name} at {where}", loc)]
+        return []
+
+    # -- IRQL: exit summaries and call-site states ---------------------------------------
+    def _exit_summaries(self) -> None:
+        work = deque(n for n, node in enumerate(self.nodes) if node.summary.graph is not None)
+        queued = set(work)
+        rounds: dict[int, int] = {}
+        while work:
+            n = work.popleft()
+            queued.discard(n)
+            rounds[n] = rounds.get(n, 0) + 1
+            if rounds[n] > MAX_ROUNDS:
+                continue
+            node = self.nodes[n]
+            exit_state, outs, states = self._solve(n)
+            if states:
+                self.call_states[n] = states
+            else:
+                self.call_states.pop(n, None)
+            new = (exit_state, outs)
+            old = self.exits.get(n, (ENTRY_STATE, ()))
+            if new == old:
+                continue
+            if new == (ENTRY_STATE, ()):
+                self.exits.pop(n, None)
+            else:
+                self.exits[n] = new
+            for caller, _ci in node.callers:
+                if caller not in queued:
+                    queued.add(caller)
+                    work.append(caller)
+
+    def _callee_exit(self, n: int, ci: int) -> list[tuple[State, tuple[tuple[int, State], ...]]]:
+        out = []
+        for t, c in self.nodes[n].callees:
+            if c == ci and t in self.exits:
+                out.append(self.exits[t])
+        return out
+
+    def _solve(self, n: int) -> tuple[State, tuple[tuple[int, State], ...], dict[int, State]]:
+        """IRQL states in function `n`: at its exit, in out-parameters, before each call."""
+        node = self.nodes[n]
+        g = node.summary.graph
+        s = self.files[node.file]
+        states: dict[int, State] = {}
+        if g is None:
+            # No IRQL events of its own: calls run at entry until a callee returns raised.
+            cur = ENTRY_STATE
+            for ci in node.summary.calls:
+                if cur != ENTRY_STATE:
+                    states[ci] = cur
+                for ex, _outs in self._callee_exit(n, ci):
+                    cur = frozenset(_subst(ex, cur))
+            return cur, (), states
+        return self._solve_graph(n, g, s.calls, states)
+
+    def _solve_graph(self, n: int, g: IrqlGraph, calls: Sequence[CallInfo],
+                     states: dict[int, State]) -> tuple[State, tuple[tuple[int, State], ...],
+                                                        dict[int, State]]:
+        Vars = frozenset[tuple[str, State]]
+        entry_vars: Vars = frozenset()
+        init: tuple[State, Vars] = (ENTRY_STATE, entry_vars)
+        succs: dict[int, list[tuple[int, int, int]]] = {}
+        for src, dst, lo, hi in g.edges:
+            succs.setdefault(src, []).append((dst, lo, hi))
+        at: dict[int, tuple[State, Vars]] = {g.entry: init}
+        out_state: dict[int, tuple[State, Vars]] = {}
+        work = deque([g.entry])
+        visits: dict[int, int] = {}
+        ret_states: list[State] = []
+        while work:
+            b = work.popleft()
+            visits[b] = visits.get(b, 0) + 1
+            if visits[b] > 64:
+                continue
+            cur, vs = at[b]
+            cur, vs = self._transfer(n, g.events[b], cur, vs, None, ret_states)
+            if out_state.get(b) == (cur, vs):
+                continue
+            out_state[b] = (cur, vs)
+            for dst, lo, hi in succs.get(b, ()):
+                carried = _clamp_state(cur, lo, hi) if (lo, hi) != (0, 4) else cur
+                if not carried:
+                    continue
+                old = at.get(dst)
+                new = (carried, vs) if old is None else (old[0] | carried, _join_vars(old[1], vs))
+                if old is None or new != old:
+                    at[dst] = new
+                    work.append(dst)
+        # Replay each reached block once more to record the state before each call.
+        for b, (cur, vs) in at.items():
+            self._transfer(n, g.events[b], cur, vs, states, None)
+        exit_state, exit_vars = at.get(g.exit, (ENTRY_STATE, entry_vars))
+        var_map = dict(exit_vars)
+        outs = tuple((i, var_map[p]) for i, p in enumerate(g.params) if p in var_map)
+        for k in list(states):
+            if states[k] == ENTRY_STATE:
+                del states[k]
+        return exit_state, outs, states
+
+    def _transfer(
+        self, n: int, events: Sequence[tuple[object, ...]], cur: State,
+        vs: frozenset[tuple[str, State]], record: dict[int, State] | None,
+        rets: list[State] | None,
+    ) -> tuple[State, frozenset[tuple[str, State]]]:
+        var = dict(vs)
+        for ev in events:
+            kind = ev[0]
+            if kind == "call":
+                ci = ev[1]
+                assert isinstance(ci, int)
+                if record is not None:
+                    record[ci] = record[ci] | cur if ci in record else cur
+                exits = self._callee_exit(n, ci)
+                if exits:
+                    before = cur
+                    new_cur: set[Atom] = set()
+                    arg_keys = ev[2]
+                    assert isinstance(arg_keys, tuple)
+                    for ex, outs in exits:
+                        new_cur |= _subst(ex, before)
+                        for idx, st in outs:
+                            if idx < len(arg_keys) and arg_keys[idx]:
+                                var[str(arg_keys[idx])] = frozenset(_subst(st, before))
+                    cur = frozenset(new_cur)
+            elif kind == "raise":
+                _, level, save, ret, origin = ev
+                if save:
+                    var[str(save)] = cur
+                if ret:
+                    var[str(ret)] = cur
+                cur = frozenset({_abs(level, origin)})
+            elif kind == "restore":
+                _, key, level, origin = ev
+                if key and str(key) in var:
+                    cur = var[str(key)]
+                elif isinstance(level, int) and level >= 0:
+                    cur = frozenset({_abs(level, origin)})
+                else:
+                    cur = frozenset({UNKNOWN})
+            elif kind == "acquire":
+                _, key, level, origin = ev
+                var["lock:" + str(key)] = cur
+                cur = frozenset({_abs(level, origin)})
+            elif kind == "release":
+                key = "lock:" + str(ev[1])
+                cur = var.pop(key, frozenset({UNKNOWN}))
+            elif kind == "ret" and rets is not None:
+                rets.append(var.get(str(ev[1]), cur))
+        return cur, frozenset(var.items())
+
+    # -- IRQL: entry ranges ---------------------------------------------------------------
+    def _role_range(self, src: RoleSource) -> tuple[int, int] | None:
+        info: RoleInfo | None = self.knowledge.roles.get(src.role)
+        if info is None or info.irql_max is None:
+            return None
+        return (info.irql_min or 0, info.irql_max)
+
+    def _entry_irql(self) -> None:
+        nodes = self.nodes
+        fixed: set[int] = set()
+        for n, node in enumerate(nodes):
+            if node.annotation is not None:
+                lo, hi, _text, _loc = node.annotation
+                self.irql_max[n] = hi
+                self.irql_min[n] = lo
+                self.why[n] = ("annotation", 0, 0, None)
+                fixed.add(n)
+                continue
+            for i, src in enumerate(node.roles):
+                rng = self._role_range(src)
+                if rng is None:
+                    continue
+                if rng[1] > self.irql_max[n]:
+                    self.irql_max[n] = rng[1]
+                    self.why[n] = ("role", i, 0, None)
+                self.irql_min[n] = min(self.irql_min[n], rng[0])
+        # Maxima: grow to a fixpoint over the call graph.
+        work = deque(range(len(nodes)))
+        queued = set(work)
+        while work:
+            n = work.popleft()
+            queued.discard(n)
+            lo_n, hi_n = self._range(n)
+            states = self.call_states.get(n, {})
+            for t, ci in nodes[n].callees:
+                if t in fixed:
+                    continue
+                st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
+                ev = _evaluate(st, lo_n, hi_n)
+                if ev is None:
+                    continue
+                _lo, hi, atom = ev
+                if hi > self.irql_max[t]:
+                    self.irql_max[t] = hi
+                    self.why[t] = ("call", n, ci, atom)
+                    if t not in queued:
+                        queued.add(t)
+                        work.append(t)
+        # Minima: shrink to a fixpoint (functions nobody calls run at PASSIVE_LEVEL).
+        for n, node in enumerate(nodes):
+            if n not in fixed and not node.callers and not any(
+                    self._role_range(r) for r in node.roles):
+                self.irql_min[n] = 0
+        changed = True
+        rounds = 0
+        while changed and rounds < MAX_ROUNDS:
+            changed = False
+            rounds += 1
+            for n, node in enumerate(nodes):
+                lo_n, hi_n = self._range(n)
+                states = self.call_states.get(n, {})
+                for t, ci in node.callees:
+                    if t in fixed:
+                        continue
+                    st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
+                    ev = _evaluate(st, lo_n, hi_n)
+                    lo = ev[0] if ev is not None else 0
+                    if lo < self.irql_min[t]:
+                        self.irql_min[t] = lo
+                        changed = True
+        for n in range(len(nodes)):
+            if self.irql_max[n] < 0:
+                self.irql_max[n] = 0
+            if self.irql_min[n] > self.irql_max[n]:
+                self.irql_min[n] = min(self.irql_min[n], self.irql_max[n])
+                self.irql_min[n] = min(self.irql_min[n], 4)
+
+    def _range(self, n: int) -> tuple[int, int]:
+        hi = max(self.irql_max[n], 0)
+        lo = min(self.irql_min[n], hi)
+        return lo, hi
+
+    # -- system process -------------------------------------------------------------------
+    def _system_context(self) -> None:
+        roles = self.knowledge.roles
+        nodes = self.nodes
+        sys_seed: list[int] = []
+        other_seed: list[int] = []
+        for n, node in enumerate(nodes):
+            kinds = [roles[r.role].system for r in node.roles if r.role in roles]
+            if any(kinds):
+                sys_seed.append(n)
+            if (kinds and not all(kinds)) or node.escapes or (not kinds and not node.callers):
+                other_seed.append(n)
+        reach_sys = self._closure(sys_seed, record=True)
+        reach_other = self._closure(other_seed, record=False)
+        for n in range(len(nodes)):
+            self.system[n] = n in reach_sys and n not in reach_other
+
+    def _closure(self, seeds: list[int], record: bool) -> set[int]:
+        seen = set(seeds)
+        work = deque(seeds)
+        while work:
+            n = work.popleft()
+            for t, ci in self.nodes[n].callees:
+                if t not in seen:
+                    seen.add(t)
+                    if record:
+                        self.system_why[t] = (n, ci)
+                    work.append(t)
+        return seen
+
+    # -- answers --------------------------------------------------------------------------
+    def node_for(self, path: str, start: int) -> int | None:
+        """The node of the function starting at byte `start` of `path`."""
+        fi = self.file_index.get(path)
+        if fi is None:
+            return None
+        for i, f in enumerate(self.files[fi].functions):
+            if f.start == start:
+                return self.node_of[(fi, i)]
+        return None
+
+    def function_context(self, n: int) -> ExecutionContext:
+        """How function node `n` runs."""
+        lo, hi = self._range(n)
+        steps, summary = self._entry_story(n)
+        sys_part = self._system_phrase(n)
+        reason = f"runs at {_range_text(lo, hi)}: {summary}" + (f"; {sys_part}" if sys_part
+                                                                  else "")
+        return ExecutionContext(self.system[n], hi, lo, reason, tuple(steps))
+
+    def call_context(self, path: str, call_index: int) -> ExecutionContext | None:
+        """How the call with index `call_index` in `path` runs (None: not in a function)."""
+        fi = self.file_index.get(path)
+        if fi is None or call_index >= len(self.files[fi].calls):
+            return None
+        call = self.files[fi].calls[call_index]
+        if call.function < 0:
+            return None
+        n = self.node_of[(fi, call.function)]
+        lo_n, hi_n = self._range(n)
+        st = self.call_states.get(n, {}).get(call_index, ENTRY_STATE)
+        ev = _evaluate(st, lo_n, hi_n)
+        if ev is None:
+            return ExecutionContext(self.system[n], 0, 0, "IRQL at the call unknown", ())
+        lo, hi, atom = ev
+        sys_part = self._system_phrase(n)
+        if atom is not None and atom[0] == "a" and atom[3] is not None:
+            origin = atom[3]
+            steps = [TraceStep(Location(origin[0], origin[1], origin[2]), origin[3])]
+            summary = f"{origin[3]} ({_short(origin[0])}:{origin[1]})"
+            if origin[0] != path or True:
+                fname = self.nodes[n].summary.qualname
+                summary += f" in {fname}"
+        else:
+            steps, summary = self._entry_story(n)
+        reason = f"runs at {_range_text(lo, hi)}: {summary}" + (f"; {sys_part}" if sys_part
+                                                                  else "")
+        return ExecutionContext(self.system[n], hi, lo, reason, tuple(steps))
+
+    def _entry_story(self, n: int) -> tuple[list[TraceStep], str]:
+        """Trace steps from the entry that decides `n`'s highest IRQL, and a one-line text."""
+        chain: list[tuple[int, int, Atom | None]] = []  # (node, call index into it, atom)
+        seen = {n}
+        cur = n
+        while True:
+            why = self.why[cur]
+            if why is None or why[0] != "call":
+                break
+            caller, ci, atom = why[1], why[2], why[3]
+            chain.append((cur, ci, atom))
+            if atom is not None and atom[0] == "a":
+                cur = caller
+                break
+            if caller in seen:
+                cur = caller
+                break
+            seen.add(caller)
+            cur = caller
+        chain.reverse()
+        steps: list[TraceStep] = []
+        parts: list[str] = []
+        entry = self.nodes[cur]
+        first_atom = chain[0][2] if chain else None
+        if first_atom is not None and first_atom[0] == "a" and first_atom[3] is not None:
+            o = first_atom[3]
+            steps.append(TraceStep(Location(o[0], o[1], o[2]),
+                                   f"{o[3]} in {entry.summary.qualname}"))
+            parts.append(f"{o[3]} in {entry.summary.qualname} ({_short(o[0])}:{o[1]})")
+        else:
+            step, text = self._origin_step(cur)
+            if step is not None:
+                steps.append(step)
+            parts.append(text)
+        for node_n, ci, _atom in chain:
+            target = self.nodes[node_n].summary
+            why = self.why[node_n]
+            caller_node = self.nodes[why[1]] if why is not None else None
+            if ci >= 0 and caller_node is not None:
+                call = self.files[caller_node.file].calls[ci]
+                steps.append(TraceStep(Location(caller_node.path, call.line, call.column),
+                                       f"calls {target.qualname}"))
+                parts.append(f"{target.qualname} ({_short(caller_node.path)}:{call.line})")
+            else:
+                parts.append(target.qualname)
+        return steps, " -> ".join(parts)
+
+    def _origin_step(self, n: int) -> tuple[TraceStep | None, str]:
+        node = self.nodes[n]
+        f = node.summary
+        why = self.why[n]
+        here = Location(node.path, f.line, f.column)
+        if why is not None and why[0] == "annotation" and node.annotation is not None:
+            _lo, _hi, text, loc = node.annotation
+            return (TraceStep(loc or here, f"{f.qualname} is annotated {text}"),
+                    f"{f.qualname} is annotated {text}")
+        if why is not None and why[0] == "role":
+            src = node.roles[why[1]]
+            label = self.knowledge.roles[src.role].label
+            return (TraceStep(src.location or here, f"{f.qualname} is {label} ({src.why})"),
+                    f"{f.qualname} is {label} ({src.why})")
+        if node.roles:
+            src = node.roles[0]
+            label = self.knowledge.roles[src.role].label
+            return (TraceStep(src.location or here, f"{f.qualname} is {label} ({src.why})"),
+                    f"{f.qualname} is {label} ({src.why})")
+        if not node.callers:
+            return (TraceStep(here, f"{f.qualname} has no known caller and no role"),
+                    f"{f.qualname} has no known caller and no role (taken as PASSIVE_LEVEL)")
+        return TraceStep(here, f"{f.qualname}"), f"{f.qualname} is called at PASSIVE_LEVEL"
+
+    def _system_phrase(self, n: int) -> str:
+        if not self.system[n]:
+            return ""
+        chain = [n]
+        cur = n
+        seen = {n}
+        while self.system_why[cur] is not None:
+            prev = self.system_why[cur]
+            assert prev is not None
+            cur = prev[0]
+            if cur in seen:
+                break
+            seen.add(cur)
+            chain.append(cur)
+        entry = self.nodes[chain[-1]]
+        label = next((self.knowledge.roles[r.role].label for r in entry.roles
+                      if self.knowledge.roles.get(r.role) and
+                      self.knowledge.roles[r.role].system), "a system entry")
+        return f"system process: every way in comes from {entry.summary.qualname} ({label})"
+
+    def role_rows(self) -> list[tuple[FunctionSummary, str, ExecutionContext, str]]:
+        """For `ddilint roles`: each function with its roles (text), context and path."""
+        out = []
+        for n, node in enumerate(self.nodes):
+            role = ", ".join(sorted({r.role + (f"({r.major})" if r.major else "")
+                                     for r in node.roles}))
+            out.append((node.summary, role, self.function_context(n), node.path))
+        return out
+
+    def roles_of(self, n: int) -> list[RoleSource]:
+        """The roles of node `n` and why it has them."""
+        return list(self.nodes[n].roles)
+
+    def reachable_from_role(self, n: int, role: str, major: str = "") -> list[int]:
+        """The entry functions with `role` (and IRP major `major`) that reach node `n`,
+        nearest first (breadth-first over callers)."""
+        seen = {n}
+        work = deque([n])
+        out: list[int] = []
+        while work:
+            m = work.popleft()
+            if any(r.role.startswith(role) and (not major or r.major == major)
+                   for r in self.nodes[m].roles):
+                out.append(m)
+            for c, _ci in self.nodes[m].callers:
+                if c not in seen:
+                    seen.add(c)
+                    work.append(c)
+        return out
+
+    def path_from(self, entry: int, n: int) -> list[tuple[int, int]]:
+        """A call chain from `entry` down to `n`: (callee node, call index) pairs."""
+        prev: dict[int, tuple[int, int]] = {}
+        work = deque([entry])
+        seen = {entry}
+        while work:
+            m = work.popleft()
+            if m == n:
+                break
+            for t, ci in self.nodes[m].callees:
+                if t not in seen:
+                    seen.add(t)
+                    prev[t] = (m, ci)
+                    work.append(t)
+        chain: list[tuple[int, int]] = []
+        cur = n
+        while cur in prev:
+            m, ci = prev[cur]
+            chain.append((cur, ci))
+            cur = m
+        chain.reverse()
+        return chain
+
+    def call_location(self, caller: int, ci: int) -> Location:
+        """Where call `ci` of node `caller` is."""
+        node = self.nodes[caller]
+        call = self.files[node.file].calls[ci]
+        return Location(node.path, call.line, call.column)
+
+
+def _dispatch_type(anns: Iterable[tuple[str, tuple[str, ...]]]) -> str:
+    for name, args in anns:
+        if name in ("_Dispatch_type_", "__drv_dispatchType") and args:
+            return args[0].strip()
+    return ""
+
+
+def _short(path: str) -> str:
+    return os.path.basename(path)
+
+
+def _range_text(lo: int, hi: int) -> str:
+    if lo == hi:
+        return irql_name(hi)
+    return f"up to {irql_name(hi)}"
+
+
+def _abs(level: object, origin: object) -> Atom:
+    if not isinstance(level, int) or level < 0:
+        return UNKNOWN
+    o = origin if isinstance(origin, tuple) else None
+    return ("a", level, level, o)
+
+
+def _clamp_atom(a: Atom, lo: int, hi: int) -> Atom | None:
+    kind = a[0]
+    if kind == "a":
+        return a if lo <= a[1] <= hi else None
+    if kind == "e":
+        nlo, nhi = max(a[1], lo), min(a[2], hi)
+        return ("e", nlo, nhi, None) if nlo <= nhi else None
+    return a
+
+
+def _clamp_state(st: State, lo: int, hi: int) -> State:
+    if lo > hi:
+        return frozenset()
+    out = set()
+    for a in st:
+        c = _clamp_atom(a, lo, hi)
+        if c is not None:
+            out.add(c)
+    return frozenset(out)
+
+
+def _subst(ex: State, before: State) -> set[Atom]:
+    """A callee's exit state (relative to its entry) seen from the caller."""
+    out: set[Atom] = set()
+    for a in ex:
+        if a[0] == "e":
+            out |= _clamp_state(before, a[1], a[2])
+        else:
+            out.add(a)
+    return out
+
+
+def _join_vars(a: frozenset[tuple[str, State]],
+               b: frozenset[tuple[str, State]]) -> frozenset[tuple[str, State]]:
+    if a == b:
+        return a
+    da, db = dict(a), dict(b)
+    out = dict(da)
+    for k, v in db.items():
+        out[k] = out[k] | v if k in out else v
+    return frozenset(out.items())
+
+
+def _evaluate(st: State, emin: int, emax: int) -> tuple[int, int, Atom | None] | None:
+    """(lowest, highest, the atom giving the highest) IRQL of a state, given the entry
+    range; None when nothing is known."""
+    lo_all: int | None = None
+    hi_all = -1
+    best: Atom | None = None
+    for a in st:
+        if a[0] == "a":
+            lo, hi = a[1], a[1]
+        elif a[0] == "e":
+            lo, hi = max(emin, a[1]), min(emax, a[2])
+            if lo > hi:
+                continue
+        else:
+            continue
+        if hi > hi_all or (hi == hi_all and best is not None and best[0] == "e" and
+                           a[0] == "a"):
+            hi_all = hi
+            best = a
+        lo_all = lo if lo_all is None else min(lo_all, lo)
+    if lo_all is None:
+        return None
+    return lo_all, hi_all, best

@@ -1,0 +1,376 @@
+"""Per-file summaries: the first of the engine's two phases.
+
+`summarize` turns one file's IR into a small `FileSummary` made of plain tuples, strings
+and ints (picklable, no tree-sitter objects, no closures), so that it can be computed in a
+worker process and cached by the file's content hash. It holds what the whole-program
+phase (`project.py`) needs: the functions with their annotations, every call site, every
+name used as a function-pointer value (registrations), role declarations, and, only for
+the few functions that change or test the IRQL, a compact IRQL event graph built from the
+function's CFG.
+
+IRQL atoms (the values of the IRQL analysis) are tuples `(kind, lo, hi, origin)`:
+"a" an absolute rank `lo` set by a raise or a lock (origin: where), "e" the function's
+entry IRQL limited to [lo, hi] by `KeGetCurrentIrql()` checks, "u" unknown (an IRQL
+restored from a value we cannot follow: it never makes a finding).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ddilint.analyzer.cfg import Edge
+from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef
+from ddilint.knowledge import IRQL_ORDER, Knowledge
+
+Origin = tuple[str, int, int, str]  # path, line, column, what happened there
+Atom = tuple[str, int, int, Origin | None]
+
+ENTRY: Atom = ("e", 0, 4, None)
+
+# Events of an IRQL graph (tuples so that they pickle small):
+#   ("call", call_index, arg_keys)               a call of a (possibly) project function
+#   ("raise", level, save_key, ret_key, origin)  level -1 when unknown
+#   ("restore", key, level, origin)              back to the IRQL saved in `key` (or level)
+#   ("acquire", lock_key, level, origin) / ("release", lock_key, origin)
+#   ("ret", key)                                 return of a saved-IRQL variable
+Event = tuple[object, ...]
+
+_IRQL_WORDS = {
+    **IRQL_ORDER,
+    "LOW_LEVEL": 0,
+    "DISPATCH": 2,
+    "CMCI_LEVEL": 3,
+    "PROFILE_LEVEL": 3,
+    "CLOCK_LEVEL": 3,
+    "CLOCK1_LEVEL": 3,
+    "CLOCK2_LEVEL": 3,
+    "IPI_LEVEL": 3,
+    "POWER_LEVEL": 3,
+    "SYNCH_LEVEL": 3,
+    "DRS_LEVEL": 3,
+}
+_MENTIONS = (b"WdfExecutionLevelPassive",)
+_STORPORT_HEADERS = ("storport.h",)
+
+
+def irql_of_text(text: str) -> int | None:
+    """The rank of an IRQL written as a name or number (`DISPATCH_LEVEL`, `2`)."""
+    t = text.strip().strip("()")
+    if t in _IRQL_WORDS:
+        return _IRQL_WORDS[t]
+    if re.fullmatch(r"\d+", t):
+        n = int(t)
+        return n if n <= 2 else (4 if n in (15, 31) else 3)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """A call site: its index in `FileIR.calls`, callee, where it is."""
+
+    index: int
+    callee: str
+    name_start: int
+    line: int
+    column: int
+    indirect: bool
+    via: str
+    function: int  # index of the enclosing function in FileSummary.functions, -1 if none
+
+
+@dataclass(frozen=True, slots=True)
+class IrqlGraph:
+    """A function's CFG reduced to what changes or tests the IRQL."""
+
+    entry: int
+    exit: int
+    events: tuple[tuple[Event, ...], ...]
+    edges: tuple[tuple[int, int, int, int], ...]  # src, dst, IRQL lo, hi allowed on the edge
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSummary:
+    """One function of the file."""
+
+    name: str
+    qualname: str
+    kind: str
+    class_name: str
+    static: bool
+    start: int
+    name_start: int
+    line: int
+    column: int
+    parent: int  # enclosing function's index (lambdas), -1 if none
+    annotations: tuple[tuple[str, tuple[str, ...]], ...]
+    calls: tuple[int, ...]  # indices into FileSummary.calls
+    graph: IrqlGraph | None
+    mentions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RefInfo:
+    """A `FunctionRef` with its position."""
+
+    ref: FunctionRef
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDeclInfo:
+    """`DRIVER_DISPATCH Foo;` with its annotations."""
+
+    function: str
+    typedef: str
+    annotations: tuple[tuple[str, tuple[str, ...]], ...]
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileSummary:
+    """Everything the whole-program phase needs from one file."""
+
+    path: str
+    functions: tuple[FunctionSummary, ...]
+    calls: tuple[CallInfo, ...]
+    refs: tuple[RefInfo, ...]
+    role_decls: tuple[RoleDeclInfo, ...]
+    prototypes: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
+    storport: bool
+    power_pagable: bool
+
+
+_KEEP_ANNOTATIONS = frozenset({
+    "_IRQL_requires_", "_IRQL_requires_max_", "_IRQL_requires_min_", "_Function_class_",
+    "_Dispatch_type_", "__drv_dispatchType", "__drv_maxIRQL", "__drv_requiresIRQL",
+    "__drv_minIRQL",
+})
+
+
+def _anns(anns: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for a in anns:  # type: ignore[attr-defined]
+        if a.name in _KEEP_ANNOTATIONS:
+            out.append((a.name, tuple(a.args)))
+    return tuple(out)
+
+
+def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
+    """The summary of one parsed file."""
+    path = fir.path
+    pos = fir.position
+    fn_index = {id(f): i for i, f in enumerate(fir.functions)}
+    calls: list[CallInfo] = []
+    by_fn: dict[int, list[int]] = {}
+    for i, c in enumerate(fir.calls):
+        line, col = pos(c.name_start)
+        fi = fn_index.get(id(c.function), -1) if c.function is not None else -1
+        calls.append(CallInfo(i, c.callee, c.name_start, line, col, c.indirect, c.via, fi))
+        if fi >= 0:
+            by_fn.setdefault(fi, []).append(i)
+    mentions: dict[int, set[str]] = {}
+    data = fir.source.data
+    for word in _MENTIONS:
+        for m in re.finditer(re.escape(word), data):
+            for i, f in enumerate(fir.functions):
+                if f.start <= m.start() < f.end:
+                    mentions.setdefault(i, set()).add(word.decode())
+    functions: list[FunctionSummary] = []
+    for i, f in enumerate(fir.functions):
+        line, col = pos(f.name_start)
+        own = by_fn.get(i, [])
+        graph = None
+        if _needs_graph(fir, own, knowledge):
+            graph = build_graph(fir, f, own, knowledge)
+        parent = fn_index.get(id(f.parent), -1) if f.parent is not None else -1
+        functions.append(FunctionSummary(
+            f.name, f.qualname, f.kind, f.class_name, f.is_static, f.start, f.name_start,
+            line, col, parent, _anns(f.annotations), tuple(own), graph,
+            frozenset(mentions.get(i, ()))))
+    refs = []
+    for r in fir.refs:
+        line, col = pos(r.offset)
+        refs.append(RefInfo(r, line, col))
+    role_decls = []
+    for d in fir.role_decls:
+        line, col = pos(d.start)
+        role_decls.append(RoleDeclInfo(d.function, d.typedef, _anns(d.annotations), line, col))
+    prototypes = tuple((name, _anns(anns)) for name, anns in fir.prototypes.items()
+                       if _anns(anns))
+    storport = any(inc.lower().rsplit("/", 1)[-1] in _STORPORT_HEADERS for inc in fir.includes)
+    storport = storport or any(c.callee == "StorPortInitialize" for c in fir.calls)
+    return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
+                       prototypes, storport, b"DO_POWER_PAGABLE" in data)
+
+
+def _needs_graph(fir: FileIR, own: list[int], knowledge: Knowledge) -> bool:
+    get = knowledge.routines.get
+    for i in own:
+        name = fir.calls[i].callee
+        if name == "KeGetCurrentIrql":
+            return True
+        r = get(name)
+        if r is not None and r.irql is not None:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- IRQL graph
+
+
+def var_key(e: Expr | None) -> str:
+    """A stable name for the place an IRQL is saved in (`&old` and `old` are the same)."""
+    if e is None:
+        return ""
+    e = e.strip()
+    while e.kind == "unary" and e.op in ("&", "*") and e.children:
+        e = e.children[0].strip()
+    return "".join(e.render().split())
+
+
+def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge) -> IrqlGraph:
+    """The IRQL event graph of `fn` (whose calls are `own`, indices into fir.calls)."""
+    by_start: dict[int, int] = {}
+    for i in own:
+        site = fir.calls[i]
+        by_start.setdefault(site.start, i)
+        by_start.setdefault(site.name_start, i)
+    cfg = fn.cfg
+    path = fir.path
+    events: list[tuple[Event, ...]] = []
+    ids = {b.id: n for n, b in enumerate(cfg.blocks)}
+    edges: list[tuple[int, int, int, int]] = []
+    for b in cfg.blocks:
+        evs: list[Event] = []
+        for el in b.elements:
+            target = ""
+            expr = el.expr
+            if el.kind == "decl" and el.decl is not None:
+                target = el.decl.name
+            elif expr is not None and expr.kind == "assign" and expr.op == "=":
+                target = var_key(expr.children[0])
+            if expr is not None:
+                for ce in expr.calls():
+                    ev = _call_event(ce, expr, target, knowledge, by_start, fir, path)
+                    if ev is not None:
+                        evs.append(ev)
+            if el.kind == "return" and expr is not None:
+                inner = expr.strip()
+                if inner.kind == "name":
+                    evs.append(("ret", inner.text))
+                elif inner.kind == "call":
+                    evs.append(("ret", "$call"))
+        events.append(tuple(evs))
+        for edge in b.succs:
+            lo, hi = _narrowing(edge)
+            edges.append((ids[b.id], ids[edge.dst.id], lo, hi))
+    params = tuple(p.name for p in fn.params)
+    return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params)
+
+
+def _call_event(
+    c: Expr, whole: Expr, target: str, knowledge: Knowledge, by_start: dict[int, int],
+    fir: FileIR, path: str,
+) -> Event | None:
+    name = c.callee
+    if name is None:
+        return None
+    r = knowledge.routines.get(name)
+    args = c.args
+    line, col = fir.position(c.children[0].start if c.children else c.start)
+    eff = r.irql if r is not None else None
+    if eff is None:
+        idx = by_start.get(c.start)
+        if idx is None and c.children:
+            idx = by_start.get(c.children[0].start)
+        if idx is None:
+            return None
+        return ("call", idx, tuple(var_key(a) for a in args))
+
+    def arg(i: int | None) -> Expr | None:
+        return args[i] if i is not None and 0 <= i < len(args) else None
+
+    if eff.kind == "raise":
+        level = irql_of_text(eff.level) if eff.level else None
+        if level is None and eff.restore_param is not None:
+            a = arg(eff.restore_param)
+            level = irql_of_text(a.render()) if a is not None else None
+        save = var_key(arg(eff.saved_param)) if eff.saved_param is not None else ""
+        ret = target if eff.saved_param is None and _is_value_of(c, whole) else ""
+        origin = (path, line, col, f"{name} raises to {_name(level)}")
+        return ("raise", -1 if level is None else level, save, ret, origin)
+    if eff.kind in ("restore", "lower"):
+        a = arg(eff.restore_param)
+        level = irql_of_text(a.render()) if a is not None else None
+        origin = (path, line, col, f"{name} restores the IRQL")
+        return ("restore", var_key(a), -1 if level is None else level, origin)
+    if eff.kind == "acquire":
+        level = irql_of_text(eff.level) if eff.level else None
+        origin = (path, line, col, f"{name} raises to {_name(level)}")
+        return ("acquire", var_key(arg(eff.key_param)), -1 if level is None else level, origin)
+    if eff.kind == "release":
+        origin = (path, line, col, f"{name} restores the IRQL")
+        return ("release", var_key(arg(eff.key_param)), origin)
+    return None
+
+
+def _is_value_of(c: Expr, whole: Expr) -> bool:
+    """Is the call `c` the value assigned by `whole` (or `whole` itself)?"""
+    if whole is c:
+        return True
+    if whole.kind == "assign" and len(whole.children) == 2:
+        return whole.children[1].strip() is c
+    return whole.strip() is c
+
+
+def _name(level: int | None) -> str:
+    from ddilint.analyzer.context import irql_name
+
+    return "an unknown IRQL" if level is None else irql_name(level)
+
+
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _narrowing(edge: Edge) -> tuple[int, int]:
+    """The IRQL range a true/false edge on a `KeGetCurrentIrql()` test allows."""
+    cond = edge.cond
+    if edge.kind not in ("true", "false") or cond is None:
+        return 0, 4
+    e = cond.strip()
+    if e.kind != "binary" or e.op not in _FLIP or len(e.children) != 2:
+        return 0, 4
+    left, right = e.children[0].strip(), e.children[1].strip()
+    op = e.op
+    if _is_current_irql(right) and not _is_current_irql(left):
+        left, right, op = right, left, _FLIP[op]
+    if not _is_current_irql(left):
+        return 0, 4
+    k = irql_of_text(right.render())
+    if k is None:
+        return 0, 4
+    if edge.kind == "false":
+        op = {"<": ">=", ">": "<=", "<=": ">", ">=": "<", "==": "!=", "!=": "=="}[op]
+    if op == "==":
+        return k, k
+    if op == "!=":
+        if k == 0:
+            return 1, 4
+        if k == 4:
+            return 0, 3
+        return 0, 4
+    if op == "<":
+        return 0, k - 1
+    if op == "<=":
+        return 0, k
+    if op == ">":
+        return k + 1, 4
+    return k, 4
+
+
+def _is_current_irql(e: Expr) -> bool:
+    return e.kind == "call" and e.callee == "KeGetCurrentIrql"
