@@ -22,7 +22,7 @@ from ddilint.config import (
 )
 from ddilint.findings import Finding
 from ddilint.fingerprint import SourceCache, fingerprints
-from ddilint.fixes import fix_files, stamp, unified_diff
+from ddilint.fixes import FileFix, fix_files, stamp, unified_diff
 from ddilint.knowledge import Knowledge, build_knowledge, load_knowledge
 from ddilint.plugins import PluginError, collect_knowledge, collect_rules, plugin_manager
 from ddilint.progress import ProgressBar
@@ -54,9 +54,16 @@ def matches(code: str, name: str, selector: str) -> bool:
     s = selector.strip()
     if s.upper() == "ALL":
         return True
-    if s.upper().startswith("DDI"):
+    if _code_like(s):
         return code.startswith(s.upper())
     return name == s.lower()
+
+
+def _code_like(selector: str) -> bool:
+    """Codes and prefixes: `DDI101`, `ddi4`, a plugin's `XDBG` (upper case); names are
+    lower-case kebab (`nt-routine-in-kernel-mode`)."""
+    return selector.upper().startswith("DDI") or (selector == selector.upper()
+                                                   and "-" not in selector)
 
 
 def _check_selectors(selectors: Sequence[str], rules: Sequence[Rule]) -> None:
@@ -65,7 +72,7 @@ def _check_selectors(selectors: Sequence[str], rules: Sequence[Rule]) -> None:
     for s in selectors:
         if s.upper() == "ALL":
             continue
-        if s.upper().startswith("DDI"):
+        if _code_like(s):
             if not any(c.startswith(s.upper()) for c in codes):
                 raise UsageError(f"unknown rule code or prefix: {s}")
         elif s.lower() not in names:
@@ -167,6 +174,15 @@ def keep_findings(findings: Sequence[Finding], cfg: Config, select: Sequence[str
                               sorted(paths))
 
 
+MAX_FIX_PASSES = 10
+
+
+def _print_skipped(fixed: Sequence[FileFix]) -> None:
+    for fx in fixed:
+        for why in fx.skipped:
+            print(f"ddilint: {fx.path}: {why}", file=sys.stderr)
+
+
 class MissingPaths(Exception):
     """Input paths that do not exist."""
 
@@ -187,20 +203,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         for m in exc.args[0]:
             print(f"ddilint: error: no such file or directory: {m}", file=sys.stderr)
         return EXIT_ERROR
-    if args.fix or args.diff:
-        fixed = fix_files(an.findings, write=args.fix, stamps=an.stamps)
-        for fx in fixed:
-            for why in fx.skipped:
-                print(f"ddilint: {fx.path}: {why}", file=sys.stderr)
-        if args.diff:
-            sys.stdout.write("".join(unified_diff(fx) for fx in fixed if fx.changed))
-            return EXIT_FINDINGS if any(fx.changed for fx in fixed) else EXIT_CLEAN
-        n_fixes = sum(fx.applied for fx in fixed if fx.changed)
-        n_files = sum(1 for fx in fixed if fx.changed)
-        if not args.quiet:
-            print(f"ddilint: fixed {n_fixes} finding(s) in {n_files} file(s)", file=sys.stderr)
-        if n_files:
+    if args.diff:
+        fixed = fix_files(an.findings, write=False, stamps=an.stamps)
+        _print_skipped(fixed)
+        sys.stdout.write("".join(unified_diff(fx) for fx in fixed if fx.changed))
+        return EXIT_FINDINGS if any(fx.changed for fx in fixed) else EXIT_CLEAN
+    if args.fix:
+        n_fixes, files_changed = 0, set[str]()
+        for _ in range(MAX_FIX_PASSES):  # fixes left out for overlapping go in a later pass
+            fixed = fix_files(an.findings, write=True, stamps=an.stamps)
+            changed = [fx for fx in fixed if fx.changed]
+            if not changed:
+                break
+            n_fixes += sum(fx.applied for fx in changed)
+            files_changed.update(fx.path for fx in changed)
             an = _analyze(args, cfg, rules, knowledge, select, ignore)
+        _print_skipped(fixed)
+        if not args.quiet:
+            print(f"ddilint: fixed {n_fixes} finding(s) in {len(files_changed)} file(s)",
+                  file=sys.stderr)
     findings = an.findings
     cache = SourceCache()
     prints = fingerprints(findings, cache.line)

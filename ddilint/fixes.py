@@ -59,6 +59,16 @@ def encode_like(text: str, encoding: str, raw: bytes) -> bytes | None:
     return None
 
 
+def _conflict(a: TextEdit, b: TextEdit) -> bool:
+    """Edits that overlap, or an insertion at the edge of (or inside) another edit's range:
+    the order of the two would matter, so only one is applied per pass."""
+    if a.start < b.end and b.start < a.end:
+        return True
+    if a.start == a.end and b.start <= a.start <= b.end:
+        return True
+    return b.start == b.end and a.start <= b.start <= a.end
+
+
 def _choose_edits(findings: Sequence[Finding]) -> tuple[list[TextEdit], int, list[str]]:
     """The first fix of each finding whose edits overlap no edit already chosen."""
     chosen: list[TextEdit] = []
@@ -72,8 +82,7 @@ def _choose_edits(findings: Sequence[Finding]) -> tuple[list[TextEdit], int, lis
         edits = [e for e in fix.edits if (e.start, e.end, e.replacement) not in seen]
         if not edits:
             continue  # the same edit twice (two rules, one fix)
-        if any((e.start < c.end and c.start < e.end) or (e.start == c.start == e.end == c.end)
-               for e in edits for c in chosen):
+        if any(_conflict(e, c) for e in edits for c in chosen):
             skipped.append(f"line {f.location.line}: {fix.description} overlaps another fix")
             continue
         chosen.extend(edits)

@@ -112,3 +112,73 @@ def test_diff_applies_with_git_apply(tmp_path: Path, capsys: pytest.CaptureFixtu
                           capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert f.read_bytes() == FIXED.replace("\n", "\r\n").encode("utf-8")
+
+
+ATTRS = """#include <ntddk.h>
+VOID Open(PHANDLE t, PHANDLE u)
+{
+    ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, 0, t);
+    ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, OBJ_INHERIT, u);
+}
+"""
+
+
+def test_attribute_fixes_through_the_cli_in_several_passes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A plugin rule in the style of DDI101's fix (`0` -> OBJ_KERNEL_HANDLE, `X` ->
+    `X | OBJ_KERNEL_HANDLE`) plus a rule whose fix overlaps it: --fix applies one, re-analyzes
+    and applies the other in a second pass; a second --fix changes nothing."""
+    from collections.abc import Iterator
+
+    import ddilint.cli as cli
+    from ddilint.hookspecs import hookimpl
+    from ddilint.plugins import plugin_manager
+    from ddilint.rules.base import FileContext, Rule
+
+    class AddKernelHandle(Rule):
+        code, name, severity = "XFIX001", "add-kernel-handle", Severity.ERROR
+
+        def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+            for call in ctx.file.calls:
+                if call.callee != "ZwOpenProcessTokenEx" or len(call.args) < 3:
+                    continue
+                a = call.args[2]
+                text = ctx.file.text(a.start, a.end)
+                if "OBJ_KERNEL_HANDLE" in text:
+                    continue
+                edit = (TextEdit(a.start, a.end, "OBJ_KERNEL_HANDLE") if text == "0" else
+                        TextEdit(a.end, a.end, " | OBJ_KERNEL_HANDLE"))
+                yield ctx.finding(self, call.name_start, "attributes lack OBJ_KERNEL_HANDLE",
+                                  fixes=(Fix("add OBJ_KERNEL_HANDLE", (edit,)),))
+
+    class NoInherit(Rule):
+        code, name, severity = "XFIX002", "no-inherit", Severity.ERROR
+
+        def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+            for call in ctx.file.calls:
+                if call.callee == "ZwOpenProcessTokenEx" and len(call.args) > 2:
+                    a = call.args[2]
+                    text = ctx.file.text(a.start, a.end)
+                    if text.startswith("OBJ_INHERIT"):
+                        yield ctx.finding(self, a.start, "inheritable kernel handle", fixes=(
+                            Fix("drop OBJ_INHERIT",
+                                (TextEdit(a.start, a.start + len("OBJ_INHERIT"), "0"),)),))
+
+    class Plugin:
+        @hookimpl
+        def ddilint_rules(self) -> list[Rule]:
+            return [AddKernelHandle(), NoInherit()]
+
+    monkeypatch.setattr(cli, "plugin_manager", lambda: plugin_manager(extra=[Plugin()]))
+    f = tmp_path / "drv.c"
+    f.write_text(ATTRS, encoding="utf-8")
+    assert main(["check", "--fix", "--select", "XFIX", str(f)]) == 0
+    assert f.read_text(encoding="utf-8") == ATTRS.replace(
+        "TOKEN_QUERY, 0, t", "TOKEN_QUERY, OBJ_KERNEL_HANDLE, t").replace(
+        "TOKEN_QUERY, OBJ_INHERIT, u", "TOKEN_QUERY, 0 | OBJ_KERNEL_HANDLE, u")
+    err = capsys.readouterr().err
+    assert "fixed 3 finding(s) in 1 file(s)" in err and "overlaps" not in err
+    before = f.read_bytes()
+    assert main(["check", "--fix", "--select", "XFIX", str(f)]) == 0
+    assert f.read_bytes() == before

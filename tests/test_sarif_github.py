@@ -103,6 +103,19 @@ def test_code_flows_from_trace_validate(tmp_path: Path) -> None:
     assert "DDI201" in ids
 
 
+def test_notices_are_tool_notifications(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "drv.c").write_text(DRIVER)
+    (tmp_path / "blob.c").write_bytes(bytes(range(256)) * 40)
+    log = _sarif(tmp_path, capsys)
+    _validate(log)
+    run = log["runs"][0]
+    assert [r["ruleId"] for r in run["results"]] == ["DDI401", "DDI401"]
+    [note] = run["invocations"][0]["toolExecutionNotifications"]
+    assert note["descriptor"]["id"] == "DDI902" and note["level"] == "note"
+    assert note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("/blob.c")
+
+
 def test_github_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                             monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "src").mkdir()

@@ -1,10 +1,12 @@
 """SARIF 2.1.0 output for code scanning (GitHub upload-sarif, Azure DevOps, VS viewers).
 
-One run; `tool.driver.rules` lists every rule that ran (plus the notice codes that occur)
-with descriptions, help text, `helpUri` (the documentation page of the rule's routine) and
-default level. Results carry `ruleId`/`ruleIndex`, level, region (1-based, columns in
-Unicode code points), `partialFingerprints` that do not depend on line numbers, `codeFlows`
-built from the finding's trace steps and `relatedLocations` from its related steps.
+One run; `tool.driver.rules` lists every rule that ran, with descriptions, help text,
+`helpUri` (the documentation page of the rule's routine) and default level. Results carry
+`ruleId`/`ruleIndex`, level, region (1-based, columns in Unicode code points),
+`partialFingerprints` that do not depend on line numbers, `codeFlows` built from the
+finding's trace steps and `relatedLocations` from its related steps. Analysis notices
+(DDI9xx: a file that could not be read well) are not results, so they never become
+code-scanning alerts: they are the invocation's `toolExecutionNotifications`.
 """
 
 from __future__ import annotations
@@ -104,11 +106,22 @@ def to_sarif(
     by_code = {r.code: r for r in rules}
     codes = [r.code for r in rules]
     for f in findings:
-        if f.code not in codes:
+        if f.code not in codes and not f.is_notice:
             codes.append(f.code)
     index = {c: i for i, c in enumerate(codes)}
     results: list[dict[str, Any]] = []
+    notifications: list[dict[str, Any]] = []
     for f, fp in zip(findings, prints, strict=True):
+        if f.is_notice:
+            # About ddilint's view of the input, not the driver: a tool notification, not an
+            # alert in code scanning.
+            notifications.append({
+                "descriptor": {"id": f.code},
+                "level": LEVEL[f.severity],
+                "message": {"text": f"{f.code} {f.name}: {f.message}"},
+                "locations": [_location(f.location, base)],
+            })
+            continue
         res: dict[str, Any] = {
             "ruleId": f.code,
             "ruleIndex": index[f.code],
@@ -145,6 +158,8 @@ def to_sarif(
             }},
             "originalUriBaseIds": {"%SRCROOT%": {"uri": base.resolve().as_uri() + "/"}},
             "columnKind": "unicodeCodePoints",
+            "invocations": [{"executionSuccessful": True,
+                             "toolExecutionNotifications": notifications}],
             "results": results,
         }],
     }
