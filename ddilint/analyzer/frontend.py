@@ -157,6 +157,22 @@ class _FileBuilder:
 
         self.fir._assignments = assignments
 
+        def file_scope_decls() -> list[Decl]:
+            out: list[Decl] = []
+            stack = [root]
+            while stack:
+                node = stack.pop()
+                for child in node.named_children:
+                    if child.type == "declaration":
+                        out.extend(conv._decls(child, 0))
+                    elif child.type in ("linkage_specification", "declaration_list",
+                                        "namespace_definition"):
+                        stack.append(child)
+            out.sort(key=lambda d: d.start)
+            return out
+
+        self.fir._globals = file_scope_decls
+
     # -- functions ----------------------------------------------------------------------
     def _functions(self) -> None:
         caps = QueryCursor(query(self.lang, _FUNCTION_QUERY[self.lang])).captures(self.root)
@@ -1126,6 +1142,8 @@ class _Converter:
         type_text = " ".join(self.text(type_node).split()) if type_node is not None else ""
         static = any(c.type == "storage_class_specifier" and self.text(c) == "static"
                      for c in node.children)
+        const = any(c.type == "type_qualifier" and self.text(c) in ("const", "constexpr")
+                    for c in node.children)
         out: list[Decl] = []
         for dnode in node.children_by_field_name("declarator"):
             init: Expr | None = None
@@ -1140,5 +1158,5 @@ class _Converter:
                 continue
             s, e = self._pos(dnode)
             out.append(Decl(name, type_text + "*" * ptr, init, s, e, pointer=ptr > 0, array=arr,
-                            static=static))
+                            static=static, const=const and ptr == 0))
         return tuple(out)

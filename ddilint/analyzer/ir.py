@@ -161,6 +161,7 @@ class Decl:
     pointer: bool = False
     array: bool = False
     static: bool = False
+    const: bool = False
 
 
 class Stmt:
@@ -364,6 +365,8 @@ class FileIR:
         default=None, repr=False
     )
     _assignment_cache: list[tuple[Expr, Function | None]] | None = field(default=None, repr=False)
+    _globals: Callable[[], list[Decl]] | None = field(default=None, repr=False)
+    _globals_cache: list[Decl] | None = field(default=None, repr=False)
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based line and character column of a byte offset."""
@@ -387,3 +390,10 @@ class FileIR:
         if self._assignment_cache is None:
             self._assignment_cache = self._assignments() if self._assignments else []
         return self._assignment_cache
+
+    @property
+    def globals(self) -> list[Decl]:
+        """Variables declared at file scope (outside functions), with initializers (lazy)."""
+        if self._globals_cache is None:
+            self._globals_cache = self._globals() if self._globals else []
+        return self._globals_cache

@@ -103,6 +103,10 @@ class Routine:
     # An entry made from the analyzed project's own annotations (`page` is then
     # "file:line" of the annotation), not from the documentation.
     project: bool = False
+    # Access rights of which the process handle parameter must grant at least one.
+    process_access: tuple[str, ...] = ()
+    # Access rights in DesiredAccess that need a privilege the caller may not hold.
+    privileged_access: tuple[str, ...] = ()
 
     def source(self, fact: str) -> str:
         """Page and section a fact comes from ("ntifs/nf-...md#Parameters: X"), or ""."""
@@ -226,6 +230,9 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
             changes[key] = tuple((p["name"], p.get("direction", "")) for p in value)
             sources[key] = where
         elif key in ("release", "compliance"):
+            changes[key] = tuple(value)
+            sources[key] = where
+        elif key in ("process_access", "privileged_access"):
             changes[key] = tuple(value)
             sources[key] = where
         elif key in _ROUTINE_FIELDS and key != "name":

@@ -1,0 +1,149 @@
+"""Handle attributes at handle-creating calls: which calls can create a handle without
+`OBJ_KERNEL_HANDLE`, and which routines cannot take attributes at all.
+
+`missing_kernel_handle` answers DDI101/DDI102: for every call of a routine whose knowledge
+entry has an attributes parameter (`HandleAttributes`) or an `OBJECT_ATTRIBUTES` parameter,
+the possible values (from `values.py`) that surely lack the flag, each with where it was
+set. `attributes_form` answers DDI103: for a routine that creates a handle but takes no
+attributes, the documented routine that does (`NtOpenProcessToken` -> `NtOpenProcessTokenEx`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from ddilint.analyzer.ir import CallSite, Expr, FileIR
+from ddilint.analyzer.values import (
+    Bits,
+    CallValues,
+    Origin,
+    describe_origin,
+    describe_value,
+    file_values,
+    source_text,
+)
+from ddilint.findings import Fix, TextEdit
+from ddilint.knowledge import Knowledge, Routine
+
+KERNEL_HANDLE_FLAG = "OBJ_KERNEL_HANDLE"
+
+
+@dataclass(slots=True)
+class MissingFlag:
+    """A call whose handle attributes can lack OBJ_KERNEL_HANDLE.
+
+    `arg` is the argument (the attributes, or the pointer to the OBJECT_ATTRIBUTES);
+    `lacking` the possible values without the flag, one per place they were set."""
+
+    site: CallSite
+    routine: Routine
+    param: int
+    object_attributes: bool
+    arg: Expr
+    lacking: tuple[Bits, ...]
+    values: CallValues
+
+    def requirement(self) -> str:
+        """The documented requirement, in our words, with the page section it is in."""
+        pname = self.routine.param_name(self.param)
+        what = (f"set {KERNEL_HANDLE_FLAG} in the OBJECT_ATTRIBUTES" if self.object_attributes
+                else f"specify {KERNEL_HANDLE_FLAG}")
+        return (f"{self.routine.name} (Parameters: {pname}): a caller that is not in the "
+                f"system process must {what}")
+
+    def lacking_text(self, fir: FileIR) -> str:
+        """Which values lack the flag and where they were set."""
+        constants = self.values.owner.constants
+        parts = [f"{describe_value(b, fir, constants, 'OBJ_')} "
+                 f"({describe_origin(b.origin, fir, b.known)})" for b in self.lacking[:3]]
+        more = f" and {len(self.lacking) - 3} more" if len(self.lacking) > 3 else ""
+        pname = self.routine.param_name(self.param)
+        if self.object_attributes:
+            obj = source_text(fir, Origin("arg", self.arg.start, self.arg.end, self.arg.via))
+            head = f"the Attributes of the OBJECT_ATTRIBUTES `{obj}` ({pname}) can be "
+        else:
+            head = f"{pname} can be "
+        return head + "; ".join(parts) + more + f", without {KERNEL_HANDLE_FLAG}"
+
+    def fix(self, fir: FileIR) -> tuple[Fix, ...]:
+        """Add OBJ_KERNEL_HANDLE where the attributes are written: the call's argument, or
+        the attributes argument of InitializeObjectAttributes; never inside a macro, and
+        only when one place sets every value that lacks it."""
+        if len({(b.origin.start, b.origin.end) for b in self.lacking}) != 1:
+            return ()
+        o = self.lacking[0].origin
+        e = o.expr
+        if e is None or o.via or e.via or self.site.via:
+            return ()
+        if o.kind == "arg":
+            if self.object_attributes or (e.start, e.end) != (self.arg.start, self.arg.end):
+                return ()
+        elif o.kind != "init":
+            return ()
+        text = fir.text(e.start, e.end)
+        s = e.strip()
+        if (s.kind == "number" and s.value == 0) or (s.kind == "name" and s.text == "NULL"):
+            new = KERNEL_HANDLE_FLAG
+        elif e.kind in ("cond", "assign", "comma") or (
+                e.kind == "binary" and e.op in ("&&", "||")):
+            new = f"({text}) | {KERNEL_HANDLE_FLAG}"
+        else:
+            new = f"{text} | {KERNEL_HANDLE_FLAG}"
+        return (Fix(f"Add {KERNEL_HANDLE_FLAG}", (TextEdit(e.start, e.end, new),)),)
+
+
+_CACHE: weakref.WeakKeyDictionary[FileIR, tuple[Knowledge, list[MissingFlag]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag]:
+    """Every call in the file whose handle attributes can lack OBJ_KERNEL_HANDLE (cached:
+    DDI101 and DDI102 share the answer)."""
+    cached = _CACHE.get(fir)
+    if cached is not None and cached[0] is knowledge:
+        return cached[1]
+    fv = file_values(fir, knowledge)
+    flag = fv.constants.get(KERNEL_HANDLE_FLAG) or 0
+    out: list[MissingFlag] = []
+    for site in fir.calls:
+        if site.indirect or site.function is None:
+            continue
+        routine = fv.routine(site.callee)
+        if routine is None:
+            continue
+        index = routine.attributes_param
+        is_oa = False
+        if index is None:
+            index = routine.object_attributes_param
+            is_oa = True
+        if index is None:
+            continue
+        cv = fv.at_call(site)
+        if cv is None or index >= len(cv.call.args):
+            continue
+        arg = cv.call.args[index]
+        values = cv.object_attributes(arg) if is_oa else cv.values(arg)
+        lacking: dict[tuple[int, int], Bits] = {}
+        for b in sorted(values, key=lambda b: (b.origin.start, b.ones)):
+            if b.lacks(flag):
+                lacking.setdefault((b.origin.start, b.origin.end), b)
+        if lacking:
+            out.append(MissingFlag(site, routine, index, is_oa, arg, tuple(lacking.values()),
+                                   cv))
+    _CACHE[fir] = (knowledge, out)
+    return out
+
+
+def attributes_form(knowledge: Knowledge, name: str) -> str | None:
+    """For a routine that creates a handle but has no attributes parameter of any kind, the
+    routine of the same family that takes `HandleAttributes` (`<name>Ex`), else None."""
+    r = knowledge.get(name)
+    if r is None or r.handle_out_param is None:
+        return None
+    if r.attributes_param is not None or r.object_attributes_param is not None:
+        return None
+    ex = knowledge.get(name + "Ex")
+    if ex is None or ex.attributes_param is None:
+        return None
+    return ex.name

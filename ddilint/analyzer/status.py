@@ -1,0 +1,260 @@
+"""What happens to the NTSTATUS a routine returns: lost, or tested as a truth value.
+
+Built on the reaching definitions of `values.py` and the shared dataflow solver:
+- `lost_statuses`: the status of a call is thrown away: the call is an expression statement
+  (`ZwOpenKey(...);`), cast to void, or stored in a local that is overwritten before any
+  read, or never read, on some path (a forward "unread stores" analysis: a store stays
+  pending until a read of its variable; a new store to the variable, or the function's
+  exit, while it is pending loses it).
+- `truth_tests`: a status used as a truth value (`if (status)`, `!ZwX(...)`, an operand of
+  `&&`/`||` or `?:`, `status == TRUE`), where success (0) reads as false.
+
+Which calls count is the caller's question (`StatusRoutine`): usually "a documented routine
+that returns NTSTATUS", narrowed by DDI501 to routines whose outputs are valid only on
+success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ddilint.analyzer.cfg import Edge, Element
+from ddilint.analyzer.dataflow import solve
+from ddilint.analyzer.ir import Expr
+from ddilint.analyzer.values import Def, FunctionValues, Read, State, lvalue_key
+from ddilint.knowledge import Routine
+
+StatusRoutine = Callable[[Expr], Routine | None]
+"""For a call expression: the routine whose status it returns, or None if not of interest."""
+
+_BOOL_NAMES = {"TRUE": 1, "FALSE": 0, "true": 1, "false": 0}
+
+
+def outputs_valid_on_success(routine: Routine) -> bool:
+    """A routine that returns NTSTATUS and writes a handle or other result through an
+    [out] parameter (knowledge table: `returns_status`, `handle_out_param`, directions)."""
+    if routine.returns_status is not True:
+        return False
+    if routine.handle_out_param is not None:
+        return True
+    return any(direction == "out" for _name, direction in routine.params)
+
+
+def callee_start(call: Expr) -> int:
+    """Byte offset of the callee's name in a call (the primary location of findings)."""
+    fn = call.children[0] if call.children else call
+    if fn.kind == "field" and fn.end - len(fn.text) >= fn.start:
+        return fn.end - len(fn.text)
+    return fn.start
+
+
+@dataclass(slots=True)
+class StatusLoss:
+    """A status thrown away. how: statement, void, overwritten, unread."""
+
+    call: Expr
+    routine: Routine
+    how: str
+    var: str = ""
+    stored_at: int = 0
+    lost_at: int = 0
+
+
+def _status_call(e: Expr | None, is_status: StatusRoutine) -> tuple[Expr, Routine] | None:
+    if e is None:
+        return None
+    s = e.strip()
+    if s.kind == "call":
+        r = is_status(s)
+        if r is not None:
+            return s, r
+    return None
+
+
+def lost_statuses(fv: FunctionValues, is_status: StatusRoutine) -> list[StatusLoss]:
+    """Every status of an interesting call that `fv`'s function throws away."""
+    out: list[StatusLoss] = []
+    cfg = fv.fn.cfg
+    reachable = {b.id for b in cfg.reachable(exceptional=False)}
+    for block in cfg.blocks:
+        if block.id not in reachable:
+            continue
+        for el in block.elements:
+            if el.kind != "expr" or el.expr is None:
+                continue
+            top = el.expr
+            void = top.kind == "cast" and top.text.replace(" ", "") in ("void", "VOID")
+            found = _status_call(top, is_status)
+            if found is not None:
+                out.append(StatusLoss(found[0], found[1], "void" if void else "statement"))
+    analysis = _UnreadStores(fv, is_status)
+    sol = solve(cfg, analysis, exceptional=False)
+    seen: set[int] = set()
+    for block in cfg.blocks:
+        if block.id not in sol.entry:
+            continue
+        for el, state in sol.before_each(block):
+            if state is None:
+                continue
+            pending = set(state)
+            for ev in fv.events(el):
+                if isinstance(ev, Read):
+                    pending = {d for d in pending if d.var != ev.var}
+                    continue
+                lost = [d for d in pending if d.var == ev.var]
+                for d in lost:
+                    if id(d) in seen:
+                        continue
+                    seen.add(id(d))
+                    call, routine = analysis.stores[id(d)]
+                    out.append(StatusLoss(call, routine, "overwritten", d.var, d.start,
+                                          ev.start))
+                pending = {d for d in pending if d.var != ev.var}
+                if analysis.relevant(el, ev):
+                    pending.add(ev)
+    at_exit = sol.entry.get(cfg.exit.id)
+    for d in sorted(at_exit or (), key=lambda d: d.start):
+        if id(d) in seen:
+            continue
+        seen.add(id(d))
+        call, routine = analysis.stores[id(d)]
+        out.append(StatusLoss(call, routine, "unread", d.var, d.start, 0))
+    return out
+
+
+PendingState = frozenset[Def] | None
+
+
+class _UnreadStores:
+    """Forward analysis: stores of a status not yet read (on some path)."""
+
+    def __init__(self, fv: FunctionValues, is_status: StatusRoutine) -> None:
+        self.fv = fv
+        self.is_status = is_status
+        self.stores: dict[int, tuple[Expr, Routine]] = {}
+
+    def relevant(self, el: Element, d: Def) -> bool:
+        """A store of an interesting status into a plain local whose value is not used by
+        the enclosing expression."""
+        if id(d) in self.stores:
+            return True
+        if "." in d.var or d.var.startswith("*") or d.var in self.fv.escaped:
+            return False
+        if d.kind == "decl":
+            found = _status_call(d.rhs, self.is_status)
+        elif d.kind == "assign" and d.op == "=":
+            top = el.expr
+            if top is None or top.kind != "assign" or top.start != d.start or top.end != d.end:
+                return False  # the assignment's value is used (`if ((s = ZwX()))`)
+            found = _status_call(d.rhs, self.is_status)
+        else:
+            return False
+        if found is None:
+            return False
+        self.stores[id(d)] = found
+        return True
+
+    def initial(self) -> PendingState:
+        return frozenset()
+
+    def bottom(self) -> PendingState:
+        return None
+
+    def join(self, a: PendingState, b: PendingState) -> PendingState:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return a | b
+
+    def transfer(self, element: Element, state: PendingState) -> PendingState:
+        if state is None:
+            return None
+        events = self.fv.events(element)
+        if not events:
+            return state
+        pending = set(state)
+        for ev in events:
+            pending = {d for d in pending if d.var != ev.var}
+            if isinstance(ev, Def) and self.relevant(element, ev):
+                pending.add(ev)
+        return frozenset(pending)
+
+    def edge(self, edge: Edge, state: PendingState) -> PendingState:
+        return state
+
+
+@dataclass(slots=True)
+class TruthTest:
+    """A status used as a truth value. `tested` is the expression tested; `call` the call
+    whose status it is; `how` says in what position (condition, !, &&, ||, ?:, == TRUE)."""
+
+    tested: Expr
+    call: Expr
+    routine: Routine
+    how: str
+
+
+def truth_tests(fv: FunctionValues, is_status: StatusRoutine) -> list[TruthTest]:
+    """Every place where `fv`'s function tests an interesting status as a truth value."""
+    out: list[TruthTest] = []
+    seen: set[int] = set()
+    for block in fv.fn.cfg.blocks:
+        for el in block.elements:
+            if el.expr is None:
+                continue
+            state = fv.state_before(el)
+            if state is None:
+                continue
+            for tested, how in _truth_positions(el):
+                if tested.start in seen:
+                    continue
+                found = _status_of(fv, tested, state, is_status)
+                if found is not None:
+                    seen.add(tested.start)
+                    out.append(TruthTest(tested, found[0], found[1], how))
+    return out
+
+
+def _truth_positions(el: Element) -> Iterator[tuple[Expr, str]]:
+    e = el.expr
+    if e is None:
+        return
+    if el.kind == "cond":
+        yield e, "condition"
+    for node in e.walk():
+        if node.kind == "unary" and node.op == "!" and node.children:
+            yield node.children[0], "!"
+        elif node.kind == "binary" and node.op in ("&&", "||") and len(node.children) == 2:
+            yield node.children[0], node.op
+            yield node.children[1], node.op
+        elif node.kind == "cond" and node.children:
+            yield node.children[0], "?:"
+        elif node.kind == "binary" and node.op in ("==", "!=") and len(node.children) == 2:
+            left, right = node.children[0].strip(), node.children[1].strip()
+            # tree-sitter reads TRUE/FALSE as boolean literals (`number`), or names.
+            if right.kind in ("name", "number") and right.text in _BOOL_NAMES:
+                yield node.children[0], f"{node.op} {right.text}"
+            elif left.kind in ("name", "number") and left.text in _BOOL_NAMES:
+                yield node.children[1], f"{node.op} {left.text}"
+
+
+def _status_of(fv: FunctionValues, e: Expr, state: State,
+               is_status: StatusRoutine) -> tuple[Expr, Routine] | None:
+    s = e.strip()
+    while s.kind == "comma" and s.children:
+        s = s.children[-1].strip()
+    if s.kind == "call":
+        return _status_call(s, is_status)
+    if s.kind == "assign" and s.op == "=" and len(s.children) == 2:
+        return _status_call(s.children[1], is_status)
+    key = lvalue_key(s) if s.kind == "name" else None
+    if key is None or not fv.tracked(key) or key in fv.escaped:
+        return None
+    for d in sorted(fv.defs_of(key, state), key=lambda d: d.start):
+        if d.kind in ("assign", "decl") and d.op == "=":
+            found = _status_call(d.rhs, is_status)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,202 @@
+"""The value analysis: what an argument can be at a call, on each path, and where it was
+set. Each test is a small driver fragment and the values the engine must find."""
+
+from __future__ import annotations
+
+from ddilint.analyzer.ir import Expr, FileIR
+from ddilint.analyzer.status import lost_statuses, outputs_valid_on_success, truth_tests
+from ddilint.analyzer.values import MASK, Bits, CallValues, Origin, combine, file_values
+from ddilint.knowledge import Routine, load_knowledge
+from ddilint.knowledge.constants import load_constants
+from tests.conftest import parse_text
+
+OBJ_KERNEL_HANDLE = 0x200
+OBJ_CASE_INSENSITIVE = 0x40
+HERE = Origin("arg", 0, 0)
+
+
+def at(fir: FileIR, callee: str, nth: int = 0) -> CallValues:
+    sites = [c for c in fir.calls if c.callee == callee]
+    cv = file_values(fir, load_knowledge()).at_call(sites[nth])
+    assert cv is not None
+    return cv
+
+
+def attrs(src: str, nth: int = 0) -> set[int | None]:
+    """The possible HandleAttributes of the nth ZwOpenProcessTokenEx call."""
+    fir = parse_text(src)
+    cv = at(fir, "ZwOpenProcessTokenEx", nth)
+    return {b.value for b in cv.values(cv.call.args[2])}
+
+
+def test_constants_table_has_the_header_values() -> None:
+    c = load_constants()
+    assert c.get("OBJ_KERNEL_HANDLE") == 0x200
+    assert c.get("PROCESS_QUERY_LIMITED_INFORMATION") == 0x1000
+    assert c.get("TOKEN_ALL_ACCESS") == 0xF01FF
+    assert c.get("ACCESS_SYSTEM_SECURITY") == 0x01000000
+    assert c.names_of(0x240, "OBJ_") == ["OBJ_KERNEL_HANDLE", "OBJ_CASE_INSENSITIVE"]
+
+
+def test_known_bits_algebra() -> None:
+    unknown = frozenset({Bits(0, 0, HERE)})
+    flag = frozenset({Bits(0x200, MASK & ~0x200, HERE)})
+    (with_flag,) = combine("|", unknown, flag, HERE)
+    assert with_flag.has(OBJ_KERNEL_HANDLE) and not with_flag.known
+    (cleared,) = combine("&", unknown, frozenset({Bits(MASK & ~0x200, 0x200, HERE)}), HERE)
+    assert cleared.lacks(OBJ_KERNEL_HANDLE)
+
+
+def test_operators_casts_and_parentheses() -> None:
+    src = """
+    void F(void) {
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, (ULONG)((OBJ_CASE_INSENSITIVE) | 0x200) & ~0x40, &t);
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, 1 ? OBJ_INHERIT : OBJ_KERNEL_HANDLE, &t);
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, OBJ_INHERIT ^ OBJ_INHERIT, &t);
+    }"""
+    assert attrs(src, 0) == {0x200}
+    assert attrs(src, 1) == {0x2}
+    assert attrs(src, 2) == {0}
+
+
+def test_two_branches_give_two_values_with_their_places() -> None:
+    src = """
+    void F(int c) {
+        ULONG a;
+        if (c) a = OBJ_KERNEL_HANDLE; else a = 0;
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, a, &t);
+    }"""
+    fir = parse_text(src)
+    cv = at(fir, "ZwOpenProcessTokenEx")
+    values = cv.values(cv.call.args[2])
+    assert {b.value for b in values} == {0, 0x200}
+    bad = next(b for b in values if b.lacks(OBJ_KERNEL_HANDLE))
+    assert bad.origin.kind == "assign" and fir.position(bad.origin.start)[0] == 4
+
+
+def test_compound_assignment_and_loops() -> None:
+    src = """
+    void F(int n) {
+        ULONG a = OBJ_CASE_INSENSITIVE;
+        a |= OBJ_KERNEL_HANDLE;
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, a, &t);
+        while (n--) { a = a & ~OBJ_KERNEL_HANDLE; }
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, a, &t);
+    }"""
+    assert attrs(src, 0) == {0x240}
+    fir = parse_text(src)
+    cv = at(fir, "ZwOpenProcessTokenEx", 1)
+    # Either the value before the loop, or one with the flag cleared (the loop's own
+    # definition feeds itself: its value is followed as far as it is known).
+    values = cv.values(cv.call.args[2])
+    assert any(b.has(OBJ_KERNEL_HANDLE) for b in values)
+
+
+def test_macros_const_globals_and_unknowns() -> None:
+    src = """
+    #define GOOD (OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE)
+    static const ULONG kBad = OBJ_INHERIT;
+    extern ULONG g_Attributes;
+    void F(ULONG p) {
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, GOOD, &t);
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, kBad, &t);
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, g_Attributes, &t);
+        ZwOpenProcessTokenEx(h, TOKEN_QUERY, p, &t);
+    }"""
+    assert attrs(src, 0) == {0x240}
+    assert attrs(src, 1) == {0x2}
+    assert attrs(src, 2) == {None}
+    assert attrs(src, 3) == {None}
+
+
+def test_parameters_take_the_values_of_the_calls_in_the_file() -> None:
+    src = """
+    static NTSTATUS Open(ULONG attributes) {
+        return ZwOpenProcessTokenEx(h, TOKEN_QUERY, attributes, &t);
+    }
+    void A(void) { Open(OBJ_KERNEL_HANDLE); }
+    void B(void) { ULONG x = 0; Open(x); }
+    """
+    fir = parse_text(src)
+    cv = at(fir, "ZwOpenProcessTokenEx")
+    values = cv.values(cv.call.args[2])
+    assert {b.value for b in values} == {0, 0x200}
+    bad = next(b for b in values if b.lacks(OBJ_KERNEL_HANDLE))
+    assert bad.origin.kind == "decl"
+
+
+def test_object_attributes_initializers_and_field_writes() -> None:
+    src = """
+    void F(PUNICODE_STRING name, PHANDLE k) {
+        OBJECT_ATTRIBUTES oa;
+        OBJECT_ATTRIBUTES oa2 = RTL_CONSTANT_OBJECT_ATTRIBUTES(name, OBJ_KERNEL_HANDLE);
+        InitializeObjectAttributes(&oa, name, OBJ_CASE_INSENSITIVE, NULL, NULL);
+        ZwOpenKey(k, KEY_READ, &oa);
+        oa.Attributes |= OBJ_KERNEL_HANDLE;
+        ZwOpenKey(k, KEY_READ, &oa);
+        Unknown(&oa);
+        ZwOpenKey(k, KEY_READ, &oa);
+        ZwOpenKey(k, KEY_READ, &oa2);
+    }"""
+    fir = parse_text(src)
+
+    def oa(nth: int) -> set[int | None]:
+        cv = at(fir, "ZwOpenKey", nth)
+        return {b.value for b in cv.object_attributes(cv.call.args[2])}
+
+    assert oa(0) == {0x40}
+    assert oa(1) == {0x240}
+    assert oa(2) == {None}
+    assert oa(3) == {0x200}
+
+
+def test_handle_opens_follow_helpers_out_parameters() -> None:
+    src = """
+    static NTSTATUS OpenIt(HANDLE pid, PHANDLE out) {
+        HANDLE h;
+        NTSTATUS s = ZwOpenProcess(&h, PROCESS_VM_READ, &oa, &cid);
+        *out = h;
+        return s;
+    }
+    void F(HANDLE pid) {
+        HANDLE p;
+        OpenIt(pid, &p);
+        ZwOpenProcessTokenEx(p, TOKEN_QUERY, OBJ_KERNEL_HANDLE, &t);
+        ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, OBJ_KERNEL_HANDLE, &t);
+    }"""
+    fir = parse_text(src)
+    cv = at(fir, "ZwOpenProcessTokenEx")
+    (opened,) = cv.handle_opens(cv.call.args[0])
+    assert opened.routine.name == "ZwOpenProcess"
+    assert {b.value for b in opened.access} == {0x10}
+    cv2 = at(fir, "ZwOpenProcessTokenEx", 1)
+    assert cv2.handle_opens(cv2.call.args[0]) == []
+
+
+def test_lost_statuses_and_truth_tests() -> None:
+    src = """
+    NTSTATUS F(POBJECT_ATTRIBUTES oa) {
+        HANDLE k; NTSTATUS s;
+        s = ZwOpenKey(&k, KEY_READ, oa);
+        s = ZwOpenKey(&k, KEY_READ, oa);
+        if (s) { ZwClose(k); }
+        ZwClose(k);
+        return 0;
+    }"""
+    fir = parse_text(src)
+    knowledge = load_knowledge()
+    fv = file_values(fir, knowledge)
+    fn = fv.function(fir.functions[0])
+
+    def is_status(call: Expr) -> Routine | None:
+        r = knowledge.get(call.callee)
+        return r if r is not None and outputs_valid_on_success(r) else None
+
+    losses = lost_statuses(fn, is_status)
+    assert [(loss.how, fir.position(loss.stored_at)[0]) for loss in losses] == [
+        ("overwritten", 4)]
+    tests = truth_tests(fn, is_status)
+    assert [(t.how, t.tested.render()) for t in tests] == [("condition", "s")]
+    # ZwClose has no outputs: its status may be dropped.
+    close = knowledge.get("ZwClose")
+    assert close is not None and not outputs_valid_on_success(close)
