@@ -229,10 +229,7 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
         elif key == "params":
             changes[key] = tuple((p["name"], p.get("direction", "")) for p in value)
             sources[key] = where
-        elif key in ("release", "compliance"):
-            changes[key] = tuple(value)
-            sources[key] = where
-        elif key in ("process_access", "privileged_access"):
+        elif key in ("release", "compliance", "process_access", "privileged_access"):
             changes[key] = tuple(value)
             sources[key] = where
         elif key in _ROUTINE_FIELDS and key != "name":
