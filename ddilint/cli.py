@@ -141,11 +141,19 @@ def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
     if args.project and reported:
         root = find_project_root(reported[0]) if cfg.path is None else cfg.root
         if root is not None:
+            # One naming for every file of the project (the whole-program phase relates
+            # files by their paths): relative to the working directory when the files
+            # passed are relative (pre-commit), else absolute.
+            relative = not Path(paths[0]).is_absolute()
+
+            def name(p: Path) -> Path:
+                full = os.path.abspath(p)
+                return Path(os.path.relpath(full)) if relative else Path(full)
+
+            reported = [name(p) for p in reported]
             project, _ = discover([root], cli_exclude)
-            keep = {os.path.normpath(p.resolve()) for p in reported}
-            files = [p for p in project if not cfg.excluded(p)
-                     and os.path.normpath(p.resolve()) not in keep]
-            files = sorted([*files, *reported], key=lambda p: p.as_posix())
+            files = sorted({name(p) for p in project if not cfg.excluded(p)} | set(reported),
+                           key=lambda p: p.as_posix())
     active = [r for r in rules if selected(r.code, r.name, select, ignore)]
     options = Options(mode_override=args.mode, debug=args.debug, roles=dict(cfg.roles),
                       file_modes={p.as_posix(): m for p in files

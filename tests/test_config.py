@@ -129,3 +129,17 @@ def test_readme_config_example_is_valid(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "legacy" / "old.c").write_text(NT_CALL)
     assert main(["check", str(tmp_path)]) == 0  # legacy/*.c ignores DDI401
     assert capsys.readouterr().err == ""
+
+
+def test_config_roles_reach_the_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = ("#include <ntddk.h>\nVOID MyDpc(PVOID Context)\n{\n    HANDLE token;\n"
+           "    if (NT_SUCCESS(ZwOpenProcessTokenEx(ZwCurrentProcess(), TOKEN_QUERY,\n"
+           "                                        OBJ_KERNEL_HANDLE, &token))) {\n"
+           "        *(PHANDLE)Context = token;\n    }\n}\n")
+    (tmp_path / "drv.c").write_text(src)
+    assert main(["check", str(tmp_path)]) == 0  # nobody is known to call MyDpc
+    capsys.readouterr()
+    (tmp_path / ".ddilint.toml").write_text('roles = {"MyDpc" = "dpc"}\n')
+    assert main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert ":5:20: DDI301 [irql-too-high]" in out and "role set in the configuration" in out

@@ -5,6 +5,7 @@ files passed."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,35 @@ from tests.conftest import ROOT
 BAD = "#include <ntddk.h>\nVOID F(HANDLE h)\n{\n    NtClose(h);\n}\n"
 GOOD = "#include <ntddk.h>\nVOID G(HANDLE h)\n{\n    ZwClose(h);\n}\n"
 OTHER_BAD = "#include <ntddk.h>\nVOID H(HANDLE h)\n{\n    NtClose(h);\n}\n"
+# Whole-program: a DPC in dpc.c calls a helper in helper.c that needs PASSIVE_LEVEL.
+DPC = """#include <ntddk.h>
+NTSTATUS CacheToken(PVOID Context);
+
+static VOID OnDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
+{
+    UNREFERENCED_PARAMETER(Dpc);
+    UNREFERENCED_PARAMETER(Arg1);
+    UNREFERENCED_PARAMETER(Arg2);
+    CacheToken(Context);
+}
+
+VOID SetupDpc(PKDPC Dpc, PVOID Ext)
+{
+    KeInitializeDpc(Dpc, OnDpc, Ext);
+}
+"""
+HELPER = """#include <ntddk.h>
+NTSTATUS CacheToken(PVOID Context)
+{
+    HANDLE token;
+    NTSTATUS status = ZwOpenProcessTokenEx(ZwCurrentProcess(), TOKEN_QUERY,
+                                           OBJ_KERNEL_HANDLE, &token);
+    if (NT_SUCCESS(status)) {
+        *(PHANDLE)Context = token;
+    }
+    return status;
+}
+"""
 
 
 def _precommit() -> list[str]:
@@ -41,6 +71,8 @@ def driver_repo(tmp_path: Path) -> Path:
     (repo / "src" / "good.c").write_text(GOOD)
     (repo / "src" / "other.c").write_text(OTHER_BAD)  # committed already, not changed
     (repo / "README.txt").write_text("not C\n")
+    (repo / "src" / "dpc.c").write_text(DPC)
+    (repo / "src" / "helper.c").write_text(HELPER)
     _git(repo, "init", "-q")
     _git(repo, "config", "user.email", "dev@example.invalid")
     _git(repo, "config", "user.name", "dev")
@@ -76,11 +108,11 @@ def _hook_repo(tmp_path: Path) -> Path:
     return dest
 
 
-def _try_repo(hook: str, driver_repo: Path, tmp_path: Path, timeout: int) -> (
+def _try_repo(hook: str, driver_repo: Path, tmp_path: Path, timeout: int,
+              files: tuple[str, ...] = ("src/bad.c", "src/good.c", "README.txt")) -> (
         subprocess.CompletedProcess[str]):
     return subprocess.run(
-        [*_precommit(), "try-repo", str(_hook_repo(tmp_path)), hook, "--files",
-         "src/bad.c", "src/good.c", "README.txt"],
+        [*_precommit(), "try-repo", str(_hook_repo(tmp_path)), hook, "--files", *files],
         cwd=driver_repo, env=_env(tmp_path), capture_output=True, text=True, timeout=timeout)
 
 
@@ -91,11 +123,26 @@ def test_precommit_try_repo_fails_on_the_bad_file(driver_repo: Path, tmp_path: P
     assert "ddilint" in out and "Failed" in out
     assert "src/bad.c:4:5: DDI401 [nt-routine-in-kernel-mode] NtClose" in out
     assert "other.c" not in out and "good.c:" not in out  # only the files passed
+    assert "helper.c" not in out
     # fixed: the hook passes
     (driver_repo / "src" / "bad.c").write_text(GOOD)
     proc = _try_repo("ddilint", driver_repo, tmp_path, 300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Passed" in proc.stdout
+
+
+def test_precommit_changed_helper_keeps_whole_program_context(driver_repo: Path,
+                                                              tmp_path: Path) -> None:
+    # only helper.c changed: the DPC that makes it run at DISPATCH_LEVEL is in dpc.c
+    proc = _try_repo("ddilint", driver_repo, tmp_path, 300, files=("src/helper.c",))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert ("src/helper.c:5:23: DDI301 [irql-too-high] ZwOpenProcessTokenEx may be called at "
+            "IRQL <= PASSIVE_LEVEL but can run at DISPATCH_LEVEL here") in out
+    assert "OnDpc is a DPC" in out
+    reported = [line.split(":")[0] for line in out.splitlines()
+                if re.match(r"\S+:\d+:\d+: DDI\d+", line)]
+    assert reported == ["src/helper.c"]  # bad.c is not among the files passed
 
 
 @pytest.mark.skipif(os.environ.get("DDILINT_TEST_NETWORK") != "1",
@@ -119,7 +166,16 @@ def test_project_mode_analyzes_the_project_reports_the_files(
     assert main(["check", "--project", "--statistics", "bad.c"]) == 1
     captured = capsys.readouterr()
     assert [line.split(":")[0] for line in captured.out.splitlines()] == ["bad.c"]
-    # the project is bad.c, good.c, other.c (src/deep excluded by the config at the root)
-    assert "3 files in" in captured.err
+    # the project is bad.c, good.c, other.c, dpc.c, helper.c (src/deep excluded by the
+    # config at the root)
+    assert "5 files in" in captured.err
     assert main(["check", "--statistics", "bad.c"]) == 1  # without --project: the file alone
     assert "1 files in" in capsys.readouterr().err
+    # whole-program facts from the other files: only with --project
+    assert main(["check", "helper.c"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["check", "--project", "helper.c"]) == 1
+    assert capsys.readouterr().out.startswith("helper.c:5:23: DDI301")
+    assert main(["check", "--project", str(driver_repo / "src" / "helper.c")]) == 1
+    assert capsys.readouterr().out.startswith(f"{(driver_repo / 'src' / 'helper.c').as_posix()}"
+                                              ":5:23: DDI301")

@@ -79,6 +79,24 @@ def test_fingerprints_survive_unrelated_edits(tmp_path: Path,
     assert [r["partialFingerprints"][FINGERPRINT_KEY] for r in results] == before
 
 
+def test_code_flows_from_a_real_trace(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_precommit import DPC, HELPER
+
+    (tmp_path / "dpc.c").write_text(DPC)
+    (tmp_path / "helper.c").write_text(HELPER)
+    log = _sarif(tmp_path, capsys)
+    _validate(log)
+    [res] = log["runs"][0]["results"]
+    assert res["ruleId"] == "DDI301"
+    steps = res["codeFlows"][0]["threadFlows"][0]["locations"]
+    got = [(Path(s["location"]["physicalLocation"]["artifactLocation"]["uri"]).name,
+            s["location"]["physicalLocation"]["region"]["startLine"],
+            s["location"]["message"]["text"]) for s in steps]
+    assert got[0][:2] == ("dpc.c", 14) and "OnDpc is a DPC" in got[0][2]
+    assert got[1] == ("dpc.c", 9, "calls CacheToken")
+
+
 def test_code_flows_from_trace_validate(tmp_path: Path) -> None:
     src = tmp_path / "leak.c"
     src.write_text("x\ny\nz\n")
