@@ -24,9 +24,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from ddilint import __version__
-from ddilint.analyzer.engine import Options, analyze_bytes
+from ddilint.analyzer.engine import Options, analyze_bytes, discover, summarize_bytes
 from ddilint.analyzer.frontend import SOURCE_SUFFIXES
-from ddilint.config import Config, ConfigError, find_config_file
+from ddilint.analyzer.project import Project
+from ddilint.analyzer.summary import FileSummary
+from ddilint.config import Config, ConfigError, find_config_file, find_project_root
 from ddilint.findings import Finding, Location, Severity
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
@@ -34,6 +36,9 @@ from ddilint.rules.base import Rule
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.3
+# A project root (config folder or repository root) with more source files than this is
+# not summarized as one driver: the buffer is analyzed on its own.
+MAX_PROJECT_FILES = 3000
 SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error,
             Severity.WARNING: lsp.DiagnosticSeverity.Warning,
             Severity.NOTE: lsp.DiagnosticSeverity.Information}
@@ -109,6 +114,39 @@ class ProjectState:
     select: list[str]
     ignore: list[str]
     stamp: tuple[int, int] | None = None
+    root: Path | None = None
+    files: list[Path] | None = None  # the project's source files (found once)
+    summaries: dict[str, tuple[tuple[int, int], FileSummary | None]] = field(
+        default_factory=dict)
+
+    def project_files(self) -> list[Path]:
+        """The source files of the project (absolute), found on first use."""
+        if self.files is None:
+            found: list[Path] = []
+            if self.root is not None:
+                found, _ = discover([self.root])
+                found = [Path(p).absolute() for p in found if not self.config.excluded(p)]
+            self.files = found if len(found) <= MAX_PROJECT_FILES else []
+        return self.files
+
+    def summary(self, path: Path, options: Options) -> FileSummary | None:
+        """The summary of a file on disk (cached by modification time and size)."""
+        name = path.as_posix()
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            return None
+        cached = self.summaries.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        summary, _, _ = summarize_bytes(name, raw, self.knowledge, options)
+        self.summaries[name] = (stamp, summary)
+        return summary
 
     @property
     def active(self) -> list[Rule]:
@@ -152,6 +190,9 @@ class DdilintServer(LanguageServer):
 
         cfg_path = find_config_file(path)
         key = str(cfg_path) if cfg_path else ""
+        if not key:
+            root = find_project_root(path)
+            key = str(root) if root is not None else ""
         stamp = None
         if cfg_path is not None:
             st = cfg_path.stat()
@@ -171,30 +212,62 @@ class DdilintServer(LanguageServer):
                     type=lsp.MessageType.Error, message=message))
             args.config, args.isolated = None, True
             cfg, rules, knowledge = load_project([str(path)], args)
-        state = ProjectState(cfg, rules, knowledge, list(cfg.select), list(cfg.ignore), stamp)
-        self.projects[key] = state
+        root = cfg.root if cfg.path is not None else find_project_root(path)
+        state = ProjectState(cfg, rules, knowledge, list(cfg.select), list(cfg.ignore), stamp,
+                             root)
+        if key or root is not None:
+            self.projects[key or str(root)] = state
         return state
 
     # -- analysis ---------------------------------------------------------------------------
-    def analyze(self, uri: str, text: str) -> list[Finding]:
-        """Findings for a buffer (runs in a worker thread)."""
+    def analyze(self, uri: str, text: str,
+                buffers: dict[str, str] | None = None) -> list[Finding]:
+        """Findings for a buffer, in the context of its project (runs in a worker thread).
+        `buffers` are the texts of the open documents (path -> text): unsaved edits of other
+        files count too."""
         from ddilint.cli import keep_findings
 
         fs_path = to_fs_path(uri)
         if fs_path is None:
             return []
-        path = Path(fs_path)
+        path = Path(fs_path).absolute()
         project = self.project_for(path)
         if project.config.excluded(path):
             return []
         name = path.as_posix()
-        mode = project.config.mode_for(path)
-        options = Options(roles=dict(project.config.roles),
-                          file_modes={name: mode} if mode else {})
+        options = Options(roles=dict(project.config.roles), file_modes={
+            p.as_posix(): m for p in [path, *project.project_files()]
+            if (m := project.config.mode_for(p)) is not None})
         active = project.active
-        result = analyze_bytes(name, text.encode("utf-8"), active, project.knowledge, options)
+        data = text.encode("utf-8")
+        model = self.project_model(project, name, data, options, buffers or {})
+        result = analyze_bytes(name, data, active, project.knowledge, options, model)
         return keep_findings(result.findings, project.config, project.select, project.ignore,
                              active, {name}, lambda p: text if p == name else None)
+
+    def project_model(self, project: ProjectState, name: str, data: bytes, options: Options,
+                      buffers: dict[str, str]) -> Project | None:
+        """The whole-program model with this buffer (and other open buffers) in place of
+        their files on disk; None when the file has no project (analyzed alone)."""
+        files = project.project_files()
+        if not files:
+            return None
+        summaries: list[FileSummary] = []
+        own, _, _ = summarize_bytes(name, data, project.knowledge, options)
+        if own is not None:
+            summaries.append(own)
+        for p in files:
+            pname = p.as_posix()
+            if pname == name:
+                continue
+            if pname in buffers:
+                s, _, _ = summarize_bytes(pname, buffers[pname].encode("utf-8"),
+                                          project.knowledge, options)
+            else:
+                s = project.summary(p, options)
+            if s is not None:
+                summaries.append(s)
+        return Project(summaries, project.knowledge, options.roles)
 
     def diagnostics(self, uri: str, text: str, findings: Sequence[Finding]) -> list[
             lsp.Diagnostic]:
@@ -250,8 +323,13 @@ class DdilintServer(LanguageServer):
             await asyncio.sleep(delay)
         doc = self.workspace.get_text_document(uri)
         version, text = doc.version, doc.source
+        buffers: dict[str, str] = {}
+        for other_uri, other in self.workspace.text_documents.items():
+            other_path = to_fs_path(other_uri)
+            if other_uri != uri and other_path is not None:
+                buffers[Path(other_path).absolute().as_posix()] = other.source
         try:
-            findings = await asyncio.to_thread(self.analyze, uri, text)
+            findings = await asyncio.to_thread(self.analyze, uri, text, buffers)
         except Exception as exc:  # never take the server down
             log.exception("analysis failed")
             self.window_log_message(lsp.LogMessageParams(
@@ -326,8 +404,9 @@ def build_server(debounce: float = DEBOUNCE_SECONDS) -> DdilintServer:
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: DdilintServer, params: lsp.DidSaveTextDocumentParams) -> None:
         if _is_source(params.text_document.uri):
-            ls.projects.clear()  # a saved config file takes effect
-            ls.schedule(params.text_document.uri, 0.0)
+            # The saved file may change what other open files see (callers, roles).
+            for uri in list(ls.docs):
+                ls.schedule(uri, 0.0 if uri == params.text_document.uri else ls.debounce)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     async def did_close(ls: DdilintServer, params: lsp.DidCloseTextDocumentParams) -> None:

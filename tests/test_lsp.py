@@ -133,3 +133,30 @@ def test_line_index_encodings() -> None:
         idx = LineIndex(text, enc)
         assert idx.from_column(1, col).character == expected
         assert idx.from_offset(off).character == expected
+
+
+def test_whole_program_context_and_related_information(client: LspClient,
+                                                       tmp_path: Path) -> None:
+    from tests.test_precommit import DPC, HELPER
+
+    (tmp_path / ".ddilint.toml").write_text("")  # the project root
+    (tmp_path / "dpc.c").write_text(DPC)
+    helper = tmp_path / "helper.c"
+    helper.write_text(HELPER)
+    uri = helper.as_uri()
+    _open(client, uri, HELPER)
+    [d] = client.diagnostics(uri, 1)["diagnostics"]
+    assert d["code"] == "DDI301" and d["severity"] == 1
+    assert d["range"]["start"] == {"line": 4, "character": 22}
+    related = [(r["location"]["uri"], r["location"]["range"]["start"]["line"], r["message"])
+               for r in d["relatedInformation"]]
+    dpc_uri = (tmp_path / "dpc.c").as_uri()
+    assert related[0][:2] == (dpc_uri, 13) and "OnDpc is a DPC" in related[0][2]
+    assert related[1] == (dpc_uri, 8, "calls CacheToken")
+    # an unsaved edit of dpc.c (the call removed) counts for helper.c
+    _open(client, dpc_uri, DPC)
+    client.diagnostics(dpc_uri, 1)
+    _change(client, dpc_uri, 2, [{"text": DPC.replace("    CacheToken(Context);\n", "")}])
+    client.diagnostics(dpc_uri, 2)
+    _change(client, uri, 2, [{"text": HELPER + "\n"}])
+    assert client.diagnostics(uri, 2)["diagnostics"] == []
