@@ -1,0 +1,70 @@
+"""DDI102 kernel-handle-in-system-context: handle attributes without OBJ_KERNEL_HANDLE
+where every way to the call runs in the system process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ddilint.analyzer.handle_attributes import missing_kernel_handle
+from ddilint.analyzer.values import describe_origin
+from ddilint.findings import Finding, Severity
+from ddilint.hookspecs import hookimpl
+from ddilint.rules.base import FileContext, Rule
+
+
+class KernelHandleInSystemContext(Rule):
+    code = "DDI102"
+    name = "kernel-handle-in-system-context"
+    severity = Severity.WARNING
+    summary = ("Handle attributes lack OBJ_KERNEL_HANDLE; every way to the call runs in the "
+               "system process, where the page still asks for it.")
+    routine = "ZwOpenProcessTokenEx"
+    doc_section = "Parameters: HandleAttributes"
+    requirement = (
+        "OBJ_KERNEL_HANDLE is the only handle attribute the token routines support; handles "
+        "that drivers create are meant to be kernel handles."
+    )
+    explanation = (
+        "In DriverEntry, AddDevice, DriverUnload, system threads and system work items the\n"
+        "handle lands in the system process's table, which user code cannot reach, so this\n"
+        "is not the user-process hole of DDI101. But the code is one refactoring away from\n"
+        "running in a dispatch routine, and the token routines document OBJ_KERNEL_HANDLE as\n"
+        "the only supported attribute."
+    )
+    bad_example = (
+        "/* DriverEntry */\n"
+        "InitializeObjectAttributes(&oa, RegistryPath, OBJ_CASE_INSENSITIVE, NULL, NULL);\n"
+        "status = ZwOpenKey(&key, KEY_READ, &oa);"
+    )
+    good_example = (
+        "InitializeObjectAttributes(&oa, RegistryPath,\n"
+        "                           OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);\n"
+        "status = ZwOpenKey(&key, KEY_READ, &oa);"
+    )
+    fix_text = "Add OBJ_KERNEL_HANDLE to the attributes."
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        if ctx.mode != "kernel":
+            return
+        for m in missing_kernel_handle(ctx.file, ctx.knowledge):
+            context = ctx.execution_context(m.site.function)
+            if not context.system_only:
+                continue
+            where = f" (through macro {m.site.via})" if m.site.via else ""
+            fn = m.site.function.qualname if m.site.function else ""
+            yield ctx.finding(
+                self,
+                m.site.name_start,
+                f"{m.site.callee}{where}: {m.lacking_text(ctx.file)}; {fn} runs only in the "
+                f"system process ({context.reason}), so the handle is not exposed to a user "
+                f"process, but {m.requirement()}: make it a kernel handle",
+                trace=[*(ctx.step(b.origin.start, describe_origin(b.origin, ctx.file))
+                         for b in m.lacking), *context.trace],
+                fixes=m.fix(ctx.file),
+                anchor=f"{fn}:{m.site.callee}",
+            )
+
+
+@hookimpl
+def ddilint_rules() -> Sequence[Rule]:
+    return [KernelHandleInSystemContext()]

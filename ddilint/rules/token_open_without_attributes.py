@@ -1,0 +1,67 @@
+"""DDI103 token-open-without-attributes: Zw/NtOpenProcessToken or Zw/NtOpenThreadToken,
+which cannot take OBJ_KERNEL_HANDLE, in kernel code that can run outside the system process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ddilint.analyzer.handle_attributes import attributes_form
+from ddilint.findings import Finding, Severity
+from ddilint.hookspecs import hookimpl
+from ddilint.rules.base import FileContext, Rule
+
+
+class TokenOpenWithoutAttributes(Rule):
+    code = "DDI103"
+    name = "token-open-without-attributes"
+    severity = Severity.ERROR
+    summary = ("Zw/NtOpenProcessToken or Zw/NtOpenThreadToken, which cannot take "
+               "OBJ_KERNEL_HANDLE, in code that can run outside the system process.")
+    routine = "NtOpenProcessToken"
+    doc_section = "Remarks"
+    requirement = (
+        "The handle these routines return can be used by the process in whose context the "
+        "driver runs; to give the handle attributes (OBJ_KERNEL_HANDLE), use the Ex routine."
+    )
+    explanation = (
+        "Called from a dispatch routine or a callback, the token handle goes into the user\n"
+        "process's handle table. The process can use it, close it, or replace the object\n"
+        "behind the handle value before the driver looks the handle up again: the driver\n"
+        "then works on a token of the process's choosing."
+    )
+    bad_example = "status = ZwOpenProcessToken(NtCurrentProcess(), TOKEN_QUERY, &token);"
+    good_example = (
+        "status = ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, OBJ_KERNEL_HANDLE,\n"
+        "                              &token);"
+    )
+    fix_text = "Call the Ex form and pass OBJ_KERNEL_HANDLE as HandleAttributes."
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        if ctx.mode != "kernel":
+            return
+        for call in ctx.file.calls:
+            if call.indirect or call.function is None or ctx.defines_function(call.callee):
+                continue
+            ex = attributes_form(ctx.knowledge, call.callee)
+            if ex is None:
+                continue
+            context = ctx.execution_context(call.function)
+            if context.system_only:
+                continue
+            where = f" (through macro {call.via})" if call.via else ""
+            fn = call.function.qualname
+            yield ctx.finding(
+                self,
+                call.name_start,
+                f"{call.callee}{where} cannot take OBJ_KERNEL_HANDLE, and {fn} can run outside "
+                f"the system process ({context.reason}): the token handle lands in the current "
+                f"process's handle table; to give a token handle attributes the "
+                f"documentation says to use {ex}: call it with OBJ_KERNEL_HANDLE",
+                trace=context.trace,
+                anchor=f"{fn}:{call.callee}",
+            )
+
+
+@hookimpl
+def ddilint_rules() -> Sequence[Rule]:
+    return [TokenOpenWithoutAttributes()]
