@@ -1137,6 +1137,23 @@ class _Converter:
             return self._expand_stmt(macro, [], self._pos(inner)[0])
         return None
 
+    def _constructor_args(self, dnode: Node) -> Expr | None:
+        """`Guard g(h);` in a C++ body reads as a function declaration to the parser; when
+        every "parameter" is a bare name it is an object built from those variables."""
+        params = dnode.child_by_field_name("parameters")
+        if params is None or not params.named_children:
+            return None
+        names: list[Expr] = []
+        for p in params.named_children:
+            ptype = p.child_by_field_name("type")
+            if p.type != "parameter_declaration" or p.child_by_field_name("declarator") \
+                    or ptype is None or ptype.type != "type_identifier" or len(p.children) != 1:
+                return None
+            ps, pe = self._pos(ptype)
+            names.append(Expr("name", ps, pe, text=self.text(ptype)))
+        s, e = self._pos(params)
+        return Expr("init", s, e, tuple(names))
+
     def _decls(self, node: Node, depth: int) -> tuple[Decl, ...]:
         type_node = node.child_by_field_name("type")
         type_text = " ".join(self.text(type_node).split()) if type_node is not None else ""
@@ -1153,6 +1170,8 @@ class _Converter:
                 value = dnode.child_by_field_name("value")
                 if value is not None:
                     init = self.expr(value, depth)
+            elif dnode.type == "function_declarator" and self.lang == "cpp":
+                init = self._constructor_args(dnode)
             name, ptr, arr = _declarator_name(target, self.data)
             if not name:
                 continue

@@ -107,6 +107,14 @@ class Routine:
     process_access: tuple[str, ...] = ()
     # Access rights in DesiredAccess that need a privilege the caller may not hold.
     privileged_access: tuple[str, ...] = ()
+    # Handle life (DDI201-203), overlay only: the release happens only when this flag name
+    # is among the arguments (ZwDuplicateObject's DUPLICATE_CLOSE_SOURCE); the new handle
+    # lands in the handle table of the process passed in this parameter (ours only when it
+    # is the current process); the routine never keeps or releases a handle passed to it
+    # (assertions, debug output, InitializeObjectAttributes).
+    closes_handle_flag: str = ""
+    handle_out_process_param: int | None = None
+    keeps_no_handle: bool = False
 
     def source(self, fact: str) -> str:
         """Page and section a fact comes from ("ntifs/nf-...md#Parameters: X"), or ""."""

@@ -1,0 +1,1055 @@
+"""The life of a handle, path by path: the engine behind DDI201, DDI202 and DDI203.
+
+Every call that creates a handle (the knowledge table's `handle_out_param`) into a local
+variable (`&h`) is a *site*; each site is analyzed on its own with the shared dataflow
+solver. The state at a point is a set of *worlds*; a world says what happened to the
+site's handle on the paths it stands for: not created yet (`none`), created (`open`), the
+call failed (`failed`), released (`released`) or handed to someone else (`escaped`), which
+local variables hold it (`holders`, so copies are followed), and what is known about the
+local variables the function tests (the status the call returned, NULL, flags). Branch
+conditions prune worlds: `NT_SUCCESS(status)`, `status == STATUS_SUCCESS`, `status < 0`,
+`if (h)`, `if (flag)` and their negations send the open world one way and the failed one
+the other, so a failed open never looks like a leak.
+
+Ownership moves (the world becomes `escaped`, silent from then on) when the handle is
+stored through a pointer, into a field, a global or an array, returned, passed to a
+routine that is neither documented to borrow it (a documented `[in]` parameter) nor a
+helper of the file whose summary says it only uses it, or has its address taken. Helpers
+of the file get per-parameter summaries computed the same way (`release` when the body
+releases the parameter on every path, `borrow` when it only uses it, else `escape`).
+
+Exceptional edges are ignored. The results (leaks with the exit they leak at and a path,
+double releases, uses after release) are computed once per file and shared by the rules.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from ddilint.analyzer.cfg import CFG, Block, Edge, Element
+from ddilint.analyzer.dataflow import Solution, solve
+from ddilint.analyzer.ir import CallSite, Expr, FileIR, Function
+from ddilint.knowledge import Knowledge, Routine
+
+NONE, OPEN, FAILED, RELEASED, ESCAPED = "none", "open", "failed", "released", "escaped"
+
+# A site whose state grows past this many worlds at one point is given up (silently):
+# precision first, a guess would be worse than nothing.
+MAX_WORLDS = 96
+# Nodes the path search behind a leak's trace may visit.
+MAX_TRACE_NODES = 4000
+
+# NTSTATUS constants for which NT_SUCCESS is true (severity success or informational).
+# Every other STATUS_ name a driver writes is taken as a failure code.
+SUCCESS_CODES = frozenset({
+    "STATUS_SUCCESS", "STATUS_PENDING", "STATUS_REPARSE", "STATUS_MORE_ENTRIES",
+    "STATUS_TIMEOUT", "STATUS_WAIT_0", "STATUS_ALERTED", "STATUS_USER_APC",
+    "STATUS_OBJECT_NAME_EXISTS", "STATUS_NOT_ALL_ASSIGNED", "STATUS_SOME_NOT_MAPPED",
+    "STATUS_ABANDONED", "STATUS_KERNEL_APC", "STATUS_OPLOCK_BREAK_IN_PROGRESS",
+    "STATUS_NOTIFY_ENUM_DIR", "STATUS_NOTIFY_CLEANUP", "STATUS_FLT_IO_COMPLETE",
+})
+NULL_NAMES = frozenset({"NULL", "nullptr", "FALSE", "false"})
+TRUE_NAMES = frozenset({"TRUE", "true"})
+COMPARISONS = frozenset({"==", "!=", "<", ">", "<=", ">="})
+# The special fact name for "the result of the site's call in the element being evaluated".
+RESULT = "#"
+CURRENT_PROCESS = frozenset({"NtCurrentProcess", "ZwCurrentProcess"})
+
+Fact = tuple[str, str, int, str]  # (variable, kind: const/status/ptr, value, constant name)
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """What happened to one site's handle on a set of paths."""
+
+    state: str
+    holders: frozenset[str] = frozenset()
+    facts: frozenset[Fact] = frozenset()
+    ret: int = -1  # offset of the `return` taken (open worlds only); -1: none yet
+    released_at: int = -1  # offset of the first release (released worlds only)
+
+
+State = frozenset[World] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What creates the tracked handle: a call writing `&var`, or a parameter (helpers)."""
+
+    var: str
+    offset: int  # primary location: the callee's name (or the macro's), or the parameter
+    call_start: int = -1
+    callee: str = ""
+    routine: Routine | None = None
+    status_kind: str = "status"  # how the call reports success: status, ptr
+
+    @property
+    def is_param(self) -> bool:
+        return self.call_start < 0
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a leak's path: a byte offset and what happens there."""
+
+    offset: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    """A site's handle still open (and owned) where the function leaves or loses it."""
+
+    function: Function
+    site: Site
+    exit_offset: int
+    exit_kind: str  # return, end (falls off the end), overwrite (the last copy is replaced)
+    other_exits: tuple[int, ...]
+    trace: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Misuse:
+    """A release of an already released handle (double close) or a use after release."""
+
+    function: Function
+    kind: str  # double, use
+    offset: int  # the call's primary location
+    callee: str
+    var: str
+    released_at: int  # primary location of the first release
+    site_offset: int
+
+
+@dataclass
+class HandleFacts:
+    """Everything the handle analysis found in one file."""
+
+    leaks: list[Leak] = field(default_factory=list)
+    misuses: list[Misuse] = field(default_factory=list)
+    functions: int = 0  # functions analyzed (those that create or release a handle)
+    sites: int = 0
+    given_up: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# Expressions: small helpers
+
+
+def _strip(e: Expr) -> Expr:
+    """Without casts (the frontend already drops parentheses)."""
+    while e.kind == "cast" and e.children:
+        e = e.children[0]
+    return e
+
+
+def _plain_name(e: Expr) -> str | None:
+    s = _strip(e)
+    return s.text if s.kind == "name" else None
+
+
+def _value_name(e: Expr) -> str | None:
+    """The variable whose value an expression is (`h`, `(HANDLE)h`, `a = h`)."""
+    s = _strip(e)
+    while s.kind == "assign" and s.op == "=" and len(s.children) == 2:
+        s = _strip(s.children[1])
+    return s.text if s.kind == "name" else None
+
+
+def _addr_of_name(e: Expr) -> str | None:
+    s = _strip(e)
+    if s.kind == "unary" and s.op == "&" and s.children:
+        inner = _strip(s.children[0])
+        if inner.kind == "name":
+            return inner.text
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Events: what an element does, in evaluation order (syntactic; worlds interpret them)
+
+Event = tuple[object, ...]
+
+
+class _EventBuilder:
+    def __init__(self, lambda_names: frozenset[str], quiet: Callable[[Expr], bool]) -> None:
+        self.out: list[Event] = []
+        self.lambda_names = lambda_names
+        self.quiet = quiet  # calls that never keep a handle found anywhere in their arguments
+
+    def walk(self, e: Expr, role: str) -> None:
+        """role: value (a use that may hand the value on), test (read only)."""
+        k = e.kind
+        if k == "name":
+            if role == "value":
+                self.out.append(("esc", e.text))
+            return
+        if k == "cast":
+            for c in e.children:
+                self.walk(c, role)
+            return
+        if k == "call":
+            sub = "test" if self.quiet(e) else "value"
+            for a in e.args:
+                if _plain_name(a) is not None or _addr_of_name(a) is not None:
+                    continue
+                self.walk(a, sub)
+            fn = e.children[0] if e.children else None
+            if fn is not None and fn.kind == "field" and fn.children:
+                self.walk(fn.children[0], "test")
+            self.out.append(("call", e))
+            return
+        if k == "assign":
+            lhs = _strip(e.children[0]) if e.children else None
+            rhs = e.children[1] if len(e.children) > 1 else None
+            if rhs is not None:
+                if e.op == "=" and _value_name(rhs) is not None and _strip(rhs).kind == "name":
+                    pass  # a copy: the assign event decides
+                else:
+                    self.walk(rhs, "value" if e.op == "=" else "test")
+            if lhs is not None and lhs.kind != "name":
+                self.walk(lhs, "test")
+            lname = lhs.text if lhs is not None and lhs.kind == "name" else None
+            self.out.append(("assign", lname, e.op, rhs))
+            return
+        if k == "binary":
+            sub = "test" if e.op in COMPARISONS or e.op in ("&&", "||") else role
+            for c in e.children:
+                self.walk(c, sub)
+            return
+        if k == "unary":
+            if e.op == "&":
+                name = _addr_of_name(e)
+                if name is not None:
+                    self.out.append(("addr", name))
+                    return
+            sub = "test" if e.op in ("!", "*") else role
+            for c in e.children:
+                self.walk(c, sub)
+            return
+        if k == "postfix":
+            name = _plain_name(e.children[0]) if e.children else None
+            if name is not None:
+                self.out.append(("assign", name, e.op, None))
+            return
+        if k == "cond":
+            for i, c in enumerate(e.children):
+                self.walk(c, "test" if i == 0 else role)
+            return
+        if k in ("field", "index"):
+            for c in e.children:
+                self.walk(c, "test")
+            return
+        if k == "comma":
+            for i, c in enumerate(e.children):
+                self.walk(c, role if i == len(e.children) - 1 else "test")
+            return
+        if k == "sizeof":
+            return
+        if k == "lambda":
+            for n in sorted(self.lambda_names):
+                self.out.append(("esc", n))
+            return
+        for c in e.children:
+            self.walk(c, "value")
+
+
+def _element_events(el: Element, lambda_names: frozenset[str],
+                    quiet: Callable[[Expr], bool]) -> tuple[Event, ...]:
+    b = _EventBuilder(lambda_names, quiet)
+    if el.kind == "decl" and el.decl is not None:
+        d = el.decl
+        if el.expr is not None:
+            b.walk(el.expr, "value") if _strip(el.expr).kind != "name" else None
+        if not d.static and not d.array:
+            b.out.append(("assign", d.name, "=" if el.expr is not None else "decl", el.expr))
+        elif el.expr is not None and _strip(el.expr).kind == "name":
+            b.out.append(("esc", _strip(el.expr).text))
+    elif el.kind in ("cond", "switch") and el.expr is not None:
+        b.walk(el.expr, "test")
+    elif el.kind == "return":
+        if el.expr is not None:
+            b.walk(el.expr, "value")
+        b.out.append(("ret", el.start))
+    elif el.expr is not None:
+        b.walk(el.expr, "test")
+    return tuple(b.out)
+
+
+# ---------------------------------------------------------------------------------------
+# Values and conditions in a world
+
+Value = tuple[str, int, str]  # (kind: nonnull/const/status/ptr, value, constant name)
+
+
+def _constant(e: Expr) -> Value | None:
+    if e.kind == "number" and e.value is not None:
+        return ("const", e.value, "")
+    if e.kind == "name":
+        if e.text in NULL_NAMES:
+            return ("const", 0, "")
+        if e.text in TRUE_NAMES:
+            return ("const", 1, "")
+        if e.text.startswith("STATUS_"):
+            return ("status", int(e.text in SUCCESS_CODES), e.text)
+    return None
+
+
+class _Evaluator:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def is_site_call(self, e: Expr) -> bool:
+        return (e.kind == "call" and e.start == self.site.call_start
+                and e.callee == self.site.callee)
+
+    def value(self, e: Expr, w: World) -> Value | None:
+        e = _strip(e)
+        k = e.kind
+        if k == "name":
+            if e.text in w.holders and w.state in (OPEN, RELEASED):
+                return ("nonnull", 1, "")
+            for name, kind, val, text in w.facts:
+                if name == e.text:
+                    return (kind, val, text)
+            return _constant(e)
+        if k == "number":
+            return _constant(e)
+        if k == "assign" and e.op == "=" and len(e.children) == 2:
+            return self.value(e.children[1], w)
+        if k == "comma" and e.children:
+            return self.value(e.children[-1], w)
+        if k == "call" and self.is_site_call(e):
+            for name, kind, val, text in w.facts:
+                if name == RESULT:
+                    return (kind, val, text)
+            return None
+        if k in ("call", "binary", "unary"):
+            t = self.truth(e, w) if self._is_predicate(e) else None
+            return None if t is None else ("const", int(t), "")
+        return None
+
+    @staticmethod
+    def _is_predicate(e: Expr) -> bool:
+        if e.kind == "call":
+            return e.callee in ("NT_SUCCESS", "NT_ERROR")
+        if e.kind == "binary":
+            return e.op in COMPARISONS
+        return e.kind == "unary" and e.op == "!"
+
+    def truth(self, e: Expr, w: World) -> bool | None:
+        """Whether a condition holds in a world (None: cannot tell)."""
+        e = _strip(e)
+        if e.kind == "unary" and e.op == "!" and e.children:
+            t = self.truth(e.children[0], w)
+            return None if t is None else not t
+        if e.kind == "call" and e.callee in ("NT_SUCCESS", "NT_ERROR") and len(e.args) == 1:
+            v = self.value(e.args[0], w)
+            ok: bool | None = None
+            if v is not None and v[0] == "status":
+                ok = bool(v[1])
+            elif v is not None and v[0] == "const":
+                ok = v[1] >= 0
+            if ok is None:
+                return None
+            return ok if e.callee == "NT_SUCCESS" else not ok
+        if e.kind == "binary" and e.op in COMPARISONS and len(e.children) == 2:
+            a = self.value(e.children[0], w)
+            b = self.value(e.children[1], w)
+            if a is None or b is None:
+                return None
+            return _compare(e.op, a, b)
+        if e.kind == "binary" and e.op in ("&&", "||") and len(e.children) == 2:
+            x = self.truth(e.children[0], w)
+            y = self.truth(e.children[1], w)
+            if e.op == "&&":
+                return False if x is False or y is False else (True if x and y else None)
+            return True if x is True or y is True else (False if x is False and y is False
+                                                        else None)
+        v = self.value(e, w)
+        if v is None:
+            return None
+        kind, val, _ = v
+        if kind in ("nonnull", "ptr"):
+            return bool(val)
+        if kind == "const":
+            return val != 0
+        return not val  # a status used as a truth value: nonzero means it failed
+
+
+def _compare(op: str, a: Value, b: Value) -> bool | None:
+    if op in (">", ">=", "<", "<="):
+        if a[0] == "const" and b[0] == "const":
+            return {"<": a[1] < b[1], "<=": a[1] <= b[1], ">": a[1] > b[1],
+                    ">=": a[1] >= b[1]}[op]
+        flip = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+        if a[0] == "const" and a[1] == 0 and b[0] == "status":
+            a, b, op = b, a, flip[op]
+        if a[0] == "status" and b[0] == "const" and b[1] == 0:
+            if op == "<":
+                return not a[1]
+            if op == ">=":
+                return bool(a[1])
+        return None
+    eq = _equal(a, b)
+    if eq is None:
+        return None
+    return eq if op == "==" else not eq
+
+
+def _equal(a: Value, b: Value) -> bool | None:
+    if a[0] == "const" and b[0] == "status":
+        a, b = b, a
+    if a[0] == "status" and b[0] == "const" and b[1] == 0:
+        b = ("status", 1, "STATUS_SUCCESS")
+    if a[0] == "status" and b[0] == "status":
+        if a[2] and b[2]:
+            return a[2] == b[2]
+        exact, other = (a, b) if a[2] else (b, a)
+        if not exact[2]:
+            return None
+        if exact[2] == "STATUS_SUCCESS":
+            return bool(other[1])
+        return False if exact[1] != other[1] else None
+    if a[0] == "const" and b[0] == "const":
+        return a[1] == b[1]
+    if {a[0], b[0]} <= {"nonnull", "ptr", "const"}:
+        p, c = (a, b) if a[0] != "const" else (b, a)
+        if c[0] != "const" or c[1] != 0 or p[0] == "const":
+            return None
+        return not bool(p[1])  # non-null never equals NULL
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# One site (or one parameter) through one function
+
+
+class _SiteAnalysis:
+    """The dataflow analysis of one site; `step` is the world-level transfer."""
+
+    def __init__(self, owner: _FileAnalysis, fn: Function, site: Site,
+                 interesting: frozenset[str], locals_: frozenset[str],
+                 lambda_names: frozenset[str]) -> None:
+        self.owner = owner
+        self.fn = fn
+        self.site = site
+        self.interesting = interesting
+        self.locals = locals_
+        self.lambda_names = lambda_names
+        self.ev = _Evaluator(site)
+        self.events: dict[int, tuple[Event, ...]] = {}
+        self.overflow = False
+        # (kind, offset, callee, first release, variable passed)
+        self.sink: list[tuple[str, int, str, int, str]] | None = None
+        self.lost: list[tuple[int, World]] = []
+        self.current = -1  # start of the element being replayed (for "lost" leaks)
+        self.solution: Solution[State] | None = None
+
+    # -- lattice ------------------------------------------------------------------------
+    def initial(self) -> State:
+        if self.site.is_param:
+            return frozenset({World(OPEN, frozenset({self.site.var}))})
+        return frozenset({World(NONE)})
+
+    def bottom(self) -> State:
+        return None
+
+    def join(self, a: State, b: State) -> State:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return a | b
+
+    def transfer(self, element: Element, state: State) -> State:
+        if state is None:
+            return None
+        out: set[World] = set()
+        for w in state:
+            out.update(self.step(element, w))
+        if len(out) > MAX_WORLDS:
+            self.overflow = True
+            return frozenset(sorted(out, key=repr)[:MAX_WORLDS])
+        return frozenset(out)
+
+    def edge(self, edge: Edge, state: State) -> State:
+        if state is None:
+            return None
+        out = {w2 for w in state if (w2 := self.edge_world(edge, w)) is not None}
+        return frozenset(out) if out else None
+
+    # -- worlds -------------------------------------------------------------------------
+    def edge_world(self, edge: Edge, w: World) -> World | None:
+        if edge.exceptional:
+            return None
+        if edge.cond is not None and edge.kind in ("true", "false"):
+            t = self.ev.truth(edge.cond, w)
+            if t is not None and t != (edge.kind == "true"):
+                return None
+        elif edge.kind == "case" and edge.cond is not None and edge.case is not None:
+            a = self.ev.value(edge.cond, w)
+            b = self.ev.value(edge.case, w) or _constant(_strip(edge.case))
+            if a is not None and b is not None and _equal(a, b) is False:
+                return None
+        elif edge.kind == "default" and edge.cond is not None:
+            a = self.ev.value(edge.cond, w)
+            if a is not None:
+                for other in edge.src.succs:
+                    if other.kind != "case" or other.case is None:
+                        continue
+                    b = self.ev.value(other.case, w) or _constant(_strip(other.case))
+                    if b is not None and _equal(a, b) is True:
+                        return None
+        return _drop_result(w)
+
+    def step(self, el: Element, w: World) -> list[World]:
+        key = id(el)
+        events = self.events.get(key)
+        if events is None:
+            events = self.events[key] = _element_events(el, self.lambda_names,
+                                                        self.owner.is_quiet)
+        worlds = [w]
+        for ev in events:
+            nxt: list[World] = []
+            for x in worlds:
+                nxt.extend(self.apply(ev, x))
+            worlds = nxt
+        if el.kind not in ("cond", "switch"):
+            worlds = [_drop_result(x) for x in worlds]
+        return [_canonical(x) for x in worlds]
+
+    def apply(self, ev: Event, w: World) -> list[World]:
+        kind = ev[0]
+        if kind == "esc":
+            name = str(ev[1])
+            if name in w.holders and w.state == OPEN:
+                return [World(ESCAPED)]
+            return [w]
+        if kind == "addr":
+            name = str(ev[1])
+            if name in w.holders and w.state in (OPEN, RELEASED):
+                return [World(ESCAPED)]
+            return [_kill_facts(w, name)]
+        if kind == "ret":
+            if w.state == OPEN:
+                return [replace(w, ret=int(str(ev[1])))]
+            return [w]
+        if kind == "assign":
+            return [self.assign(w, ev)]
+        if kind == "call":
+            call = ev[1]
+            assert isinstance(call, Expr)
+            return self.call(w, call)
+        return [w]
+
+    def assign(self, w: World, ev: Event) -> World:
+        _, lname, op, rhs = ev
+        rhs_e = rhs if isinstance(rhs, Expr) else None
+        vname = _value_name(rhs_e) if rhs_e is not None and op == "=" else None
+        alias = vname is not None and vname in w.holders and w.state in (OPEN, RELEASED)
+        val = self.ev.value(rhs_e, w) if rhs_e is not None and op == "=" else None
+        if lname is None or lname not in self.locals:
+            if alias and w.state == OPEN:
+                return World(ESCAPED)
+            return w
+        name = str(lname)
+        w = self.kill(w, name)
+        if w.state in (ESCAPED,):
+            return w
+        if alias:
+            w = replace(w, holders=w.holders | {name})
+        if val is not None and val[0] != "nonnull" and name in self.interesting:
+            w = replace(w, facts=w.facts | {(name, val[0], val[1], val[2])})
+        return w
+
+    def kill(self, w: World, name: str) -> World:
+        """`name` gets a new value: it no longer holds the handle nor its facts."""
+        w = _kill_facts(w, name)
+        if name in w.holders:
+            holders = w.holders - {name}
+            if not holders and w.state == OPEN and not self.site.is_param:
+                if self.sink is not None:
+                    self.lost.append((self.current, w))
+                return World(ESCAPED)
+            w = replace(w, holders=holders)
+        return w
+
+    def call(self, w: World, call: Expr) -> list[World]:
+        callee = call.callee or ""
+        args = call.args
+        if self.ev.is_site_call(call):
+            return self.open(w, call)
+        owner = self.owner
+        routine = owner.routine_of(callee, call)
+        # Other handle-creating calls overwrite their out variable.
+        for i, a in enumerate(args):
+            name = _addr_of_name(a)
+            if name is None:
+                continue
+            if routine is not None and routine.handle_out_param == i:
+                w = self.kill(w, name)
+            elif name in w.holders and w.state in (OPEN, RELEASED):
+                return [World(ESCAPED)]
+            else:
+                w = _kill_facts(w, name)
+        if w.state not in (OPEN, RELEASED):
+            return [w]
+        for i, a in enumerate(args):
+            name = _plain_name(a)
+            if name is None or name not in w.holders:
+                continue
+            how = owner.param_effect(callee, call, routine, i)
+            if how == "escape":
+                if w.state == OPEN:
+                    return [World(ESCAPED)]
+                continue
+            if how == "release":
+                if w.state == RELEASED:
+                    self.report("double", call, callee, w.released_at, name)
+                    continue
+                w = replace(w, state=RELEASED, released_at=owner.primary(call), ret=-1)
+                continue
+            if how == "use" and w.state == RELEASED:
+                self.report("use", call, callee, w.released_at, name)
+        return [w]
+
+    def open(self, w: World, call: Expr) -> list[World]:
+        site = self.site
+        w = self.kill(w, site.var) if w.state in (OPEN, RELEASED) else w
+        facts = frozenset(f for f in w.facts if f[0] != site.var)
+        ok: Fact = (RESULT, site.status_kind, 1, "")
+        opened = World(OPEN, frozenset({site.var}), facts | {ok})
+        return [opened, World(FAILED)]
+
+    def report(self, kind: str, call: Expr, callee: str, released_at: int, var: str) -> None:
+        if self.sink is not None:
+            self.sink.append((kind, self.owner.primary(call), callee, released_at, var))
+
+
+def _kill_facts(w: World, name: str) -> World:
+    if any(f[0] == name for f in w.facts):
+        return replace(w, facts=frozenset(f for f in w.facts if f[0] != name))
+    return w
+
+
+def _drop_result(w: World) -> World:
+    if any(f[0] == RESULT for f in w.facts):
+        return replace(w, facts=frozenset(f for f in w.facts if f[0] != RESULT))
+    return w
+
+
+def _canonical(w: World) -> World:
+    """Worlds in which nothing more can happen to the handle forget their details."""
+    if w.state in (FAILED, ESCAPED) and (w.holders or w.facts or w.ret >= 0
+                                         or w.released_at >= 0):
+        return World(w.state)
+    return w
+
+
+# ---------------------------------------------------------------------------------------
+# A file
+
+
+@dataclass(frozen=True, slots=True)
+class _FunctionShape:
+    locals: frozenset[str]
+    interesting: frozenset[str]
+    lambda_names: frozenset[str]
+
+
+class _FileAnalysis:
+    def __init__(self, fir: FileIR, knowledge: Knowledge, mode: str) -> None:
+        self.fir = fir
+        self.knowledge = knowledge
+        self.mode = mode
+        self.defined: dict[str, list[Function]] = {}
+        for f in fir.functions:
+            if f.kind != "lambda":
+                self.defined.setdefault(f.name, []).append(f)
+        self.calls_by_start: dict[tuple[int, str], CallSite] = {}
+        self.calls_by_function: dict[int, list[CallSite]] = {}
+        for c in fir.calls:
+            self.calls_by_start.setdefault((c.start, c.callee), c)
+            if c.function is not None:
+                self.calls_by_function.setdefault(id(c.function), []).append(c)
+        self.summaries: dict[tuple[str, int], str] = {}
+        self.in_progress: set[tuple[str, int]] = set()
+        self.shapes: dict[int, _FunctionShape] = {}
+
+    # -- knowledge ------------------------------------------------------------------------
+    def routine_of(self, callee: str, call: Expr) -> Routine | None:
+        if not callee or callee in self.defined:
+            return None
+        fn = call.children[0] if call.children else None
+        if fn is not None and fn.kind == "field":
+            return None  # obj->Fn(...): not the documented routine
+        return self.knowledge.get(callee)
+
+    def is_quiet(self, call: Expr) -> bool:
+        routine = self.routine_of(call.callee or "", call)
+        return routine is not None and routine.keeps_no_handle
+
+    def is_release(self, routine: Routine, index: int, call: Expr) -> bool:
+        if routine.closes_handle_param != index:
+            return False
+        if routine.user_mode_only and self.mode != "user":
+            return False
+        if routine.closes_handle_flag:
+            return any(routine.closes_handle_flag in e.names() for e in call.args)
+        return True
+
+    def param_effect(self, callee: str, call: Expr, routine: Routine | None, i: int) -> str:
+        """What a call does with a handle passed as argument `i`: release, use, quiet
+        (a use that is no use of the object, such as debug output), or escape."""
+        if routine is not None:
+            if self.is_release(routine, i, call):
+                return "release"
+            if routine.keeps_no_handle:
+                return "quiet"
+            if i < len(routine.params) and routine.params[i][1] == "in":
+                return "use"
+            return "escape"
+        if callee in self.defined and not _is_member_call(call):
+            summary = self.summary(callee, i)
+            return {"release": "release", "borrow": "use"}.get(summary, "escape")
+        return "escape"
+
+    def primary(self, call: Expr) -> int:
+        cs = self.calls_by_start.get((call.start, call.callee or ""))
+        if cs is not None:
+            return cs.name_start
+        return call.children[0].start if call.children else call.start
+
+    # -- helpers' summaries -------------------------------------------------------------
+    def summary(self, name: str, index: int) -> str:
+        key = (name, index)
+        if key in self.summaries:
+            return self.summaries[key]
+        if key in self.in_progress:
+            return "escape"
+        self.in_progress.add(key)
+        results: set[str] = set()
+        for fn in self.defined.get(name, []):
+            if index >= len(fn.params) or not fn.params[index].name:
+                results.add("escape")
+                continue
+            p = fn.params[index]
+            site = Site(p.name, fn.name_start)
+            sol_worlds = self.run_site(fn, site, collect=False)
+            if sol_worlds is None:
+                results.add("escape")
+                continue
+            states = {w.state for w in sol_worlds[0]}
+            if states <= {RELEASED} and states:
+                results.add("release")
+            elif states <= {OPEN} and states:
+                results.add("borrow")
+            else:
+                results.add("escape")
+        self.in_progress.discard(key)
+        out = results.pop() if len(results) == 1 else "escape"
+        self.summaries[key] = out
+        return out
+
+    # -- running ------------------------------------------------------------------------
+    def shape(self, fn: Function) -> _FunctionShape:
+        got = self.shapes.get(id(fn))
+        if got is not None:
+            return got
+        locals_: set[str] = {p.name for p in fn.params if p.name}
+        interesting: set[str] = set()
+        copies: dict[str, set[str]] = {}
+        for block in fn.cfg.blocks:
+            for el in block.elements:
+                if el.kind == "decl" and el.decl is not None and not el.decl.static:
+                    locals_.add(el.decl.name)
+                if el.kind in ("cond", "switch") and el.expr is not None:
+                    interesting.update(el.expr.names())
+                for lhs, rhs in _copies(el):
+                    copies.setdefault(lhs, set()).add(rhs)
+        # A variable copied into a tested one is tested too (`status = openStatus;`).
+        todo = list(interesting)
+        while todo:
+            for src in copies.get(todo.pop(), ()):
+                if src not in interesting:
+                    interesting.add(src)
+                    todo.append(src)
+        lambda_names: set[str] = set()
+        for f in self.fir.functions:
+            if f.kind == "lambda" and f.parent is fn:
+                for s in f.body.walk():
+                    if s.expr is not None:
+                        lambda_names.update(s.expr.names())
+                    for d in s.decls:
+                        if d.init is not None:
+                            lambda_names.update(d.init.names())
+        got = _FunctionShape(frozenset(locals_), frozenset(interesting),
+                             frozenset(lambda_names & locals_))
+        self.shapes[id(fn)] = got
+        return got
+
+    def run_site(self, fn: Function, site: Site, collect: bool
+                 ) -> tuple[frozenset[World], _SiteAnalysis, CFG] | None:
+        """Solve one site; None when the analysis gave up. Returns the exit worlds."""
+        shape = self.shape(fn)
+        an = _SiteAnalysis(self, fn, site, shape.interesting, shape.locals,
+                           shape.lambda_names)
+        cfg = fn.cfg
+        sol = solve(cfg, an, exceptional=False)
+        if not sol.complete or an.overflow:
+            return None
+        if collect:
+            an.sink = []
+            for block in cfg.reachable(exceptional=False):
+                state = sol.entry.get(block.id)
+                if state is None:
+                    continue
+                for el in block.elements:
+                    an.current = el.start
+                    state = an.transfer(el, state)
+            an.solution = sol
+        exit_state = sol.entry.get(cfg.exit.id) or frozenset()
+        return exit_state, an, cfg
+
+    def analyze(self) -> HandleFacts:
+        facts = HandleFacts()
+        seen_misuse: set[tuple[str, int]] = set()
+        for fn in self.fir.functions:
+            calls = self.calls_by_function.get(id(fn), [])
+            sites: list[Site] = []
+            released_params: set[str] = set()
+            param_names = {p.name for p in fn.params if p.name}
+            for c in calls:
+                if c.indirect or c.callee in self.defined:
+                    continue
+                r = self.knowledge.get(c.callee)
+                if r is None:
+                    continue
+                if r.handle_out_param is not None:
+                    site = self.site_of(fn, c, r)
+                    if site is not None:
+                        sites.append(site)
+                if r.closes_handle_param is not None and r.closes_handle_param < len(c.args):
+                    name = _plain_name(c.args[r.closes_handle_param])
+                    if name in param_names:
+                        released_params.add(name or "")
+            if not sites and not released_params:
+                continue
+            facts.functions += 1
+            for p in fn.params:
+                if p.name in released_params:
+                    sites.append(Site(p.name, fn.name_start))
+            for site in sites:
+                facts.sites += 1
+                got = self.run_site(fn, site, collect=True)
+                if got is None:
+                    facts.given_up.append(f"{fn.qualname}:{site.var}")
+                    continue
+                exit_worlds, an, cfg = got
+                for kind, offset, callee, rel, var in an.sink or []:
+                    if (kind, offset) in seen_misuse:
+                        continue
+                    seen_misuse.add((kind, offset))
+                    facts.misuses.append(Misuse(fn, kind, offset, callee, var, rel,
+                                                site.offset))
+                if site.is_param:
+                    continue
+                leak = self.leak_of(fn, site, an, cfg, exit_worlds)
+                if leak is not None:
+                    facts.leaks.append(leak)
+        facts.misuses.sort(key=lambda m: m.offset)
+        return facts
+
+    def site_of(self, fn: Function, c: CallSite, r: Routine) -> Site | None:
+        idx = r.handle_out_param
+        if idx is None or idx >= len(c.args):
+            return None
+        var = _addr_of_name(c.args[idx])
+        if var is None or var not in self.shape(fn).locals:
+            return None  # a field, a global, a caller's pointer: not ours to release here
+        if r.handle_out_process_param is not None:
+            if r.handle_out_process_param >= len(c.args):
+                return None
+            target = _strip(c.args[r.handle_out_process_param])
+            if not (target.kind == "call" and target.callee in CURRENT_PROCESS) and not (
+                    target.kind == "name" and target.text in CURRENT_PROCESS):
+                return None
+        kind = "status" if r.returns_status is not False else "ptr"
+        return Site(var, c.name_start, c.start, c.callee, r, kind)
+
+    def leak_of(self, fn: Function, site: Site, an: _SiteAnalysis, cfg: CFG,
+                exit_worlds: frozenset[World]) -> Leak | None:
+        exits: dict[int, World] = {}
+        for w in exit_worlds:
+            if w.state == OPEN:
+                exits.setdefault(w.ret, w)
+        lost = {off: w for off, w in an.lost}
+        if not exits and not lost:
+            return None
+        end = max(fn.end - 1, fn.body_start)
+        candidates: list[tuple[int, str, World]] = [
+            (off if off >= 0 else end, "return" if off >= 0 else "end", w)
+            for off, w in exits.items()]
+        candidates += [(off, "overwrite", w) for off, w in lost.items()]
+        candidates.sort(key=lambda c: c[0])
+        offset, kind, _ = candidates[0]
+        others = tuple(sorted({c[0] for c in candidates[1:] if c[0] != offset}))
+        trace = _trace(an, cfg, site, kind, offset if kind != "end" else -1)
+        return Leak(fn, site, offset, kind, others, trace)
+
+
+def _copies(el: Element) -> Iterator[tuple[str, str]]:
+    """(destination, source) of every plain copy `a = b` (or `T a = b;`) in an element."""
+    if el.kind == "decl" and el.decl is not None and el.expr is not None:
+        src = _value_name(el.expr)
+        if src is not None:
+            yield el.decl.name, src
+    if el.expr is None:
+        return
+    for e in el.expr.walk():
+        if e.kind == "assign" and e.op == "=" and len(e.children) == 2:
+            dst = _plain_name(e.children[0])
+            src = _value_name(e.children[1])
+            if dst is not None and src is not None:
+                yield dst, src
+
+
+def _is_member_call(call: Expr) -> bool:
+    fn = call.children[0] if call.children else None
+    return fn is not None and fn.kind == "field"
+
+
+# ---------------------------------------------------------------------------------------
+# The path behind a leak
+
+
+def _trace(an: _SiteAnalysis, cfg: CFG, site: Site, kind: str, target: int
+           ) -> tuple[Step, ...]:
+    """A shortest path from the site to the leaking exit, as trace steps: the open, each
+    branch taken, the exit."""
+    routine = site.callee or "the call"
+    opened = Step(site.offset, f"`{site.var}` receives a new handle from {routine}")
+    tail = _exit_step(site, kind, target, an)
+    start = _find_site(cfg, site)
+    if start is None:
+        return (opened, tail)
+    block0, idx0 = start
+    sol = an.solution
+    if sol is None:
+        return (opened, tail)
+    an.sink = None
+    state = sol.entry.get(block0.id) or frozenset()
+    for el in block0.elements[:idx0]:
+        state = an.transfer(el, state) or frozenset()
+    first = [w for w0 in state for w in an.step(block0.elements[idx0], w0) if w.state == OPEN]
+    # BFS over (block, element index, world).
+    Node = tuple[int, int, World]
+    parents: dict[Node, tuple[Node | None, Edge | None]] = {}
+    queue: deque[Node] = deque()
+    for w in first:
+        n = (block0.id, idx0 + 1, w)
+        parents[n] = (None, None)
+        queue.append(n)
+    blocks = {b.id: b for b in cfg.blocks}
+    goal: Node | None = None
+    while queue and len(parents) < MAX_TRACE_NODES:
+        node = queue.popleft()
+        bid, i, w = node
+        block = blocks[bid]
+        if kind == "overwrite" and w.state == OPEN and i < len(block.elements) and \
+                block.elements[i].start == target:
+            goal = node
+            break
+        if bid == cfg.exit.id and w.state == OPEN and w.ret == target:
+            goal = node
+            break
+        if i < len(block.elements):
+            an.current = block.elements[i].start
+            for w2 in an.step(block.elements[i], w):
+                if w2.state != OPEN:
+                    continue
+                n2 = (bid, i + 1, w2)
+                if n2 not in parents:
+                    parents[n2] = (node, None)
+                    queue.append(n2)
+            continue
+        for e in block.succs:
+            carried = an.edge_world(e, w)
+            if carried is None:
+                continue
+            n2 = (e.dst.id, 0, carried)
+            if n2 not in parents:
+                parents[n2] = (node, e)
+                queue.append(n2)
+    if goal is None:
+        return (opened, tail)
+    edges: list[Edge] = []
+    cur: Node | None = goal
+    while cur is not None:
+        prev, via = parents[cur]
+        if via is not None:
+            edges.append(via)
+        cur = prev
+    steps = [opened]
+    for e in reversed(edges):
+        if e.kind in ("true", "false") and e.cond is not None:
+            steps.append(Step(e.cond.start, f"`{_short(e.cond)}` is {e.kind}"))
+        elif e.kind == "case" and e.case is not None:
+            steps.append(Step(e.case.start, f"case `{_short(e.case)}` is taken"))
+    steps.append(tail)
+    return tuple(steps)
+
+
+def _exit_step(site: Site, kind: str, target: int, an: _SiteAnalysis) -> Step:
+    if kind == "overwrite":
+        return Step(target, f"`{site.var}` is overwritten while it holds the only copy of "
+                            "the open handle")
+    if kind == "return":
+        return Step(target, f"returns with the handle in `{site.var}` still open")
+    end = max(an.fn.end - 1, an.fn.body_start)
+    return Step(end, f"leaves the function with the handle in `{site.var}` still open")
+
+
+def _find_site(cfg: CFG, site: Site) -> tuple[Block, int] | None:
+    for b in cfg.blocks:
+        for i, el in enumerate(b.elements):
+            if el.expr is None:
+                continue
+            for c in el.expr.calls():
+                if c.start == site.call_start and c.callee == site.callee:
+                    return b, i
+    return None
+
+
+def _short(e: Expr) -> str:
+    text = e.render()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point, cached per file
+
+_CACHE: weakref.WeakKeyDictionary[FileIR, dict[tuple[int, str], HandleFacts]] = (
+    weakref.WeakKeyDictionary())
+
+
+def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
+    """The handle analysis of a file (computed once, shared by DDI201/202/203)."""
+    per = _CACHE.setdefault(fir, {})
+    key = (id(knowledge), mode)
+    got = per.get(key)
+    if got is None:
+        got = per[key] = _FileAnalysis(fir, knowledge, mode).analyze()
+    return got
+
+
+def iter_leaks(facts: HandleFacts) -> Iterator[Leak]:
+    yield from sorted(facts.leaks, key=lambda leak: leak.site.offset)
+
+
+def misuses(facts: HandleFacts, kind: str) -> Iterable[Misuse]:
+    return [m for m in facts.misuses if m.kind == kind]

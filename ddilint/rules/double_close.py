@@ -1,0 +1,47 @@
+"""DDI202 double-close: a handle is released twice on one path (at the second release)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ddilint.analyzer.handles import handle_facts, misuses
+from ddilint.findings import Finding, Severity
+from ddilint.hookspecs import hookimpl
+from ddilint.rules.base import FileContext, Rule
+
+
+class DoubleClose(Rule):
+    code = "DDI202"
+    name = "double-close"
+    severity = Severity.ERROR
+    summary = "A handle is released twice on one path."
+    routine = "ZwClose"
+    doc_section = "Remarks"
+    requirement = "A handle is closed once; after ZwClose its value no longer names the object."
+    explanation = (
+        "After the first release the handle value is free: the system may already have\n"
+        "given it to another open, in this driver or elsewhere in the process, so the\n"
+        "second release closes someone else's object (or bug-checks with a kernel handle\n"
+        "under Driver Verifier)."
+    )
+    bad_example = "ZwClose(key);\n...\nif (key != NULL) ZwClose(key);"
+    good_example = "ZwClose(key);\nkey = NULL;\n...\nif (key != NULL) ZwClose(key);"
+    fix_text = "Set the variable to NULL after releasing it, or release it in one place."
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        facts = handle_facts(ctx.file, ctx.knowledge, ctx.mode)
+        for m in misuses(facts, "double"):
+            first = ctx.location(m.released_at).line
+            yield ctx.finding(
+                self, m.offset,
+                f"`{m.var}` is released again by {m.callee}; it was already released on "
+                f"line {first} on this path",
+                trace=[ctx.step(m.released_at, f"`{m.var}` is released"),
+                       ctx.step(m.offset, "released again")],
+                anchor=f"{m.function.qualname}:{m.callee}:{m.var}",
+            )
+
+
+@hookimpl
+def ddilint_rules() -> Sequence[Rule]:
+    return [DoubleClose()]

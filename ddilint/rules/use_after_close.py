@@ -1,0 +1,52 @@
+"""DDI203 use-after-close: a released handle is passed to a routine again (at that call)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ddilint.analyzer.handles import handle_facts, misuses
+from ddilint.findings import Finding, Severity
+from ddilint.hookspecs import hookimpl
+from ddilint.rules.base import FileContext, Rule
+
+
+class UseAfterClose(Rule):
+    code = "DDI203"
+    name = "use-after-close"
+    severity = Severity.ERROR
+    summary = "A released handle is passed to a routine again on one path."
+    routine = "ZwClose"
+    doc_section = "Remarks"
+    requirement = "Once closed, a handle is invalid and must not be used."
+    explanation = (
+        "After the release the handle value may already name another object, so the call\n"
+        "works on the wrong object, or fails with STATUS_INVALID_HANDLE (a bug check for a\n"
+        "kernel handle under Driver Verifier)."
+    )
+    bad_example = (
+        "ZwClose(token);\n"
+        "status = ZwQueryInformationToken(token, TokenUser, buf, len, &len);"
+    )
+    good_example = (
+        "status = ZwQueryInformationToken(token, TokenUser, buf, len, &len);\n"
+        "ZwClose(token);"
+    )
+    fix_text = "Move the release after the last use."
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        facts = handle_facts(ctx.file, ctx.knowledge, ctx.mode)
+        for m in misuses(facts, "use"):
+            first = ctx.location(m.released_at).line
+            yield ctx.finding(
+                self, m.offset,
+                f"`{m.var}` is passed to {m.callee} after it was released on line {first} "
+                f"on this path",
+                trace=[ctx.step(m.released_at, f"`{m.var}` is released"),
+                       ctx.step(m.offset, "used after the release")],
+                anchor=f"{m.function.qualname}:{m.callee}:{m.var}",
+            )
+
+
+@hookimpl
+def ddilint_rules() -> Sequence[Rule]:
+    return [UseAfterClose()]
