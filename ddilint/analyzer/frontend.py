@@ -413,6 +413,7 @@ class _FileBuilder:
         covered = 0
         last_end = -1
         for n in sorted(errors, key=lambda n: n.start_byte):
+            self.fir.error_spans.append((n.start_byte, n.end_byte))
             s = max(n.start_byte, last_end)
             if n.end_byte > s:
                 covered += n.end_byte - s

@@ -24,6 +24,7 @@ double releases, uses after release) are computed once per file and shared by th
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -57,6 +58,12 @@ COMPARISONS = frozenset({"==", "!=", "<", ">", "<=", ">="})
 # The special fact name for "the result of the site's call in the element being evaluated".
 RESULT = "#"
 CURRENT_PROCESS = frozenset({"NtCurrentProcess", "ZwCurrentProcess"})
+# Header macros known to evaluate their argument exactly once, as a function would.
+TRANSPARENT_MACROS = frozenset({
+    "NT_SUCCESS", "NT_ERROR", "NT_WARNING", "NT_INFORMATION", "SUCCEEDED", "FAILED",
+    "HRESULT_FROM_NT", "HRESULT_FROM_WIN32",
+})
+_MACRO_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 Fact = tuple[str, str, int, str]  # (variable, kind: const/status/ptr, value, constant name)
 
@@ -175,10 +182,12 @@ Event = tuple[object, ...]
 
 
 class _EventBuilder:
-    def __init__(self, lambda_names: frozenset[str], quiet: Callable[[Expr], bool]) -> None:
+    def __init__(self, lambda_names: frozenset[str], quiet: Callable[[Expr], bool],
+                 opaque: Callable[[Expr], bool]) -> None:
         self.out: list[Event] = []
         self.lambda_names = lambda_names
         self.quiet = quiet  # calls that never keep a handle found anywhere in their arguments
+        self.opaque = opaque  # header macros: their arguments may run zero or more times
 
     def walk(self, e: Expr, role: str) -> None:
         """role: value (a use that may hand the value on), test (read only)."""
@@ -192,6 +201,19 @@ class _EventBuilder:
                 self.walk(c, role)
             return
         if k == "call":
+            if self.opaque(e):
+                names = frozenset(n for a in e.args for n in a.names())
+                written: set[str] = set()
+                for a in e.args:
+                    for x in a.walk():
+                        if x.kind in ("assign", "postfix") and x.children:
+                            target = _plain_name(x.children[0])
+                            if target is not None:
+                                written.add(target)
+                        elif (name := _addr_of_name(x)) is not None:
+                            written.add(name)
+                self.out.append(("opaque", names, frozenset(written)))
+                return
             sub = "test" if self.quiet(e) else "value"
             for a in e.args:
                 if _plain_name(a) is not None or _addr_of_name(a) is not None:
@@ -258,8 +280,9 @@ class _EventBuilder:
 
 
 def _element_events(el: Element, lambda_names: frozenset[str],
-                    quiet: Callable[[Expr], bool]) -> tuple[Event, ...]:
-    b = _EventBuilder(lambda_names, quiet)
+                    quiet: Callable[[Expr], bool],
+                    opaque: Callable[[Expr], bool]) -> tuple[Event, ...]:
+    b = _EventBuilder(lambda_names, quiet, opaque)
     if el.kind == "decl" and el.decl is not None:
         d = el.decl
         if el.expr is not None:
@@ -490,6 +513,8 @@ class _SiteAnalysis:
             t = self.ev.truth(edge.cond, w)
             if t is not None and t != (edge.kind == "true"):
                 return None
+            if t is None:
+                w = self.learn(edge.cond, edge.kind == "true", w)
         elif edge.kind == "case" and edge.cond is not None and edge.case is not None:
             a = self.ev.value(edge.cond, w)
             b = self.ev.value(edge.case, w) or _constant(_strip(edge.case))
@@ -506,12 +531,52 @@ class _SiteAnalysis:
                         return None
         return _drop_result(w)
 
+    def learn(self, cond: Expr, holds: bool, w: World) -> World:
+        """What a branch tells about a variable nothing was known about (`status` after an
+        unknown call, once `NT_SUCCESS(status)` was tested), so later tests agree with it."""
+        e = _strip(cond)
+        if e.kind == "unary" and e.op == "!" and e.children:
+            return self.learn(e.children[0], not holds, w)
+        fact: Fact | None = None
+        if e.kind == "call" and e.callee in ("NT_SUCCESS", "NT_ERROR") and len(e.args) == 1:
+            name = _value_name(e.args[0])
+            ok = holds if e.callee == "NT_SUCCESS" else not holds
+            if name is not None:
+                fact = (name, "status", int(ok), "")
+        elif e.kind == "binary" and len(e.children) == 2 and e.op in COMPARISONS:
+            left, right = _strip(e.children[0]), _strip(e.children[1])
+            if left.kind != "name" or _constant(left) is not None:
+                left, right = right, left
+                op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(e.op, e.op)
+            else:
+                op = e.op
+            c = _constant(right)
+            if left.kind == "name" and c is not None:
+                name = left.text
+                if op in ("==", "!="):
+                    equal = holds if op == "==" else not holds
+                    if equal:
+                        fact = (name, c[0], c[1], c[2])
+                    elif c == ("status", 1, "STATUS_SUCCESS"):
+                        fact = (name, "status", 0, "")
+                elif c[0] == "const" and c[1] == 0 and op in ("<", ">="):
+                    ok = holds if op == ">=" else not holds
+                    fact = (name, "status", int(ok), "")
+        elif e.kind == "name" and not holds and _constant(e) is None:
+            fact = (e.text, "const", 0, "")
+        if fact is None or fact[0] in w.holders or fact[0] not in self.interesting:
+            return w
+        if any(f[0] == fact[0] for f in w.facts):
+            return w
+        return replace(w, facts=w.facts | {fact})
+
     def step(self, el: Element, w: World) -> list[World]:
         key = id(el)
         events = self.events.get(key)
         if events is None:
             events = self.events[key] = _element_events(el, self.lambda_names,
-                                                        self.owner.is_quiet)
+                                                        self.owner.is_quiet,
+                                                        self.owner.is_opaque)
         worlds = [w]
         for ev in events:
             nxt: list[World] = []
@@ -534,6 +599,14 @@ class _SiteAnalysis:
             if name in w.holders and w.state in (OPEN, RELEASED):
                 return [World(ESCAPED)]
             return [_kill_facts(w, name)]
+        if kind == "opaque":
+            names, written = ev[1], ev[2]
+            assert isinstance(names, frozenset) and isinstance(written, frozenset)
+            if w.state in (OPEN, RELEASED) and w.holders & names:
+                return [World(ESCAPED)]
+            for name in written:
+                w = _kill_facts(w, str(name))
+            return [w]
         if kind == "ret":
             if w.state == OPEN:
                 return [replace(w, ret=int(str(ev[1])))]
@@ -621,7 +694,10 @@ class _SiteAnalysis:
         site = self.site
         w = self.kill(w, site.var) if w.state in (OPEN, RELEASED) else w
         facts = frozenset(f for f in w.facts if f[0] != site.var)
-        ok: Fact = (RESULT, site.status_kind, 1, "")
+        # Success of an open is taken as STATUS_SUCCESS itself (or a non-NULL pointer), so that
+        # `status == STATUS_OBJECT_NAME_EXISTS` after it reads as false, as authors mean it.
+        ok: Fact = (RESULT, site.status_kind, 1,
+                    "STATUS_SUCCESS" if site.status_kind == "status" else "")
         opened = World(OPEN, frozenset({site.var}), facts | {ok})
         return [opened, World(FAILED)]
 
@@ -659,6 +735,7 @@ class _FunctionShape:
     locals: frozenset[str]
     interesting: frozenset[str]
     lambda_names: frozenset[str]
+    in_opaque: frozenset[tuple[int, str]]  # calls inside the arguments of header macros
 
 
 class _FileAnalysis:
@@ -692,6 +769,15 @@ class _FileAnalysis:
     def is_quiet(self, call: Expr) -> bool:
         routine = self.routine_of(call.callee or "", call)
         return routine is not None and routine.keeps_no_handle
+
+    def is_opaque(self, call: Expr) -> bool:
+        """A call of an upper-case name that neither the table nor the file defines: a macro
+        from a header we cannot see (`IF_FAILED_ACTION_JUMP(status, ZwClose(h), Exit)`), whose
+        arguments may be evaluated conditionally, repeatedly or not at all."""
+        name = call.callee or ""
+        if not _MACRO_NAME.match(name) or name in TRANSPARENT_MACROS or name in self.defined:
+            return False
+        return self.routine_of(name, call) is None
 
     def is_release(self, routine: Routine, index: int, call: Expr) -> bool:
         if routine.closes_handle_param != index:
@@ -734,7 +820,7 @@ class _FileAnalysis:
         self.in_progress.add(key)
         results: set[str] = set()
         for fn in self.defined.get(name, []):
-            if index >= len(fn.params) or not fn.params[index].name:
+            if index >= len(fn.params) or not fn.params[index].name or self.misread(fn):
                 results.add("escape")
                 continue
             p = fn.params[index]
@@ -763,6 +849,7 @@ class _FileAnalysis:
         locals_: set[str] = {p.name for p in fn.params if p.name}
         interesting: set[str] = set()
         copies: dict[str, set[str]] = {}
+        in_opaque: set[tuple[int, str]] = set()
         for block in fn.cfg.blocks:
             for el in block.elements:
                 if el.kind == "decl" and el.decl is not None and not el.decl.static:
@@ -771,6 +858,11 @@ class _FileAnalysis:
                     interesting.update(el.expr.names())
                 for lhs, rhs in _copies(el):
                     copies.setdefault(lhs, set()).add(rhs)
+                if el.expr is not None:
+                    for c in el.expr.calls():
+                        if self.is_opaque(c):
+                            in_opaque.update((x.start, x.callee or "") for a in c.args
+                                             for x in a.calls())
         # A variable copied into a tested one is tested too (`status = openStatus;`).
         todo = list(interesting)
         while todo:
@@ -788,7 +880,7 @@ class _FileAnalysis:
                         if d.init is not None:
                             lambda_names.update(d.init.names())
         got = _FunctionShape(frozenset(locals_), frozenset(interesting),
-                             frozenset(lambda_names & locals_))
+                             frozenset(lambda_names & locals_), frozenset(in_opaque))
         self.shapes[id(fn)] = got
         return got
 
@@ -839,6 +931,9 @@ class _FileAnalysis:
                         released_params.add(name or "")
             if not sites and not released_params:
                 continue
+            if self.misread(fn):
+                facts.given_up.append(f"{fn.qualname}: the parser could not read all of it")
+                continue
             facts.functions += 1
             for p in fn.params:
                 if p.name in released_params:
@@ -864,6 +959,10 @@ class _FileAnalysis:
         facts.misuses.sort(key=lambda m: m.offset)
         return facts
 
+    def misread(self, fn: Function) -> bool:
+        """True when the parser could not read part of the function: its paths are guesses."""
+        return any(s < fn.end and e > fn.start for s, e in self.fir.error_spans)
+
     def site_of(self, fn: Function, c: CallSite, r: Routine) -> Site | None:
         idx = r.handle_out_param
         if idx is None or idx >= len(c.args):
@@ -871,6 +970,8 @@ class _FileAnalysis:
         var = _addr_of_name(c.args[idx])
         if var is None or var not in self.shape(fn).locals:
             return None  # a field, a global, a caller's pointer: not ours to release here
+        if (c.start, c.callee) in self.shape(fn).in_opaque:
+            return None  # inside a header macro's arguments: when it runs is unknown
         if r.handle_out_process_param is not None:
             if r.handle_out_process_param >= len(c.args):
                 return None

@@ -361,6 +361,9 @@ class FileIR:
     inactive: list[tuple[int, int]] = field(default_factory=list)
     error_nodes: int = 0
     error_bytes: int = 0
+    # Byte ranges the parser could not read (ERROR nodes), for analyses that must not
+    # trust a function whose body was misread.
+    error_spans: list[tuple[int, int]] = field(default_factory=list)
     _assignments: Callable[[], list[tuple[Expr, Function | None]]] | None = field(
         default=None, repr=False
     )
