@@ -11,14 +11,14 @@ from ddilint.cli import main
 from ddilint.suppress import parse_suppressions
 
 SUPPRESSED = """#include <ntddk.h>
-VOID F(HANDLE a, HANDLE b, HANDLE c, HANDLE d)
+VOID F(HANDLE a, HANDLE b, HANDLE c, HANDLE d, HANDLE e)
 {
     NtClose(a); // ddilint: ignore[DDI401]
     // ddilint: ignore-next-line[nt-routine-in-kernel-mode]
     NtClose(b);
     NtClose(c); /* ddilint: ignore[DDI4] */
     NtClose(d); // ddilint: ignore[DDI101]
-    ZwClose(a); // ddilint: ignore[DDI401]
+    ZwClose(e); // ddilint: ignore[DDI401]
 }
 """
 
