@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ddilint import __version__
+from ddilint.analyzer.budget import DEFAULT_FILE_TIMEOUT
 from ddilint.analyzer.engine import Options, RunResult, discover, run
 from ddilint.baseline import BaselineError, filter_baseline, write_baseline
 from ddilint.config import (
@@ -156,6 +157,7 @@ def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
                            key=lambda p: p.as_posix())
     active = [r for r in rules if selected(r.code, r.name, select, ignore)]
     options = Options(mode_override=args.mode, debug=args.debug, roles=dict(cfg.roles),
+                      file_timeout=args.file_timeout,
                       file_modes={p.as_posix(): m for p in files
                                   if (m := cfg.mode_for(p)) is not None})
     stamps = stamp(files) if (args.fix or args.diff) else {}
@@ -375,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-unused-suppressions", action="store_true",
                    help="report 'ddilint: ignore' comments that silenced nothing (DDI907)")
     c.add_argument("--debug", action="store_true", help="tracebacks in internal-error notices")
+    c.add_argument("--file-timeout", type=float, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
+                   help="stop analyzing a file after this long, with a DDI905 notice "
+                        f"(default {DEFAULT_FILE_TIMEOUT:g}; 0: no limit)")
     c.set_defaults(func=cmd_check)
     r = sub.add_parser("rules", help="list the rule catalogue")
     r.set_defaults(func=cmd_rules)

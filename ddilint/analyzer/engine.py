@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddilint.analyzer.budget import (
+    DEFAULT_FILE_TIMEOUT,
+    BudgetExceeded,
+    Deadline,
+    time_budget,
+)
 from ddilint.analyzer.frontend import SOURCE_SUFFIXES, parse_file
 from ddilint.analyzer.ir import FileIR
 from ddilint.analyzer.mode import detect_mode
@@ -58,6 +64,8 @@ class Options:
 
     mode_override: str | None = None
     debug: bool = False
+    # Seconds one file may take in each phase before it becomes a DDI905 notice (0: none).
+    file_timeout: float = DEFAULT_FILE_TIMEOUT
     defined: dict[str, int] = field(default_factory=dict)
     undefined: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +95,9 @@ def discover(
         return any(fnmatch(s, pat) or fnmatch(p.name, pat) or fnmatch(s, f"*/{pat}")
                    for pat in patterns)
 
+    # Directory symlinks are not followed inside a walk, and a directory reached twice
+    # (a symlinked path given on the command line) is walked once: loops end.
+    seen_dirs: set[tuple[int, int]] = set()
     for raw in paths:
         p = Path(raw)
         if p.is_file():
@@ -94,9 +105,11 @@ def discover(
                 found.setdefault(os.path.normpath(p), p)
             continue
         if not p.is_dir():
-            missing.append(str(raw))
+            if p.is_symlink():  # dangling: analyzed, it becomes an unreadable-file notice
+                found.setdefault(os.path.normpath(p), p)
+            else:
+                missing.append(str(raw))
             continue
-        seen_dirs: set[tuple[int, int]] = set()
         for root, dirs, files in os.walk(p, followlinks=False):
             try:
                 st = os.stat(root)
@@ -117,7 +130,25 @@ def discover(
                 if excluded(fp):
                     continue
                 found.setdefault(os.path.normpath(fp), fp)
-    return [found[k] for k in sorted(found)], missing
+    return _unique_files([found[k] for k in sorted(found)]), missing
+
+
+def _unique_files(paths: list[Path]) -> list[Path]:
+    """Drop later names of a file already listed (hard links, symlinks to it)."""
+    seen: set[tuple[int, int]] = set()
+    out: list[Path] = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            out.append(p)  # unreadable: reported by the analysis as a notice
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(p)
+    return out
 
 
 def read_source(path: str, raw: bytes) -> tuple[SourceText | None, list[Finding]]:
@@ -151,53 +182,95 @@ def analyze_bytes(
     options = options or Options()
     started = time.perf_counter()
     result = FileResult(path)
+    stage = "reading"
+    fir: FileIR | None = None
     try:
-        source, notes = read_source(path, raw)
-        result.findings.extend(notes)
-        if source is None:
-            return result
-        fir = parse_file(source, defined=options.defined, undefined=options.undefined)
-        result.error_nodes = fir.error_nodes
-        result.analyzed = True
-        if project is None:
-            project = Project([summarize(fir, knowledge)], knowledge, options.roles)
-        result.findings.extend(run_rules(fir, rules, knowledge, options, project))
+        with time_budget(options.file_timeout) as deadline:
+            source, notes = read_source(path, raw)
+            result.findings.extend(notes)
+            if source is None:
+                return result
+            stage = "parsing"
+            fir = parse_file(source, defined=options.defined, undefined=options.undefined)
+            result.error_nodes = fir.error_nodes
+            result.analyzed = True
+            if project is None:
+                stage = "summarizing"
+                project = Project([summarize(fir, knowledge)], knowledge, options.roles)
+            stage = "running the rules"
+            result.findings.extend(run_rules(fir, rules, knowledge, options, project, deadline))
+    except BudgetExceeded:
+        result.findings.append(over_budget(path, stage, options))
     except Exception as exc:  # the file fails, the run goes on
-        detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
-        result.findings.append(notice("DDI906", path, f"internal error while analyzing the "
-                                      f"file: {detail}"))
+        result.findings.append(internal_error(path, stage, exc, options))
     finally:
         result.seconds = time.perf_counter() - started
+    if fir is not None:
+        result.findings.extend(limit_notices(fir))
     return result
+
+
+def over_budget(path: str, stage: str, options: Options) -> Finding:
+    """The DDI905 notice of a file whose time budget ran out while at `stage`."""
+    return notice("DDI905", path, f"analysis stopped after {options.file_timeout:g} s (the "
+                  f"per-file time budget) while {stage}; findings after that point are missing")
+
+
+def internal_error(path: str, stage: str, exc: BaseException, options: Options) -> Finding:
+    """The DDI906 notice of an exception while at `stage` (the traceback with --debug)."""
+    detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
+    return notice("DDI906", path, f"internal error while {stage} the file: {detail}")
+
+
+def limit_notices(fir: FileIR) -> list[Finding]:
+    """DDI905 notices for the frontend limits a file ran into."""
+    budget = fir.expansion_budget
+    out: list[Finding] = []
+    if budget is None:
+        return out
+    if budget.exhausted_at is not None:
+        line, column = fir.position(budget.exhausted_at)
+        out.append(notice("DDI905", fir.path, "macro expansions in this file went over their "
+                          "budget from here on; calls written through later macro uses are not "
+                          "analyzed", line, column))
+    return out
 
 
 def summarize_bytes(
     path: str, raw: bytes, knowledge: Knowledge, options: Options | None = None
 ) -> tuple[FileSummary | None, FileIR | None, list[Finding]]:
     """Phase one for a file: its summary (picklable), its IR, and reading notices. Never
-    raises: a failure becomes a DDI906 notice and no summary."""
+    raises: a failure becomes a DDI906 notice (DDI905 when over its time budget) and no
+    summary."""
     options = options or Options()
+    stage = "reading"
+    notes: list[Finding] = []
     try:
-        source, notes = read_source(path, raw)
-        if source is None:
-            return None, None, notes
-        fir = parse_file(source, defined=options.defined, undefined=options.undefined)
-        return summarize(fir, knowledge), fir, notes
+        with time_budget(options.file_timeout):
+            source, notes = read_source(path, raw)
+            if source is None:
+                return None, None, notes
+            stage = "parsing"
+            fir = parse_file(source, defined=options.defined, undefined=options.undefined)
+            stage = "summarizing"
+            return summarize(fir, knowledge), fir, notes
+    except BudgetExceeded:
+        return None, None, [*notes, over_budget(path, stage, options)]
     except Exception as exc:
-        detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
-        return None, None, [notice("DDI906", path, f"internal error while analyzing the "
-                                   f"file: {detail}")]
+        return None, None, [*notes, internal_error(path, stage, exc, options)]
 
 
 def run_rules(
     fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options,
-    project: Project | None = None,
+    project: Project | None = None, deadline: Deadline | None = None,
 ) -> Iterator[Finding]:
     """Run each rule on a parsed file; a failing rule becomes a DDI906 notice."""
     mode = detect_mode(fir.includes,
                        options.mode_override or options.file_modes.get(fir.path))
     ctx = FileContext(fir, knowledge, mode, options.extra, project)
     for rule in rules:
+        if deadline is not None:
+            deadline.check()
         try:
             yield from list(rule.check_file(ctx))
         except Exception as exc:
@@ -278,7 +351,7 @@ def run(
         name = path.as_posix()
         fir = kept.pop(name, None)
         if fir is None:
-            if any(n.code == "DDI906" or n.code in ("DDI901", "DDI902", "DDI904")
+            if any(n.code in ("DDI901", "DDI902", "DDI904", "DDI905", "DDI906")
                    for n in notes.get(name, ())):
                 findings.extend(notes.get(name, ()))
                 if progress is not None:
@@ -295,10 +368,13 @@ def run(
         analyzed += 1
         errors += fir.error_nodes
         try:
-            findings.extend(run_rules(fir, rules, knowledge, options, project))
+            with time_budget(options.file_timeout) as deadline:
+                findings.extend(run_rules(fir, rules, knowledge, options, project, deadline))
+        except BudgetExceeded:
+            findings.append(over_budget(name, "running the rules", options))
         except Exception as exc:
-            findings.append(notice("DDI906", name, f"internal error while analyzing the "
-                                   f"file: {type(exc).__name__}: {exc}"))
+            findings.append(internal_error(name, "running the rules", exc, options))
+        findings.extend(limit_notices(fir))
         if progress is not None:
             progress(done, len(files))
     findings.sort(key=Finding.sort_key)

@@ -18,6 +18,7 @@ import tree_sitter_c
 import tree_sitter_cpp
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
+from ddilint.analyzer.budget import ExpansionBudget
 from ddilint.analyzer.ir import (
     CallSite,
     Decl,
@@ -135,6 +136,8 @@ class _FileBuilder:
         self.data = pre.view
         self.starts: list[int] = []
         self.by_node: dict[int, Function] = {}
+        self.budget = ExpansionBudget(len(self.data))
+        fir.expansion_budget = self.budget
 
     def build(self) -> None:
         self._functions()
@@ -145,7 +148,7 @@ class _FileBuilder:
         self._prototypes()
         self._errors()
         root = self.root
-        conv = _Converter(self.data, self.fir.macros, self.lang)
+        conv = _Converter(self.data, self.fir.macros, self.lang, budget=self.budget)
 
         def assignments() -> list[tuple[Expr, Function | None]]:
             out: list[tuple[Expr, Function | None]] = []
@@ -180,7 +183,7 @@ class _FileBuilder:
         annotations = sorted(self.pre.annotations, key=lambda a: a.start)
         ann_starts = [a.start for a in annotations]
         stack: list[Function] = []
-        conv = _Converter(self.data, self.fir.macros, self.lang)
+        conv = _Converter(self.data, self.fir.macros, self.lang, budget=self.budget)
         for node in nodes:
             fn = self._function(node, conv, annotations, ann_starts)
             if fn is None:
@@ -263,7 +266,7 @@ class _FileBuilder:
         caps = QueryCursor(query(self.lang, _CALL_QUERY)).captures(self.root)
         calls = caps.get("call", [])
         macros = self.fir.macros
-        conv = _Converter(self.data, macros, self.lang)
+        conv = _Converter(self.data, macros, self.lang, budget=self.budget)
         out = self.fir.calls
         for call in calls:
             fn_node = call.child_by_field_name("function")
@@ -297,7 +300,8 @@ class _FileBuilder:
         exp = expand(macro, args, use_start, self.fir.macros)
         if exp is None:
             return
-        for site in _calls_in_expansion(exp, self.fir.macros, self.lang, macro.name, 0):
+        for site in _calls_in_expansion(exp, self.fir.macros, self.lang, macro.name, 0,
+                                        self.budget):
             site.function = enclosing
             self.fir.calls.append(site)
 
@@ -320,7 +324,8 @@ class _FileBuilder:
             if exp is None:
                 continue
             enclosing = self.enclosing(m.start())
-            for site in _calls_in_expansion(exp, macros, self.lang, macro.name, 0):
+            for site in _calls_in_expansion(exp, macros, self.lang, macro.name, 0,
+                                            self.budget):
                 site.function = enclosing
                 self.fir.calls.append(site)
         self.fir.calls.sort(key=lambda c: (c.name_start, c.start))
@@ -521,18 +526,25 @@ def _assigned_ref(
 
 
 def _calls_in_expansion(
-    exp: Expansion, macros: Mapping[str, MacroDef], lang: str, via: str, depth: int
+    exp: Expansion,
+    macros: Mapping[str, MacroDef],
+    lang: str,
+    via: str,
+    depth: int,
+    budget: ExpansionBudget | None = None,
 ) -> list[CallSite]:
     """Call sites whose callee name comes from a macro body (arguments are seen directly)."""
     if depth > 8:
         return []
     prefix = b"void __ddilint_expansion__(void) {\n"
     snippet = prefix + exp.text.encode("utf-8") + b"\n;}"
+    if budget is not None and not budget.take(len(snippet), exp.use_start):
+        return []
     base = len(prefix)
     tree = parser(lang).parse(snippet)
     caps = QueryCursor(query(lang, _CALL_QUERY)).captures(tree.root_node)
     mapper = _offset_mapper(exp, base)
-    conv = _Converter(snippet, macros, lang, mapper, via, depth + 1)
+    conv = _Converter(snippet, macros, lang, mapper, via, depth + 1, budget)
     out: list[CallSite] = []
     for call in caps.get("call", []):
         fn_node = call.child_by_field_name("function")
@@ -552,7 +564,7 @@ def _calls_in_expansion(
                 inner_args = [(t, mapper(o)) for t, o in raw]
                 sub = expand(inner, inner_args, use, macros)
                 if sub is not None:
-                    out.extend(_calls_in_expansion(sub, macros, lang, via, depth + 1))
+                    out.extend(_calls_in_expansion(sub, macros, lang, via, depth + 1, budget))
                 continue
             name = resolve_alias(name, macros)
         out.append(CallSite(name, use, use, use, None, via=via, indirect=indirect,
@@ -748,8 +760,11 @@ class _Converter:
         mapper: Callable[[int], int] | None = None,
         via: str = "",
         depth: int = 0,
+        budget: ExpansionBudget | None = None,
     ) -> None:
         self.data = data
+        self.budget = budget
+        self.memo: dict[int, tuple[Expr, int]] = {}
         self.macros = macros
         self.lang = lang
         self.mapper = mapper
@@ -769,12 +784,18 @@ class _Converter:
     def text(self, node: Node) -> str:
         return _text(node, self.data)
 
+    def head(self, node: Node, n: int) -> str:
+        """The first `n` characters of a node's text (without decoding all of a huge node)."""
+        start = node.start_byte
+        end = min(node.end_byte, start + 4 * n)
+        return self.data[start:end].decode("utf-8", errors="replace")[:n]
+
     # -- expressions --------------------------------------------------------------------
     def expr(self, node: Node, depth: int = 0) -> Expr:
         s, e = self._pos(node)
         via = self.via
         if depth > MAX_DEPTH:
-            return Expr("other", s, e, text=self.text(node)[:80], via=via)
+            return Expr("other", s, e, text=self.head(node, 80), via=via)
         t = node.type
         d = depth + 1
         if t == "parenthesized_expression":
@@ -802,24 +823,33 @@ class _Converter:
         if t in ("null", "nullptr"):
             return Expr("number", s, e, text=self.text(node), value=0, via=via)
         if t in ("string_literal", "concatenated_string", "raw_string_literal"):
-            return Expr("string", s, e, text=self.text(node)[:200], via=via)
+            return Expr("string", s, e, text=self.head(node, 200), via=via)
         if t == "char_literal":
             return Expr("char", s, e, text=self.text(node), via=via)
         if t == "call_expression":
-            return self._call(node, s, e, d)
+            # Nested calls are each a call site: convert each one once, not once per call
+            # around it. A converted call is reused where at most its own depth budget is
+            # left (the depth limit holds) and at least half of it (no visible truncation).
+            room = MAX_DEPTH - depth
+            hit = self.memo.get(node.id)
+            if hit is not None and room // 2 <= hit[1] <= room:
+                return hit[0]
+            call = self._call(node, s, e, d)
+            self.memo[node.id] = (call, room)
+            return call
         if t in ("unary_expression", "pointer_expression"):
             op_node = node.child_by_field_name("operator")
             op = self.text(op_node) if op_node is not None else self.text(node)[:1]
             arg = node.child_by_field_name("argument")
             if arg is None:
-                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+                return Expr("other", s, e, text=self.head(node, 80), via=via)
             return Expr("unary", s, e, (self.expr(arg, d),), op=op, via=via)
         if t == "update_expression":
             arg = node.child_by_field_name("argument")
             op_node = node.child_by_field_name("operator")
             op = self.text(op_node) if op_node is not None else "++"
             if arg is None:
-                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+                return Expr("other", s, e, text=self.head(node, 80), via=via)
             kind = "unary" if op_node is not None and op_node.start_byte < arg.start_byte else (
                 "postfix")
             return Expr(kind, s, e, (self.expr(arg, d),), op=op, via=via)
@@ -830,7 +860,7 @@ class _Converter:
             op = self.text(op_node) if op_node is not None else "?"
             kids = tuple(self.expr(c, d) for c in (left, right) if c is not None)
             if len(kids) != 2:
-                return Expr("other", s, e, kids, text=self.text(node)[:80], via=via)
+                return Expr("other", s, e, kids, text=self.head(node, 80), via=via)
             kind = "assign" if t == "assignment_expression" else "binary"
             return Expr(kind, s, e, kids, op=op, via=via)
         if t == "conditional_expression":
@@ -838,7 +868,7 @@ class _Converter:
                                                            "alternative")]
             if any(p is None for p in parts):
                 return Expr("other", s, e, tuple(self.expr(c, d) for c in node.named_children),
-                            text=self.text(node)[:80], via=via)
+                            text=self.head(node, 80), via=via)
             return Expr("cond", s, e, tuple(self.expr(p, d) for p in parts if p is not None),
                         via=via)
         if t == "cast_expression":
@@ -846,7 +876,7 @@ class _Converter:
             value = node.child_by_field_name("value")
             type_text = " ".join(self.text(type_node).split()) if type_node is not None else ""
             if value is None:
-                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+                return Expr("other", s, e, text=self.head(node, 80), via=via)
             return Expr("cast", s, e, (self.expr(value, d),), text=type_text, via=via)
         if t == "field_expression":
             arg = node.child_by_field_name("argument")
@@ -854,7 +884,7 @@ class _Converter:
             op_node = node.child_by_field_name("operator")
             op = self.text(op_node) if op_node is not None else "."
             if arg is None or fld is None:
-                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+                return Expr("other", s, e, text=self.head(node, 80), via=via)
             return Expr("field", s, e, (self.expr(arg, d),), op=op, text=self.text(fld), via=via)
         if t == "subscript_expression":
             arg = node.child_by_field_name("argument")
@@ -862,7 +892,7 @@ class _Converter:
             if idx is not None and idx.type == "subscript_argument_list":
                 idx = idx.named_children[0] if idx.named_children else None
             if arg is None or idx is None:
-                return Expr("other", s, e, text=self.text(node)[:80], via=via)
+                return Expr("other", s, e, text=self.head(node, 80), via=via)
             return Expr("index", s, e, (self.expr(arg, d), self.expr(idx, d)), via=via)
         if t == "comma_expression":
             items: list[Expr] = []
@@ -897,7 +927,7 @@ class _Converter:
         kids = tuple(self.expr(c, d) for c in node.named_children
                      if c.type not in ("comment", "type_descriptor", "primitive_type",
                                        "type_identifier", "template_argument_list"))
-        return Expr("other", s, e, kids, op=t, text=self.text(node)[:80], via=via)
+        return Expr("other", s, e, kids, op=t, text=self.head(node, 80), via=via)
 
     def _call(self, node: Node, s: int, e: int, d: int) -> Expr:
         via = self.via
@@ -936,6 +966,8 @@ class _Converter:
             return None
         prefix = b"void __ddilint_expansion__(void) {\n"
         snippet = prefix + exp.text.encode("utf-8") + b"\n;}"
+        if self.budget is not None and not self.budget.take(len(snippet), use):
+            return None
         tree = parser(self.lang).parse(snippet)
         body = tree.root_node.named_children[0].child_by_field_name("body") if (
             tree.root_node.named_children) else None
@@ -945,7 +977,7 @@ class _Converter:
         if first.type != "expression_statement" or not first.named_children:
             return None
         sub = _Converter(snippet, self.macros, self.lang, _offset_mapper(exp, len(prefix)),
-                         self.via or macro.name, self.depth + 1)
+                         self.via or macro.name, self.depth + 1, self.budget)
         return sub.expr(first.named_children[0])
 
     def _expand_stmt(self, macro: MacroDef, args: list[tuple[str, int]], use: int) -> Stmt | None:
@@ -956,13 +988,15 @@ class _Converter:
             return None
         prefix = b"void __ddilint_expansion__(void) {\n"
         snippet = prefix + exp.text.encode("utf-8") + b"\n;}"
+        if self.budget is not None and not self.budget.take(len(snippet), use):
+            return None
         tree = parser(self.lang).parse(snippet)
         body = tree.root_node.named_children[0].child_by_field_name("body") if (
             tree.root_node.named_children) else None
         if body is None:
             return None
         sub = _Converter(snippet, self.macros, self.lang, _offset_mapper(exp, len(prefix)),
-                         self.via or macro.name, self.depth + 1)
+                         self.via or macro.name, self.depth + 1, self.budget)
         block = sub.stmt(body)
         block.via = macro.name
         return block

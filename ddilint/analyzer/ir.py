@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ddilint.analyzer.preprocess import Annotation, MacroDef
 
 if TYPE_CHECKING:
+    from ddilint.analyzer.budget import ExpansionBudget
     from ddilint.analyzer.cfg import CFG
     from ddilint.analyzer.source import SourceText
 
@@ -364,6 +365,8 @@ class FileIR:
     # Byte ranges the parser could not read (ERROR nodes), for analyses that must not
     # trust a function whose body was misread.
     error_spans: list[tuple[int, int]] = field(default_factory=list)
+    # How much macro expansion the frontend may still do; says where it ran out, if it did.
+    expansion_budget: ExpansionBudget | None = field(default=None, repr=False)
     _assignments: Callable[[], list[tuple[Expr, Function | None]]] | None = field(
         default=None, repr=False
     )

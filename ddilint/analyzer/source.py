@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import re
 from dataclasses import dataclass, field
+
+_NEWLINE = re.compile(b"\n")
 
 # A file larger than this is not analyzed (generated tables, amalgamations): a notice says so.
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -26,19 +29,32 @@ class DecodeResult:
 
 
 def decode_bytes(raw: bytes) -> DecodeResult:
-    """Decode source bytes: UTF-8 (with or without BOM), UTF-16 with BOM, else lossy cp1252.
+    """Decode source bytes: UTF-8 (with or without BOM), UTF-16 (with a BOM, or without one
+    when the NUL pattern says so), else lossy Windows-1252.
 
     NUL bytes in an 8-bit file are replaced by spaces so that code before (and after) them is
-    still analyzed; a file that looks binary (many NULs or control bytes) is refused.
+    still analyzed; a file that looks binary (many NULs or control bytes) is refused. Old
+    Mac line endings (a CR alone) become LF, byte for byte, so line numbers match editors.
     """
     if raw.startswith(codecs.BOM_UTF8):
-        return _finish(raw[len(codecs.BOM_UTF8):].decode("utf-8", errors="replace"), "utf-8-sig")
-    if raw.startswith(codecs.BOM_UTF16_LE) or raw.startswith(codecs.BOM_UTF16_BE):
+        body = raw[len(codecs.BOM_UTF8):]
+        try:
+            return _finish(body.decode("utf-8"), "utf-8-sig")
+        except UnicodeDecodeError:
+            return _finish(body.decode("utf-8", errors="replace"), "utf-8-sig",
+                           "UTF-8 file with invalid byte sequences; decoded lossily")
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return _finish(raw.decode("utf-16"), "utf-16")
         except UnicodeDecodeError:
             text = raw.decode("utf-16", errors="replace")
             return _finish(text, "utf-16", "UTF-16 file with invalid sequences; decoded lossily")
+    guess = _utf16_without_bom(raw)
+    if guess is not None:
+        try:
+            return _finish(raw.decode(guess), guess)
+        except UnicodeDecodeError:
+            pass
     if _looks_binary(raw):
         return DecodeResult(None, "binary", "binary file (NUL or control bytes), skipped", "DDI902")
     try:
@@ -49,13 +65,37 @@ def decode_bytes(raw: bytes) -> DecodeResult:
         return _finish(text, "cp1252", None)
 
 
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
 def _finish(text: str, encoding: str, notice: str | None = None) -> DecodeResult:
     notice_code = "DDI903" if notice else ""
     if "\x00" in text:
         text = text.replace("\x00", " ")
         notice = notice or "NUL characters in the file were read as spaces"
         notice_code = "DDI903"
+    if "\r" in text:
+        text = _LONE_CR.sub("\n", text)
     return DecodeResult(text, encoding, notice, notice_code)
+
+
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """"utf-16-le"/"utf-16-be" when text looks like mostly-ASCII UTF-16 without a BOM."""
+    head = raw[:4096]
+    if len(head) < 8 or len(head) % 2:
+        return None
+    even, odd = head[0::2], head[1::2]
+    half = len(head) // 2
+    nul_even, nul_odd = even.count(0), odd.count(0)
+    if nul_odd * 10 >= half * 9 and nul_even * 10 < half:
+        return "utf-16-le"
+    if nul_even * 10 >= half * 9 and nul_odd * 10 < half:
+        return "utf-16-be"
+    return None
+
+
+# Control bytes that do not occur in text files (tab, LF, VT, FF, CR and ESC-free text).
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or 13 < b < 32)
 
 
 def _looks_binary(raw: bytes) -> bool:
@@ -63,9 +103,9 @@ def _looks_binary(raw: bytes) -> bool:
     if not head:
         return False
     nul = head.count(0)
-    if nul > 16 or nul * 100 > len(head):
-        return True
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    if nul > 8 and nul * 100 > len(head):
+        return True  # a few stray NULs (a half-saved buffer) are read as spaces
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return controls * 10 > len(head)
 
 
@@ -77,20 +117,26 @@ class SourceText:
     text: str
     encoding: str
     data: bytes = b""
-    line_starts: list[int] = field(default_factory=list)
-    crlf: bool = False
+    _line_starts: list[int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.data:
             self.data = self.text.encode("utf-8", errors="replace")
-        starts = [0]
-        find = self.data.find
-        pos = find(b"\n")
-        while pos >= 0:
-            starts.append(pos + 1)
-            pos = find(b"\n", pos + 1)
-        self.line_starts = starts
-        self.crlf = b"\r\n" in self.data[:65536]
+
+    @property
+    def line_starts(self) -> list[int]:
+        """Byte offset of the start of each line (built on first use)."""
+        starts = self._line_starts
+        if starts is None:
+            starts = [0]
+            starts.extend(m.end() for m in _NEWLINE.finditer(self.data))
+            self._line_starts = starts
+        return starts
+
+    @property
+    def crlf(self) -> bool:
+        """Whether the file uses CR LF line endings."""
+        return b"\r\n" in self.data[:65536]
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of a byte offset; the column counts characters."""

@@ -1,0 +1,103 @@
+"""Per-file limits: a wall-clock time budget and a macro-expansion budget.
+
+A pathological file (a generated table, 20,000 nested parentheses, a macro used inside its
+own arguments a thousand times) must not hang a run: `time_budget` interrupts the analysis
+of one file after a number of seconds (with `SIGALRM` where the platform has it, and with
+cooperative `check` calls between phases everywhere), and the engine turns the interruption
+into a DDI905 notice. `ExpansionBudget` caps how many bytes of macro expansions the
+frontend parses for one file.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+# Seconds one file may take (parse and every rule) before it becomes a DDI905 notice.
+DEFAULT_FILE_TIMEOUT = 20.0
+
+
+class BudgetExceeded(BaseException):
+    """Raised inside the analysis of a file whose time budget ran out.
+
+    A BaseException, so that a rule's own `except Exception` cannot swallow it.
+    """
+
+
+class Deadline:
+    """The moment a file's analysis must stop; `check` raises once it has passed."""
+
+    __slots__ = ("at", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.perf_counter() + seconds if seconds > 0 else float("inf")
+
+    def check(self) -> None:
+        """Raise `BudgetExceeded` when the deadline has passed."""
+        if time.perf_counter() > self.at:
+            raise BudgetExceeded
+
+
+def _can_use_alarm() -> bool:
+    return hasattr(signal, "setitimer") and (
+        threading.current_thread() is threading.main_thread()
+    )
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[Deadline]:
+    """Run the body with a deadline; raise `BudgetExceeded` in it when time is up.
+
+    In the main thread of a POSIX process an interval timer interrupts Python code wherever
+    it is; elsewhere (Windows, an editor's worker thread) the body must call
+    `Deadline.check` between steps. A budget of 0 or less means no limit.
+    """
+    deadline = Deadline(seconds)
+    if seconds <= 0 or not _can_use_alarm():
+        yield deadline
+        return
+    armed = [True]
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        if armed[0]:
+            armed[0] = False
+            raise BudgetExceeded
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield deadline
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class ExpansionBudget:
+    """How many bytes of macro expansions one file may still parse.
+
+    The limit grows with the file (real drivers expand a few times their own size); when
+    it runs out the frontend stops expanding, and `exhausted_at` records where, for a
+    DDI905 notice.
+    """
+
+    __slots__ = ("exhausted_at", "left")
+
+    def __init__(self, file_size: int) -> None:
+        self.left = max(256 * 1024, 16 * file_size)
+        self.exhausted_at: int | None = None
+
+    def take(self, size: int, offset: int) -> bool:
+        """Spend `size` bytes for an expansion used at `offset`; False when over budget."""
+        if size > self.left:
+            if self.exhausted_at is None:
+                self.exhausted_at = offset
+            self.left = 0
+            return False
+        self.left -= size
+        return True

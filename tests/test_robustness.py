@@ -1,0 +1,316 @@
+"""Hostile input: odd encodings, binary files, half-written files, deep nesting, symlink
+loops, slow or failing rules. ddilint must never crash, never hang, and never lose a
+finding that sits in a readable part of a file."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from ddilint.analyzer.engine import FileResult, Options, analyze_bytes, discover, run
+from ddilint.analyzer.source import decode_bytes
+from ddilint.cli import main
+from ddilint.findings import Finding, Severity
+from ddilint.knowledge import Knowledge
+from ddilint.rules.base import FileContext, Rule
+from tests.exercise import ExerciseRule
+
+# A kernel-mode file with one DDI401 finding on line 4, column 5.
+DRIVER = (
+    "#include <ntddk.h>\n"
+    "VOID Unload(PDRIVER_OBJECT d)\n"
+    "{\n"
+    "    NtClose(g_handle);\n"
+    "}\n"
+)
+
+
+def analyze(raw: bytes, rules: Sequence[Rule], knowledge: Knowledge, path: str = "drv.c",
+            options: Options | None = None) -> FileResult:
+    return analyze_bytes(path, raw, rules, knowledge, options)
+
+
+def places(res: FileResult, code: str = "DDI401") -> list[tuple[int, int]]:
+    return [(f.location.line, f.location.column) for f in res.findings if f.code == code]
+
+
+def codes(res: FileResult) -> list[str]:
+    return sorted(f.code for f in res.findings)
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+@pytest.mark.parametrize("raw", [
+    DRIVER.encode("utf-8"),
+    codecs.BOM_UTF8 + DRIVER.encode("utf-8"),
+    codecs.BOM_UTF16_LE + DRIVER.encode("utf-16-le"),
+    codecs.BOM_UTF16_BE + DRIVER.encode("utf-16-be"),
+    DRIVER.encode("utf-16-le"),  # no BOM: recognised by its NUL pattern
+    DRIVER.encode("utf-16-be"),
+    DRIVER.replace("\n", "\r\n").encode("utf-8"),
+    DRIVER.replace("\n", "\r").encode("utf-8"),  # old Mac line endings
+    codecs.BOM_UTF16_LE + DRIVER.replace("\n", "\r\n").encode("utf-16-le"),
+], ids=["utf8", "utf8-bom", "utf16le-bom", "utf16be-bom", "utf16le", "utf16be", "crlf", "cr",
+        "utf16-crlf"])
+def test_every_text_encoding_finds_the_same_place(
+        raw: bytes, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    res = analyze(raw, builtin_rules, knowledge)
+    assert res.analyzed
+    assert codes(res) == ["DDI401"]
+    assert places(res) == [(4, 5)]
+
+
+def test_windows_1252_is_decoded_lossily_with_a_notice(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    raw = ("// Pilote r\xe9seau \xa9 2009\n" + DRIVER).encode("cp1252")
+    res = analyze(raw, builtin_rules, knowledge)
+    assert codes(res) == ["DDI401", "DDI903"]
+    assert places(res) == [(5, 5)]
+    note = next(f for f in res.findings if f.code == "DDI903")
+    assert "Windows-1252" in note.message and note.severity is Severity.NOTE
+
+
+def test_invalid_utf8_after_a_bom_gets_a_notice(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    raw = codecs.BOM_UTF8 + b"// \xff\xfe junk\n" + DRIVER.encode()
+    res = analyze(raw, builtin_rules, knowledge)
+    assert codes(res) == ["DDI401", "DDI903"]
+    assert places(res) == [(5, 5)]
+
+
+def test_broken_utf16_is_decoded_lossily(builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    raw = codecs.BOM_UTF16_LE + DRIVER.encode("utf-16-le") + b"\x00\xd8"  # lone surrogate
+    res = analyze(raw, builtin_rules, knowledge)
+    assert codes(res) == ["DDI401", "DDI903"]
+
+
+@pytest.mark.parametrize("raw", [
+    b"\x7fELF\x02\x01\x01\x00" + bytes(4000),
+    b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16,
+    b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + bytes(range(256)) * 4,
+    bytes(range(256)) * 32,
+], ids=["elf", "png", "pe", "all-bytes"])
+def test_binary_files_are_skipped_with_a_notice(
+        raw: bytes, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    res = analyze(raw, builtin_rules, knowledge)
+    assert not res.analyzed
+    assert codes(res) == ["DDI902"]
+
+
+def test_decoding_never_raises_on_short_odd_inputs() -> None:
+    for raw in (b"", b"\x00", b"\xff", b"\xfe\xff", b"\xff\xfe\x00", b"\xef\xbb\xbf", b"\r",
+                b"\x00" * 7, b"\xff\xfe" + b"\x00\xdc" * 3):
+        res = decode_bytes(raw)
+        assert res.text is not None or res.notice
+
+
+# ------------------------------------------------------------- half-written files
+
+
+@pytest.mark.parametrize("tail", [
+    "/* a comment that never ends\nNtClose(h);\n",
+    "VOID Half(void) {\n    Foo(\"a string that never ends\n",
+    "#if 0\nVOID Dead(void) { NtClose(h); }\n",
+    "VOID Half(void) {\n    if (x) {\n        NtClose(\n",
+    "VOID Half(void) {\n    " + "{" * 50 + "\n",
+    "#define BROKEN(x) NtClose(x\n",
+    "\x00\x00garbage after a NUL\x00 NtClose(h);\n",
+    "VOID Bad(void) }}}} ))) ;;; NtClose(h); } int\n",
+], ids=["comment", "string", "if0", "call", "braces", "define", "nul", "junk"])
+def test_a_broken_end_does_not_hide_findings_before_it(
+        tail: str, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    res = analyze((DRIVER + tail).encode(), builtin_rules, knowledge)
+    assert res.analyzed
+    assert (4, 5) in places(res)
+    assert "DDI906" not in codes(res)
+
+
+def test_nul_bytes_are_read_as_spaces_and_code_after_them_is_analyzed(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    raw = DRIVER.encode() + b"\x00\x00\n" + DRIVER.replace("Unload", "Unload2").encode()
+    res = analyze(raw, builtin_rules, knowledge)
+    assert places(res) == [(4, 5), (10, 5)]
+    assert "DDI903" in codes(res)
+
+
+# ------------------------------------------------------------------------ deep nesting
+
+
+def _fn(body: str) -> str:
+    return "#include <ntddk.h>\nVOID F(void)\n{\n    NtClose(h);\n    " + body + "\n}\n"
+
+
+DEEP = {
+    "parens": _fn("x = " + "(" * 20000 + "1" + ")" * 20000 + ";"),
+    "blocks": _fn("{" * 5000 + "NtClose(h);" + "}" * 5000),
+    "ifs": _fn("if (a) {" * 5000 + "NtClose(h);" + "}" * 5000),
+    "loops": _fn("while (a) {" * 2500 + "for (;;) {" * 2500 + "g();" + "}" * 5000),
+    "else-if": _fn("if (a) g(); else " * 5000 + "g();"),
+    "seh": _fn("__try {" * 1000 + "g();" + "} __finally { h(); }" * 1000),
+    "calls": _fn("x = " + "g(" * 2000 + "1" + ")" * 2000 + ";"),
+    "operators": _fn("x = " + "a + " * 20000 + "1;"),
+    "conditions": _fn("if (" + "a && " * 10000 + "b) g();"),
+    "casts": _fn("x = " + "(T)" * 10000 + "p;"),
+    "unary": _fn("x = " + "!*-" * 5000 + "p;"),
+    "fields": _fn("x = a" + "->b" * 20000 + ";"),
+    "ternary": _fn("x = " + "a ? b : " * 5000 + "c;"),
+    "comma": _fn("x = (" + "a, " * 20000 + "c);"),
+    "initializers": _fn("int x[] = " + "{" * 5000 + "1" + "}" * 5000 + ";"),
+    "declarator": _fn("int " + "*" * 20000 + "p;"),
+    "labels": _fn("".join(f"L{i}: if (a) goto L{i + 1};\n" for i in range(3000))),
+    "switches": _fn("switch (a) { case 1: " * 2000 + "g();" + "}" * 2000),
+    "unbalanced": _fn("(" * 20000),
+    "ifdefs": "#if A\n" * 5000 + _fn("g();") + "#endif\n" * 5000,
+    "if-expression": "#if " + "(" * 20000 + "1" + ")" * 20000 + "\nint x;\n#endif\n" + _fn(""),
+    "annotation": _fn("") + "_In_reads_(" + "(" * 20000 + "\n",
+    "nested-macros": "#define M(x) g(x)\n" + _fn("x = " + "M(" * 3000 + "1" + ")" * 3000 + ";"),
+    "self-macros": "#define A A(A)\n#define B(x) B(B(x))\n" + _fn("A; B(1);"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP))
+def test_deep_nesting_never_raises(
+        name: str, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    src = DEEP[name]
+    limit = sys.getrecursionlimit()
+    started = time.perf_counter()
+    # The exercise rule builds the engine's lazy layers too (bodies, CFGs, dataflow, call
+    # arguments): an exception anywhere would be a DDI906 notice.
+    res = analyze(src.encode(), [*builtin_rules, ExerciseRule()], knowledge,
+                  options=Options(debug=True))
+    assert [f.message for f in res.findings if f.code == "DDI906"] == []
+    line = src[: src.index("NtClose")].count("\n") + 1
+    assert (line, 5) in places(res)
+    assert time.perf_counter() - started < 20
+    assert sys.getrecursionlimit() <= max(limit, 5000)
+
+
+def test_expansion_budget_becomes_a_notice(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    src = "#define M(x) g(x)\n" + _fn("x = " + "M(" * 600 + "1" + ")" * 600 + ";")
+    res = analyze(src.encode(), builtin_rules, knowledge)
+    notes = [f for f in res.findings if f.code == "DDI905"]
+    assert len(notes) == 1 and "macro expansions" in notes[0].message
+    assert notes[0].location.line == 6
+
+
+# ------------------------------------------------------------------ failing and slow rules
+
+
+class Exploding(Rule):
+    code, name, severity = "XTEST001", "exploding", Severity.WARNING
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        raise ValueError("the rule fell over")
+
+
+class Endless(Rule):
+    code, name, severity = "XTEST002", "endless", Severity.WARNING
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        yield ctx.finding(self, 0, "before the loop")
+        n = 0
+        while True:  # a rule stuck in a loop, swallowing exceptions as it goes
+            try:
+                n += 1
+            except Exception:
+                n = 0
+
+
+def test_a_failing_rule_becomes_a_notice_and_the_others_run(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    res = analyze(DRIVER.encode(), [Exploding(), *builtin_rules], knowledge)
+    assert codes(res) == ["DDI401", "DDI906"]
+    note = next(f for f in res.findings if f.code == "DDI906")
+    assert note.location.path == "drv.c"
+    assert "XTEST001 exploding" in note.message and "the rule fell over" in note.message
+    assert "Traceback" not in note.message
+    debug = analyze(DRIVER.encode(), [Exploding()], knowledge, options=Options(debug=True))
+    assert "Traceback" in debug.findings[0].message
+    assert "check_file" in debug.findings[0].message
+
+
+def test_a_file_over_its_time_budget_becomes_a_notice(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    started = time.perf_counter()
+    res = analyze(DRIVER.encode(), [*builtin_rules, Endless()], knowledge,
+                  options=Options(file_timeout=0.3))
+    assert time.perf_counter() - started < 5
+    assert codes(res) == ["DDI401", "DDI905"]  # a rule's findings count when it finishes
+    note = next(f for f in res.findings if f.code == "DDI905")
+    assert "0.3 s" in note.message and "running the rules" in note.message
+    # The next file is analyzed normally: the alarm is gone.
+    again = analyze(DRIVER.encode(), builtin_rules, knowledge, options=Options(file_timeout=0.3))
+    time.sleep(0.4)
+    assert codes(again) == ["DDI401"]
+
+
+def test_cli_keeps_going_after_a_bad_file(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.c").write_bytes(b"\x7fELF" + bytes(5000))
+    (tmp_path / "b.c").write_text(DRIVER)
+    (tmp_path / "c.c").write_bytes(DRIVER.encode("utf-16"))
+    assert main(["check", "--format", "json", str(tmp_path)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [(Path(d["path"]).name, d["code"]) for d in data] == [
+        ("a.c", "DDI902"), ("b.c", "DDI401"), ("c.c", "DDI401")]
+
+
+def test_exit_two_only_when_nothing_could_be_analyzed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.c").write_bytes(b"\x7fELF" + bytes(5000))
+    assert main(["check", str(tmp_path)]) == 2
+    assert "none of the files could be analyzed" in capsys.readouterr().err
+    (tmp_path / "b.c").write_text("int x;\n")
+    assert main(["check", str(tmp_path)]) == 0  # a notice alone is not a finding
+    assert main(["check", str(tmp_path / "empty-dir-that-is-missing")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["check", str(tmp_path / "empty")]) == 0  # nothing to analyze is not an error
+
+
+# ------------------------------------------------------------------------- file system
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlink_loops_are_not_followed(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "drv" / "sub").mkdir(parents=True)
+    (root / "drv" / "a.c").write_text(DRIVER)
+    (root / "drv" / "sub" / "b.c").write_text(DRIVER)
+    os.symlink(root / "drv", root / "drv" / "sub" / "loop")  # sub/loop -> drv -> sub -> ...
+    os.symlink(root / "drv" / "sub" / "self", root / "drv" / "sub" / "self")  # points at itself
+    os.symlink(root / "missing.c", root / "drv" / "dangling.c")
+    os.symlink(root / "drv" / "a.c", root / "drv" / "alias.c")
+    files, missing = discover([root, root / "drv" / "sub" / "loop"])
+    names = [p.as_posix().removeprefix(root.as_posix()) for p in files]
+    assert missing == []
+    # Each file once, under its first name (alias.c and loop/a.c are a.c).
+    assert names == ["/drv/a.c", "/drv/dangling.c", "/drv/sub/b.c"]
+    result = run(files, [], _no_knowledge())
+    assert result.analyzed == 2
+    assert [f.code for f in result.findings] == ["DDI901"]  # the dangling link
+
+
+def _no_knowledge() -> Knowledge:
+    from ddilint.knowledge import load_knowledge
+
+    return load_knowledge()
+
+
+def test_output_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(6):
+        (tmp_path / f"f{5 - i}.c").write_text(DRIVER * (i + 1))
+    main(["check", "--format", "json", str(tmp_path)])
+    first = capsys.readouterr().out
+    main(["check", "--format", "json", str(tmp_path)])
+    assert capsys.readouterr().out == first
+    data = json.loads(first)
+    assert [(d["path"], d["line"]) for d in data] == sorted((d["path"], d["line"]) for d in data)
