@@ -202,6 +202,16 @@ def test_expansion_budget_becomes_a_notice(
     assert notes[0].location.line == 6
 
 
+def test_too_deep_code_becomes_opaque_with_a_notice(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    res = analyze(DEEP["blocks"].encode(), [*builtin_rules, ExerciseRule()], knowledge)
+    notes = [f for f in res.findings if f.code == "DDI905"]
+    assert len(notes) == 1 and "nested more than 250 levels" in notes[0].message
+    assert notes[0].location.line == 5
+    shallow = analyze(DRIVER.encode(), [*builtin_rules, ExerciseRule()], knowledge)
+    assert codes(shallow) == ["DDI401"]
+
+
 # ------------------------------------------------------------------ failing and slow rules
 
 

@@ -5,7 +5,8 @@ own arguments a thousand times) must not hang a run: `time_budget` interrupts th
 of one file after a number of seconds (with `SIGALRM` where the platform has it, and with
 cooperative `check` calls between phases everywhere), and the engine turns the interruption
 into a DDI905 notice. `ExpansionBudget` caps how many bytes of macro expansions the
-frontend parses for one file.
+frontend parses for one file, and records where nesting went past the IR's depth limit
+(deeper code becomes opaque), for a DDI905 notice too.
 """
 
 from __future__ import annotations
@@ -86,11 +87,17 @@ class ExpansionBudget:
     DDI905 notice.
     """
 
-    __slots__ = ("exhausted_at", "left")
+    __slots__ = ("deep_at", "exhausted_at", "left")
 
     def __init__(self, file_size: int) -> None:
         self.left = max(256 * 1024, 16 * file_size)
         self.exhausted_at: int | None = None
+        self.deep_at: int | None = None
+
+    def too_deep(self, offset: int) -> None:
+        """Record the first place where nesting went past the IR's depth limit."""
+        if self.deep_at is None or offset < self.deep_at:
+            self.deep_at = offset
 
     def take(self, size: int, offset: int) -> bool:
         """Spend `size` bytes for an expansion used at `offset`; False when over budget."""

@@ -21,7 +21,7 @@ from ddilint.analyzer.budget import (
     Deadline,
     time_budget,
 )
-from ddilint.analyzer.frontend import SOURCE_SUFFIXES, parse_file
+from ddilint.analyzer.frontend import MAX_DEPTH, SOURCE_SUFFIXES, parse_file
 from ddilint.analyzer.ir import FileIR
 from ddilint.analyzer.mode import detect_mode
 from ddilint.analyzer.project import Project
@@ -233,6 +233,10 @@ def limit_notices(fir: FileIR) -> list[Finding]:
         out.append(notice("DDI905", fir.path, "macro expansions in this file went over their "
                           "budget from here on; calls written through later macro uses are not "
                           "analyzed", line, column))
+    if budget.deep_at is not None:
+        line, column = fir.position(budget.deep_at)
+        out.append(notice("DDI905", fir.path, f"code nested more than {MAX_DEPTH} levels deep "
+                          "is not analyzed from here on", line, column))
     return out
 
 

@@ -38,7 +38,12 @@ CPP_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".hpp", ".hh", ".hxx", ".inl", 
 C_SUFFIXES = frozenset({".c", ".h"})
 SOURCE_SUFFIXES = CPP_SUFFIXES | C_SUFFIXES
 
-MAX_DEPTH = 250  # deeper expressions/statements become opaque `other` nodes
+MAX_DEPTH = 250  # deeper expressions/statements become opaque `other` nodes (and a notice)
+
+# Conversion recurses up to MAX_DEPTH levels (two frames a level, times nested macro
+# expansions): make room once, at import, rather than in the middle of a run.
+if sys.getrecursionlimit() < 5000:
+    sys.setrecursionlimit(5000)
 
 _LANGS: dict[str, Language] = {}
 
@@ -770,8 +775,6 @@ class _Converter:
         self.mapper = mapper
         self.via = via
         self.depth = depth
-        if sys.getrecursionlimit() < 5000:
-            sys.setrecursionlimit(5000)
 
     def _pos(self, node: Node) -> tuple[int, int]:
         m = self.mapper
@@ -795,6 +798,8 @@ class _Converter:
         s, e = self._pos(node)
         via = self.via
         if depth > MAX_DEPTH:
+            if self.budget is not None:
+                self.budget.too_deep(s)
             return Expr("other", s, e, text=self.head(node, 80), via=via)
         t = node.type
         d = depth + 1
@@ -1006,6 +1011,8 @@ class _Converter:
         s, e = self._pos(node)
         via = self.via
         if depth > MAX_DEPTH:
+            if self.budget is not None:
+                self.budget.too_deep(s)
             return Stmt("other", s, e, via=via)
         d = depth + 1
         t = node.type
