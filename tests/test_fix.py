@@ -182,3 +182,14 @@ def test_attribute_fixes_through_the_cli_in_several_passes(
     before = f.read_bytes()
     assert main(["check", "--fix", "--select", "XFIX", str(f)]) == 0
     assert f.read_bytes() == before
+
+
+def test_zw_to_nt_in_user_mode_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """DDI402's fix, applied by --fix on a real user-mode file with CRLF endings."""
+    src = ("#include <windows.h>\r\n#include <winternl.h>\r\nvoid F(HANDLE h)\r\n{\r\n"
+           "    ZwClose(h);\r\n}\r\n")
+    f = tmp_path / "tool.c"
+    f.write_bytes(src.encode("utf-8"))
+    assert main(["check", "--fix", str(f)]) == 0
+    assert f.read_bytes() == src.replace("ZwClose", "NtClose").encode("utf-8")
+    assert "fixed 1 finding(s)" in capsys.readouterr().err
