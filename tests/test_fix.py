@@ -193,3 +193,58 @@ def test_zw_to_nt_in_user_mode_code(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["check", "--fix", str(f)]) == 0
     assert f.read_bytes() == src.replace("ZwClose", "NtClose").encode("utf-8")
     assert "fixed 1 finding(s)" in capsys.readouterr().err
+
+
+def test_fix_never_corrupts_a_file_property(tmp_path: Path) -> None:
+    """Whatever the bytes on disk and whatever edits a rule proposes, --fix either leaves the
+    file untouched or writes text that decodes the same way (same encoding and BOM, exact
+    round trip) with the line-ending style kept."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from ddilint.analyzer.source import decode_bytes
+    from ddilint.fixes import encode_like
+
+    pieces = st.sampled_from([
+        "NtClose(h);", "ZwClose(h);", "{", "}", "/* é */", "\n", "\r\n", "\x00", "int x;",
+        "VOID F(HANDLE h)\n", "#include <ntddk.h>\n", "𝄞", "\t", "(", ")", "0", "OBJ_INHERIT"])
+    prefixes = st.sampled_from([b"", codecs.BOM_UTF8, b"\xff\xfe", b"\x81"])
+    outcomes = {"written": 0, "left": 0}
+
+    @settings(max_examples=200, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(prefix=prefixes, parts=st.lists(pieces, max_size=25),
+           edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 8),
+                                    st.sampled_from(["ZwClose", "", "x | OBJ_KERNEL_HANDLE",
+                                                     "(", "\n}\n", "é"])), max_size=4),
+           utf16=st.booleans())
+    def check(prefix: bytes, parts: list[str], edits: list[tuple[float, int, str]],
+              utf16: bool) -> None:
+        text = "".join(parts)
+        raw = (codecs.BOM_UTF16_LE + text.encode("utf-16-le")) if utf16 else (
+            prefix + text.encode("utf-8", "surrogatepass"))
+        f = tmp_path / "drv.c"
+        f.write_bytes(raw)
+        p = f.as_posix()
+        size = len(text.encode("utf-8", "surrogatepass"))
+        findings = [Finding("X1", "x", Severity.ERROR, "m", Location(p, 1, 1 + i),
+                            fixes=(Fix("f", (TextEdit(int(at * size), int(at * size) + n,
+                                                      r),)),))
+                    for i, (at, n, r) in enumerate(edits)]
+        fix_files(findings, write=True)
+        new = f.read_bytes()
+        assert [x.name for x in tmp_path.iterdir()] == ["drv.c"]
+        if new == raw:
+            outcomes["left"] += 1
+            return
+        outcomes["written"] += 1
+        before, after = decode_bytes(raw), decode_bytes(new)
+        assert before.text is not None and after.text is not None
+        assert encode_like(before.text, before.encoding, raw) == raw
+        assert after.encoding == before.encoding and not after.notice
+        assert encode_like(after.text, after.encoding, new) == new
+        if "\r\n" in before.text and "\n" not in before.text.replace("\r\n", ""):
+            assert "\n" not in after.text.replace("\r\n", "")
+
+    check()
+    assert outcomes["written"] > 5 and outcomes["left"] > 5, outcomes  # both paths tried
