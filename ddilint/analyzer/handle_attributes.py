@@ -117,10 +117,10 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
         if index is None:
             index = routine.object_attributes_param
             is_oa = True
-        if index is None:
+        if index is None or _for_another_process(routine):
             continue
         cv = fv.at_call(site)
-        if cv is None or index >= len(cv.call.args):
+        if cv is None or index >= len(cv.call.args) or _for_user_mode(cv, routine):
             continue
         arg = cv.call.args[index]
         values = cv.object_attributes(arg) if is_oa else cv.values(arg)
@@ -133,6 +133,25 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
                                    cv))
     _CACHE[fir] = (knowledge, out)
     return out
+
+
+def _for_another_process(routine: Routine) -> bool:
+    """The handle is created in the table of a process the caller names (a documented
+    TargetProcessHandle parameter): it may be meant for that process, so the attributes are
+    not judged."""
+    return any(name == "TargetProcessHandle" for name, _ in routine.params)
+
+
+def _for_user_mode(cv: CallValues, routine: Routine) -> bool:
+    """The call asks for a handle for user mode (a documented AccessMode parameter given
+    UserMode): a handle made for an application on purpose must not be a kernel handle."""
+    user = cv.owner.constants.get("UserMode")
+    for i, (name, _) in enumerate(routine.params):
+        if name == "AccessMode" and i < len(cv.call.args):
+            values = cv.values(cv.call.args[i])
+            if any(b.value is None or b.value == user for b in values):
+                return True
+    return False
 
 
 def attributes_form(knowledge: Knowledge, name: str) -> str | None:

@@ -139,8 +139,8 @@ class _UnreadStores:
         the enclosing expression."""
         if id(d) in self.stores:
             return True
-        if "." in d.var or d.var.startswith("*") or d.var in self.fv.escaped:
-            return False
+        if d.var not in self.fv.declared or d.var in self.fv.escaped:
+            return False  # parameters (C++ references, out-values) and fields outlive it
         if d.kind == "decl":
             found = _status_call(d.rhs, self.is_status)
         elif d.kind == "assign" and d.op == "=":

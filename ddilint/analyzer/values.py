@@ -356,6 +356,7 @@ class FunctionValues(_Scope):
         self.fn = fn
         self.owner = owner
         self.locals: set[str] = {p.name for p in fn.params if p.name}
+        self.declared: set[str] = set()  # locals declared in the body (not parameters)
         self.pointer_params = {p.name for p in fn.params if _pointer_type(p.type_text)}
         self.escaped: set[str] = set()
         self._events: dict[int, list[Event]] = {}
@@ -387,6 +388,7 @@ class FunctionValues(_Scope):
             for el in block.elements:
                 if el.decl is not None:
                     self.locals.add(el.decl.name)
+                    self.declared.add(el.decl.name)
                     if el.decl.pointer or _pointer_type(el.decl.type_text):
                         self.pointer_params.add(el.decl.name)
                     if el.decl.static:
