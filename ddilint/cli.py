@@ -327,7 +327,11 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     if args.knowledge_command == "show":
         from ddilint.knowledge.describe import describe_routine, suggestions
 
-        rules, knowledge = load_rules_and_knowledge()
+        try:  # the project's extra routines (config found from the working directory) count
+            _, rules, knowledge = load_project([], argparse.Namespace())
+        except ConfigError as exc:
+            print(f"ddilint: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         r = knowledge.get(args.name)
         if r is None:
             print(f"ddilint: {args.name} is not in the knowledge table", file=sys.stderr)

@@ -143,3 +143,33 @@ def test_config_roles_reach_the_rules(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert ":5:20: DDI301 [irql-too-high]" in out and "role set in the configuration" in out
+
+
+def test_config_routines_extend_the_knowledge(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "drv.c").write_text(
+        "#include <ntddk.h>\nNTSTATUS MyOpenDeviceKey(PHANDLE Key, ULONG Flags);\n\n"
+        "NTSTATUS ReadSetting(ULONG Flags)\n{\n    HANDLE key;\n"
+        "    NTSTATUS status = MyOpenDeviceKey(&key, Flags);\n"
+        "    if (!NT_SUCCESS(status)) {\n        return status;\n    }\n"
+        "    return STATUS_SUCCESS;\n}\n")
+    assert main(["check", str(tmp_path)]) == 0  # an unknown routine: nothing to say
+    capsys.readouterr()
+    (tmp_path / ".ddilint.toml").write_text(
+        '[routines.MyOpenDeviceKey]\nreason = "our wrapper of ZwOpenKey"\n'
+        'handle_out_param = 0\nreturns_status = true\nrelease = ["ZwClose"]\n')
+    assert main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert ":7:23: DDI201 [handle-leak] the handle MyOpenDeviceKey opens in `key` leaks" in out
+
+
+def test_knowledge_show_sees_config_routines(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".ddilint.toml").write_text(
+        '[routines.MyOpenDeviceKey]\nreason = "wrapper"\nhandle_out_param = 0\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["knowledge", "show", "MyOpenDeviceKey"]) == 0
+    assert "handle out-parameter" in capsys.readouterr().out
+    (tmp_path / ".ddilint.toml").write_text('[routines.MyOpenDeviceKey]\nhandle_out = 0\n')
+    assert main(["knowledge", "show", "MyOpenDeviceKey"]) == 2
+    assert "routines.MyOpenDeviceKey" in capsys.readouterr().err
