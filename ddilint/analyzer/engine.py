@@ -77,7 +77,7 @@ class Options:
 
 # Parsed files kept in memory between the two phases of a run, by source size; beyond it
 # files are parsed again for the rules (a tree costs about 20 times its source).
-KEEP_PARSED_BYTES = 24 * 1024 * 1024
+KEEP_PARSED_BYTES = 32 * 1024 * 1024
 
 
 def discover(

@@ -93,6 +93,7 @@ _REF_QUERY = """
 ]
 """
 _CONSTANT_NAME = re.compile(r"^[A-Z0-9_]+$")
+_SHORT_ARG = frozenset({"identifier", "null", "number_literal", "true", "false"})
 _SCOPE_TYPES = ("translation_unit", "declaration_list", "linkage_specification")
 _ASSIGN_QUERY = "(assignment_expression) @assign"
 
@@ -379,6 +380,8 @@ class _FileBuilder:
             if _CONSTANT_NAME.match(name):
                 continue  # constants and macros, never a function
             fn = self.enclosing(node.start_byte)
+            if fn is not None and any(p.name == name for p in fn.params):
+                continue  # a parameter shadows any function of that name
             out.extend(_function_refs(node, name, data, fn.qualname if fn is not None else ""))
 
     def _prototypes(self) -> None:
@@ -455,7 +458,9 @@ def _function_refs(node: Node, name: str, data: bytes, enclosing: str) -> list[F
         callee, _s, _i = _callee(fn, data)
         args = [c for c in p.named_children if c.type != "comment"]
         index = next((i for i, a in enumerate(args) if a.id == child.id), -1)
-        texts = tuple(" ".join(_text(a, data).split())[:60] for a in args)
+        # Short literal-like arguments only (`NULL`, `0`, names): what registrations test.
+        texts = tuple(_text(a, data) if a.type in _SHORT_ARG and a.end_byte - a.start_byte < 40
+                      else "" for a in args)
         return [FunctionRef(name, off, "arg", index=str(index), callee=callee or "",
                             args=texts, enclosing=enclosing)]
     if t == "assignment_expression":

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from ddilint.analyzer.context import ExecutionContext, irql_name
 from ddilint.analyzer.summary import (
     ENTRY,
+    NO_GUARD,
     Atom,
     CallInfo,
     FileSummary,
     FunctionSummary,
+    Guard,
     IrqlGraph,
     irql_of_text,
 )
@@ -39,7 +41,7 @@ from ddilint.knowledge import Knowledge, RoleInfo
 
 State = frozenset[Atom]
 ENTRY_STATE: State = frozenset({ENTRY})
-UNKNOWN: Atom = ("u", 0, 0, None)
+UNKNOWN: Atom = ("u", 0, 0, None, NO_GUARD)
 MAX_ROUNDS = 200
 
 _NULLS = frozenset({"NULL", "0", "nullptr", "(HANDLE)NULL", "(HANDLE)0", "NULL_HANDLE"})
@@ -85,24 +87,33 @@ def _common(a: str, b: str) -> int:
     return n
 
 
-NEAR_LEVELS = 3  # a definition more than this many folders up from the caller is another driver's
+def _near(a: str, b: str) -> tuple[bool, int]:
+    """Can code in folder `a` call a function defined in folder `b` (the same folder, one
+    inside the other, or siblings such as `drv/sys` and `drv/lib`), and how many folders
+    they share. In a tree of many drivers, a name defined in a far folder is another
+    driver's function."""
+    la, lb = len(a.split("/")), len(b.split("/"))
+    n = _common(a, b)
+    return n in (la, lb) or (la == lb and n == la - 1), n
 
 
 def _nearest(candidates: Sequence[int], nodes: Sequence[_Node], path: str) -> list[int]:
-    """The candidates defined nearest to `path`: the same file, else those sharing the most
-    folders with it, and never one that shares fewer than all but NEAR_LEVELS of them (in a
-    tree of many drivers, the same name in a far folder is another driver's function)."""
+    """The candidates defined nearest to `path`: the same file, else the near folders
+    sharing the most folder names with it."""
     if not candidates:
         return []
     same = [c for c in candidates if nodes[c].path == path]
     if same:
         return same
     d = _dir(path)
-    need = len(d.split("/")) - NEAR_LEVELS
-    scores = [(_common(_dir(nodes[c].path), d), c) for c in candidates]
-    best = max(s for s, _ in scores)
-    if best < need:
+    scores = []
+    for c in candidates:
+        ok, n = _near(d, _dir(nodes[c].path))
+        if ok:
+            scores.append((n, c))
+    if not scores:
         return []
+    best = max(s for s, _ in scores)
     return [c for s, c in scores if s == best]
 
 
@@ -141,6 +152,7 @@ class Project:
 
     # -- names and the call graph -------------------------------------------------------
     def _index_names(self) -> None:
+        self._resolved: dict[tuple[str, int, str, bool], list[int]] = {}
         self.by_name: dict[str, list[int]] = {}
         self.static_by_file: dict[tuple[int, str], list[int]] = {}
         self.methods: dict[tuple[str, str], list[int]] = {}
@@ -170,6 +182,18 @@ class Project:
     def resolve_name(self, name: str, file: int, caller: FunctionSummary | None = None,
                      indirect: bool = False) -> list[int]:
         """The project functions a call of `name` from `file` can reach."""
+        if name not in self.by_name and (file, name) not in self.static_by_file and (
+                not indirect or name not in self.field_targets):
+            return []
+        key = (name, file, caller.class_name if caller is not None else "", indirect)
+        hit = self._resolved.get(key)
+        if hit is None:
+            hit = self._resolve(name, file, caller, indirect)
+            self._resolved[key] = hit
+        return hit
+
+    def _resolve(self, name: str, file: int, caller: FunctionSummary | None,
+                 indirect: bool) -> list[int]:
         path = self.files[file].path
         local = self.static_by_file.get((file, name))
         if local and not indirect:
@@ -217,6 +241,16 @@ class Project:
         if all((r.role, r.major, r.why) != (src.role, src.major, src.why) for r in node.roles):
             node.roles.append(src)
 
+    # A role found from a registration that refines a declared one replaces it.
+    _REFINES = {"isr_passive": "isr", "wdf_passive_timer": "dpc"}
+
+    def _refine_roles(self) -> None:
+        for node in self.nodes:
+            have = {r.role for r in node.roles}
+            drop = {generic for fine, generic in self._REFINES.items() if fine in have}
+            if drop:
+                node.roles = [r for r in node.roles if r.role not in drop]
+
     def _find_roles(self) -> None:
         k = self.knowledge
         typedefs = k.role_typedefs
@@ -247,9 +281,14 @@ class Project:
             if f.name == "DriverEntry" and f.kind == "function":
                 self._add_role(n, RoleSource("driver_entry", "the driver's entry point",
                                              loc))
-            cfg = self.config_roles.get(f.name) or self.config_roles.get(f.qualname)
-            if cfg:
-                self._add_role(n, RoleSource(cfg, "role set in the configuration", loc))
+        self._refine_roles()
+        for n, node in enumerate(self.nodes):
+            f = node.summary
+            cfg = self.config_roles.get(f.qualname) or self.config_roles.get(f.name)
+            if cfg and cfg in self.knowledge.roles:
+                # The user's word replaces what the sources suggested.
+                node.roles = [RoleSource(cfg, "role set in the configuration",
+                                         Location(node.path, f.line, f.column))]
 
     def _annotate(self, n: int, anns: Iterable[tuple[str, tuple[str, ...]]],
                   loc: Location | None) -> None:
@@ -317,6 +356,12 @@ class Project:
                 if str(reg.arg) != ref.index:
                     continue
                 role = reg.role
+                mentions = self._mentions(fi, ref.enclosing)
+                if role == "isr" and "PassiveHandling" in mentions:
+                    role = "isr_passive"
+                elif (role == "dpc" and ref.callee.startswith("WDF_TIMER")
+                      and "WdfExecutionLevelPassive" in mentions):
+                    role = "wdf_passive_timer"
                 if reg.system_if_null is not None and reg.otherwise:
                     a = ref.args[reg.system_if_null] if reg.system_if_null < len(ref.args) else ""
                     if a.replace(" ", "") not in _NULLS:
@@ -342,6 +387,12 @@ class Project:
                     self._add_role(t, src)
             elif not (ref.kind == "arg" and ref.callee in ("sizeof", "ASSERT")):
                 self.nodes[t].escapes.append(where)
+
+    def _mentions(self, fi: int, qualname: str) -> frozenset[str]:
+        for f in self.files[fi].functions:
+            if f.qualname == qualname:
+                return f.mentions
+        return frozenset()
 
     def _init_roles(self, ref: object, path: str, where: str, loc: Location,
                     flagged: set[str]) -> list[RoleSource]:
@@ -437,40 +488,52 @@ class Project:
                                                         dict[int, State]]:
         Vars = frozenset[tuple[str, State]]
         entry_vars: Vars = frozenset()
-        init: tuple[State, Vars] = (ENTRY_STATE, entry_vars)
-        succs: dict[int, list[tuple[int, int, int]]] = {}
-        for src, dst, lo, hi in g.edges:
-            succs.setdefault(src, []).append((dst, lo, hi))
-        at: dict[int, tuple[State, Vars]] = {g.entry: init}
-        out_state: dict[int, tuple[State, Vars]] = {}
+        Flow = tuple[State, Vars, Guard]
+        init: Flow = (ENTRY_STATE, entry_vars, NO_GUARD)
+        succs: dict[int, list[tuple[int, int, int, str, bool]]] = {}
+        for src, dst, lo, hi, key, truth in g.edges:
+            succs.setdefault(src, []).append((dst, lo, hi, key, truth))
+        at: dict[int, Flow] = {g.entry: init}
+        out_state: dict[int, Flow] = {}
         work = deque([g.entry])
         visits: dict[int, int] = {}
-        ret_states: list[State] = []
         while work:
             b = work.popleft()
             visits[b] = visits.get(b, 0) + 1
             if visits[b] > 64:
                 continue
-            cur, vs = at[b]
-            cur, vs = self._transfer(n, g.events[b], cur, vs, None, ret_states)
-            if out_state.get(b) == (cur, vs):
+            cur, vs, assumed = at[b]
+            cur, vs = self._transfer(n, g.events[b], cur, vs, assumed, None)
+            if out_state.get(b) == (cur, vs, assumed):
                 continue
-            out_state[b] = (cur, vs)
-            for dst, lo, hi in succs.get(b, ()):
+            out_state[b] = (cur, vs, assumed)
+            for dst, lo, hi, key, truth in succs.get(b, ()):
                 carried = _clamp_state(cur, lo, hi) if (lo, hi) != (0, 4) else cur
+                path = assumed
+                if key:
+                    carried = frozenset(a for a in carried if (key, not truth) not in a[4])
+                    path = assumed | {(key, truth)}
                 if not carried:
                     continue
                 old = at.get(dst)
-                new = (carried, vs) if old is None else (old[0] | carried, _join_vars(old[1], vs))
+                new: Flow = (carried, vs, path) if old is None else (
+                    old[0] | carried, _join_vars(old[1], vs), old[2] & path)
                 if old is None or new != old:
                     at[dst] = new
                     work.append(dst)
         # Replay each reached block once more to record the state before each call.
-        for b, (cur, vs) in at.items():
-            self._transfer(n, g.events[b], cur, vs, states, None)
-        exit_state, exit_vars = at.get(g.exit, (ENTRY_STATE, entry_vars))
+        for b, (cur, vs, assumed) in at.items():
+            self._transfer(n, g.events[b], cur, vs, assumed, states)
+        exit_state, exit_vars, _assumed = at.get(g.exit, (ENTRY_STATE, entry_vars, NO_GUARD))
+        if any(a[0] == "e" for a in exit_state):
+            # It may return at its entry IRQL on some path: callers assume it does (the
+            # other paths are often tied to a test the caller cannot see).
+            exit_state = ENTRY_STATE
+        else:
+            exit_state = frozenset(_unguarded(a) for a in exit_state)
         var_map = dict(exit_vars)
-        outs = tuple((i, var_map[p]) for i, p in enumerate(g.params) if p in var_map)
+        outs = tuple((i, frozenset(_unguarded(a) for a in var_map[p]))
+                     for i, p in enumerate(g.params) if p in var_map)
         for k in list(states):
             if states[k] == ENTRY_STATE:
                 del states[k]
@@ -478,8 +541,7 @@ class Project:
 
     def _transfer(
         self, n: int, events: Sequence[tuple[object, ...]], cur: State,
-        vs: frozenset[tuple[str, State]], record: dict[int, State] | None,
-        rets: list[State] | None,
+        vs: frozenset[tuple[str, State]], assumed: Guard, record: dict[int, State] | None,
     ) -> tuple[State, frozenset[tuple[str, State]]]:
         var = dict(vs)
         for ev in events:
@@ -507,24 +569,27 @@ class Project:
                     var[str(save)] = cur
                 if ret:
                     var[str(ret)] = cur
-                cur = frozenset({_abs(level, origin)})
+                cur = frozenset({_abs(level, origin, assumed)})
             elif kind == "restore":
                 _, key, level, origin = ev
                 if key and str(key) in var:
                     cur = var[str(key)]
                 elif isinstance(level, int) and level >= 0:
-                    cur = frozenset({_abs(level, origin)})
+                    cur = frozenset({_abs(level, origin, assumed)})
                 else:
                     cur = frozenset({UNKNOWN})
             elif kind == "acquire":
                 _, key, level, origin = ev
                 var["lock:" + str(key)] = cur
-                cur = frozenset({_abs(level, origin)})
+                cur = frozenset({_abs(level, origin, assumed)})
             elif kind == "release":
                 key = "lock:" + str(ev[1])
                 cur = var.pop(key, frozenset({UNKNOWN}))
-            elif kind == "ret" and rets is not None:
-                rets.append(var.get(str(ev[1]), cur))
+            elif kind == "narrow":
+                lo, hi = ev[1], ev[2]
+                assert isinstance(lo, int) and isinstance(hi, int)
+                narrowed = _clamp_state(cur, lo, hi)
+                cur = narrowed if narrowed else cur
         return cur, frozenset(var.items())
 
     # -- IRQL: entry ranges ---------------------------------------------------------------
@@ -605,7 +670,7 @@ class Project:
                 self.irql_min[n] = min(self.irql_min[n], 4)
 
     def _range(self, n: int) -> tuple[int, int]:
-        hi = max(self.irql_max[n], 0)
+        hi = min(max(self.irql_max[n], 0), self.nodes[n].summary.irql_cap)
         lo = min(self.irql_min[n], hi)
         return lo, hi
 
@@ -856,11 +921,15 @@ def _range_text(lo: int, hi: int) -> str:
     return f"up to {irql_name(hi)}"
 
 
-def _abs(level: object, origin: object) -> Atom:
+def _abs(level: object, origin: object, guard: Guard = NO_GUARD) -> Atom:
     if not isinstance(level, int) or level < 0:
         return UNKNOWN
     o = origin if isinstance(origin, tuple) else None
-    return ("a", level, level, o)
+    return ("a", level, level, o, guard)
+
+
+def _unguarded(a: Atom) -> Atom:
+    return a if not a[4] else (a[0], a[1], a[2], a[3], NO_GUARD)
 
 
 def _clamp_atom(a: Atom, lo: int, hi: int) -> Atom | None:
@@ -869,7 +938,7 @@ def _clamp_atom(a: Atom, lo: int, hi: int) -> Atom | None:
         return a if lo <= a[1] <= hi else None
     if kind == "e":
         nlo, nhi = max(a[1], lo), min(a[2], hi)
-        return ("e", nlo, nhi, None) if nlo <= nhi else None
+        return ("e", nlo, nhi, None, NO_GUARD) if nlo <= nhi else None
     return a
 
 

@@ -8,10 +8,12 @@ name used as a function-pointer value (registrations), role declarations, and, o
 the few functions that change or test the IRQL, a compact IRQL event graph built from the
 function's CFG.
 
-IRQL atoms (the values of the IRQL analysis) are tuples `(kind, lo, hi, origin)`:
-"a" an absolute rank `lo` set by a raise or a lock (origin: where), "e" the function's
-entry IRQL limited to [lo, hi] by `KeGetCurrentIrql()` checks, "u" unknown (an IRQL
-restored from a value we cannot follow: it never makes a finding).
+IRQL atoms (the values of the IRQL analysis) are tuples `(kind, lo, hi, origin, guard)`:
+"a" an absolute rank `lo` set by a raise or a lock (origin: where; guard: the branch
+conditions the path took to the raise, so that `if (c) acquire; ... if (c) release;` does
+not leave a raised path behind the release), "e" the function's entry IRQL limited to
+[lo, hi] by `KeGetCurrentIrql()` checks, "u" unknown (an IRQL restored from a value we
+cannot follow: it never makes a finding).
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
 Origin = tuple[str, int, int, str]  # path, line, column, what happened there
-Atom = tuple[str, int, int, Origin | None]
+# A branch condition the path took to reach a raise: (condition text, truth value).
+Guard = frozenset[tuple[str, bool]]
+Atom = tuple[str, int, int, Origin | None, Guard]
 
-ENTRY: Atom = ("e", 0, 4, None)
+NO_GUARD: Guard = frozenset()
+ENTRY: Atom = ("e", 0, 4, None, NO_GUARD)
 
 # Events of an IRQL graph (tuples so that they pickle small):
 #   ("call", call_index, arg_keys)               a call of a (possibly) project function
 #   ("raise", level, save_key, ret_key, origin)  level -1 when unknown
 #   ("restore", key, level, origin)              back to the IRQL saved in `key` (or level)
 #   ("acquire", lock_key, level, origin) / ("release", lock_key, origin)
-#   ("ret", key)                                 return of a saved-IRQL variable
+#   ("narrow", lo, hi)                           an assertion on KeGetCurrentIrql()
 Event = tuple[object, ...]
 
 _IRQL_WORDS = {
@@ -50,7 +55,13 @@ _IRQL_WORDS = {
     "SYNCH_LEVEL": 3,
     "DRS_LEVEL": 3,
 }
-_MENTIONS = (b"WdfExecutionLevelPassive",)
+# Words whose presence in a function changes what its registrations mean: a KMDF timer or
+# work item created with a passive execution level, an interrupt with PassiveHandling.
+_MENTIONS = (b"WdfExecutionLevelPassive", b"PassiveHandling")
+# Assertions that state the IRQL (`PAGED_CODE()` asserts IRQL <= APC_LEVEL in checked builds).
+_PAGED = frozenset({"PAGED_CODE", "PAGED_CODE_LOCKED"})
+_ASSERTS = frozenset({"ASSERT", "NT_ASSERT", "NT_ASSERTMSG", "NT_VERIFY", "ASSERTMSG",
+                      "PAGED_ASSERT", "WDFVERIFY", "NT_FRE_ASSERT"})
 _STORPORT_HEADERS = ("storport.h",)
 
 
@@ -86,7 +97,8 @@ class IrqlGraph:
     entry: int
     exit: int
     events: tuple[tuple[Event, ...], ...]
-    edges: tuple[tuple[int, int, int, int], ...]  # src, dst, IRQL lo, hi allowed on the edge
+    # src, dst, IRQL lo, hi allowed on the edge, condition text ("" if none), truth value
+    edges: tuple[tuple[int, int, int, int, str, bool], ...]
     params: tuple[str, ...]
 
 
@@ -108,6 +120,7 @@ class FunctionSummary:
     calls: tuple[int, ...]  # indices into FileSummary.calls
     graph: IrqlGraph | None
     mentions: frozenset[str]
+    irql_cap: int = 4  # PAGED_CODE(): the developer asserts IRQL <= APC_LEVEL on entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +200,11 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
         if _needs_graph(fir, own, knowledge):
             graph = build_graph(fir, f, own, knowledge)
         parent = fn_index.get(id(f.parent), -1) if f.parent is not None else -1
+        cap = 1 if any(fir.calls[c].callee in _PAGED for c in own) else 4
         functions.append(FunctionSummary(
             f.name, f.qualname, f.kind, f.class_name, f.is_static, f.start, f.name_start,
             line, col, parent, _anns(f.annotations), tuple(own), graph,
-            frozenset(mentions.get(i, ()))))
+            frozenset(mentions.get(i, ())), cap))
     refs = []
     for r in fir.refs:
         line, col = pos(r.offset)
@@ -243,7 +257,7 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
     path = fir.path
     events: list[tuple[Event, ...]] = []
     ids = {b.id: n for n, b in enumerate(cfg.blocks)}
-    edges: list[tuple[int, int, int, int]] = []
+    edges: list[tuple[int, int, int, int, str, bool]] = []
     for b in cfg.blocks:
         evs: list[Event] = []
         for el in b.elements:
@@ -258,16 +272,11 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                     ev = _call_event(ce, expr, target, knowledge, by_start, fir, path)
                     if ev is not None:
                         evs.append(ev)
-            if el.kind == "return" and expr is not None:
-                inner = expr.strip()
-                if inner.kind == "name":
-                    evs.append(("ret", inner.text))
-                elif inner.kind == "call":
-                    evs.append(("ret", "$call"))
         events.append(tuple(evs))
         for edge in b.succs:
             lo, hi = _narrowing(edge)
-            edges.append((ids[b.id], ids[edge.dst.id], lo, hi))
+            key = _condition_key(edge.cond) if edge.kind in ("true", "false") else ""
+            edges.append((ids[b.id], ids[edge.dst.id], lo, hi, key, edge.kind == "true"))
     params = tuple(p.name for p in fn.params)
     return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params)
 
@@ -283,6 +292,10 @@ def _call_event(
     args = c.args
     line, col = fir.position(c.children[0].start if c.children else c.start)
     eff = r.irql if r is not None else None
+    if name in _ASSERTS and args:
+        lo, hi = _irql_test(args[0].strip(), True)
+        if (lo, hi) != (0, 4):
+            return ("narrow", lo, hi)
     if eff is None:
         idx = by_start.get(c.start)
         if idx is None and c.children:
@@ -318,6 +331,20 @@ def _call_event(
     return None
 
 
+def _condition_key(cond: Expr | None) -> str:
+    """The text of a branch condition that can be matched with a later test of the same
+    condition (no calls in it, short); "" otherwise."""
+    if cond is None:
+        return ""
+    for e in cond.walk():
+        if e.kind == "call" and e.callee != "KeGetCurrentIrql":
+            return ""
+        if e.kind in ("assign", "postfix") or (e.kind == "unary" and e.op in ("++", "--")):
+            return ""
+    text = "".join(cond.strip().render().split())
+    return text if len(text) <= 120 else ""
+
+
 def _is_value_of(c: Expr, whole: Expr) -> bool:
     """Is the call `c` the value assigned by `whole` (or `whole` itself)?"""
     if whole is c:
@@ -341,7 +368,11 @@ def _narrowing(edge: Edge) -> tuple[int, int]:
     cond = edge.cond
     if edge.kind not in ("true", "false") or cond is None:
         return 0, 4
-    e = cond.strip()
+    return _irql_test(cond.strip(), edge.kind == "true")
+
+
+def _irql_test(e: Expr, holds: bool) -> tuple[int, int]:
+    """The IRQL range in which the test `e` has the truth value `holds`."""
     if e.kind != "binary" or e.op not in _FLIP or len(e.children) != 2:
         return 0, 4
     left, right = e.children[0].strip(), e.children[1].strip()
@@ -353,7 +384,7 @@ def _narrowing(edge: Edge) -> tuple[int, int]:
     k = irql_of_text(right.render())
     if k is None:
         return 0, 4
-    if edge.kind == "false":
+    if not holds:
         op = {"<": ">=", ">": "<=", "<=": ">", ">=": "<", "==": "!=", "!=": "=="}[op]
     if op == "==":
         return k, k
