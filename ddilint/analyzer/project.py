@@ -241,13 +241,10 @@ class Project:
         if all((r.role, r.major, r.why) != (src.role, src.major, src.why) for r in node.roles):
             node.roles.append(src)
 
-    # A role found from a registration that refines a declared one replaces it.
-    _REFINES = {"isr_passive": "isr", "wdf_passive_timer": "dpc"}
-
     def _refine_roles(self) -> None:
         for node in self.nodes:
             have = {r.role for r in node.roles}
-            drop = {generic for fine, generic in self._REFINES.items() if fine in have}
+            drop = {generic for fine, generic in _REFINES.items() if fine in have}
             if drop:
                 node.roles = [r for r in node.roles if r.role not in drop]
 
@@ -282,7 +279,7 @@ class Project:
                 self._add_role(n, RoleSource("driver_entry", "the driver's entry point",
                                              loc))
         self._refine_roles()
-        for n, node in enumerate(self.nodes):
+        for node in self.nodes:
             f = node.summary
             cfg = self.config_roles.get(f.qualname) or self.config_roles.get(f.name)
             if cfg and cfg in self.knowledge.roles:
@@ -902,6 +899,10 @@ class Project:
         node = self.nodes[caller]
         call = self.files[node.file].calls[ci]
         return Location(node.path, call.line, call.column)
+
+
+# A role found from a registration that refines a declared one replaces it.
+_REFINES = {"isr_passive": "isr", "wdf_passive_timer": "dpc"}
 
 
 def _dispatch_type(anns: Iterable[tuple[str, tuple[str, ...]]]) -> str:
