@@ -97,6 +97,11 @@ def _near(a: str, b: str) -> tuple[bool, int]:
     return n in (la, lb) or (la == lb and n == la - 1), n
 
 
+def _inside(a: str, b: str) -> bool:
+    """Is one of two folders the other or inside it?"""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
 def _nearest(candidates: Sequence[int], nodes: Sequence[_Node], path: str) -> list[int]:
     """The candidates defined nearest to `path`: the same file, else the near folders
     sharing the most folder names with it."""
@@ -153,6 +158,7 @@ class Project:
     # -- names and the call graph -------------------------------------------------------
     def _index_names(self) -> None:
         self._resolved: dict[tuple[str, int, str, bool], list[int]] = {}
+        self._storport_dirs: dict[str, bool] = {}
         self.by_name: dict[str, list[int]] = {}
         self.static_by_file: dict[tuple[int, str], list[int]] = {}
         self.methods: dict[tuple[str, str], list[int]] = {}
@@ -870,6 +876,37 @@ class Project:
                     seen.add(c)
                     work.append(c)
         return out
+
+    def entry_story(self, entry: int, n: int) -> tuple[str, tuple[TraceStep, ...]]:
+        """One line and trace steps for the way from entry function `entry` down to `n`."""
+        node = self.nodes[entry]
+        f = node.summary
+        src = node.roles[0] if node.roles else None
+        label = self.knowledge.roles[src.role].label if src is not None else "an entry"
+        here = Location(node.path, f.line, f.column)
+        first = f"{f.qualname} is {label}" + (f" ({src.why})" if src is not None else "")
+        steps = [TraceStep(src.location if src is not None and src.location else here, first)]
+        parts = [first]
+        for callee, ci in self.path_from(entry, n):
+            target = self.nodes[callee].summary
+            caller = next((c for c, k in self.nodes[callee].callers if k == ci), None)
+            if caller is None or ci < 0:
+                parts.append(target.qualname)
+                continue
+            loc = self.call_location(caller, ci)
+            steps.append(TraceStep(loc, f"calls {target.qualname}"))
+            parts.append(f"{target.qualname} ({_short(loc.path)}:{loc.line})")
+        return " -> ".join(parts), tuple(steps)
+
+    def is_storport(self, path: str) -> bool:
+        """Is the file part of a StorPort miniport: it, or a file of its driver (a near
+        folder), includes storport.h or calls StorPortInitialize?"""
+        d = _dir(path)
+        hit = self._storport_dirs.get(d)
+        if hit is None:
+            hit = any(s.storport and _inside(d, _dir(s.path)) for s in self.files)
+            self._storport_dirs[d] = hit
+        return hit
 
     def path_from(self, entry: int, n: int) -> list[tuple[int, int]]:
         """A call chain from `entry` down to `n`: (callee node, call index) pairs."""

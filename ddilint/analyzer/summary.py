@@ -187,8 +187,10 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
             by_fn.setdefault(fi, []).append(i)
     mentions: dict[int, set[str]] = {}
     data = fir.source.data
+    code = _without_comments(data) if any(w in data for w in _MENTIONS) or (
+        b"DO_POWER_PAGABLE" in data) else b""
     for word in _MENTIONS:
-        for m in re.finditer(re.escape(word), data):
+        for m in re.finditer(re.escape(word), code):
             for i, f in enumerate(fir.functions):
                 if f.start <= m.start() < f.end:
                     mentions.setdefault(i, set()).add(word.decode())
@@ -218,7 +220,15 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     storport = any(inc.lower().rsplit("/", 1)[-1] in _STORPORT_HEADERS for inc in fir.includes)
     storport = storport or any(c.callee == "StorPortInitialize" for c in fir.calls)
     return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
-                       prototypes, storport, b"DO_POWER_PAGABLE" in data)
+                       prototypes, storport, b"DO_POWER_PAGABLE" in code)
+
+
+_COMMENT = re.compile(rb"//[^\n]*|/\*.*?\*/", re.S)
+
+
+def _without_comments(data: bytes) -> bytes:
+    """The text with comments blanked (offsets kept), for word searches."""
+    return _COMMENT.sub(lambda m: re.sub(rb"[^\n]", b" ", m.group(0)), data)
 
 
 def _needs_graph(fir: FileIR, own: list[int], knowledge: Knowledge) -> bool:

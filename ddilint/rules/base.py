@@ -202,6 +202,28 @@ class FileContext:
             return UNKNOWN_CONTEXT
         return model.function_context(n)
 
+    def reached_from(
+        self, fn: Function | None, role: str, major: str = ""
+    ) -> tuple[str, tuple[TraceStep, ...]] | None:
+        """When an entry function with `role` (a role name or its prefix, e.g. "dispatch";
+        `major` the IRP_MJ_ code it was registered for) reaches `fn` through calls: one
+        line and the trace steps of the nearest such way. None otherwise."""
+        if fn is None:
+            return None
+        model = self.model
+        n = model.node_for(self.file.path, fn.start)
+        if n is None:
+            return None
+        entries = model.reachable_from_role(n, role, major)
+        if not entries:
+            return None
+        return model.entry_story(entries[0], n)
+
+    def is_storport_miniport(self) -> bool:
+        """Does the file belong to a StorPort miniport (it or a file of its driver includes
+        storport.h or calls StorPortInitialize)?"""
+        return self.model.is_storport(self.file.path)
+
     def call_context(self, call: CallSite) -> ExecutionContext:
         """How one call runs: the IRQL range at the call (the entry range of its function
         changed by raises, locks and `KeGetCurrentIrql()` checks on the way), the system

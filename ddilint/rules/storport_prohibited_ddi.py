@@ -1,0 +1,63 @@
+"""DDI602 storport-prohibited-ddi: a StorPort miniport calls a routine that the
+HwStorPortProhibitedDDIs compliance rule lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ddilint.findings import Finding, Severity
+from ddilint.hookspecs import hookimpl
+from ddilint.rules.base import FileContext, Rule
+
+COMPLIANCE_RULE = "HwStorPortProhibitedDDIs"
+
+
+class StorportProhibitedDdi(Rule):
+    code = "DDI602"
+    name = "storport-prohibited-ddi"
+    severity = Severity.ERROR
+    summary = "A StorPort miniport calls a routine the HwStorPortProhibitedDDIs compliance " \
+              "rule lists."
+    routine = "ZwOpenProcessTokenEx"
+    doc_section = "Requirements: DDI compliance rules"
+    requirement = (
+        "The routine's page lists the HwStorPortProhibitedDDIs DDI compliance rule: a StorPort "
+        "miniport must not call it."
+    )
+    explanation = (
+        "A StorPort miniport runs inside the port driver's model: StorPort owns the IRPs,\n"
+        "the DPCs, the timers and the memory, and the miniport talks to the system through\n"
+        "StorPort* routines only. Static Driver Verifier's HwStorPortProhibitedDDIs rule\n"
+        "lists the kernel routines a miniport must not call. A file belongs to a miniport\n"
+        "when it (or a file of the same driver) includes storport.h or calls\n"
+        "StorPortInitialize."
+    )
+    bad_example = "PVOID p = ExAllocatePoolWithTag(NonPagedPoolNx, size, 'pmaS');"
+    good_example = "StorPortAllocatePool(DeviceExtension, size, 'pmaS', &p);"
+    fix_text = "Use the StorPort routine for the job (StorPortAllocatePool, StorPortIssueDpc, " \
+               "StorPortInitializeTimer, ...)."
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        if ctx.mode != "kernel":
+            return
+        storport: bool | None = None
+        for call, routine in ctx.calls():
+            if COMPLIANCE_RULE not in routine.compliance or ctx.defines_function(call.callee):
+                continue
+            if storport is None:
+                storport = ctx.is_storport_miniport()
+            if not storport:
+                return
+            where = f" (through macro {call.via})" if call.via else ""
+            yield ctx.finding(
+                self,
+                call.name_start,
+                f"{call.callee}{where} is listed by the {COMPLIANCE_RULE} compliance rule: a "
+                "StorPort miniport must not call it",
+                anchor=f"{call.function.qualname if call.function else ''}:{call.callee}",
+            )
+
+
+@hookimpl
+def ddilint_rules() -> Sequence[Rule]:
+    return [StorportProhibitedDdi()]
