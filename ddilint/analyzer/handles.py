@@ -39,7 +39,7 @@ NONE, OPEN, FAILED, RELEASED, ESCAPED = "none", "open", "failed", "released", "e
 
 # A site whose state grows past this many worlds at one point is given up (silently):
 # precision first, a guess would be worse than nothing.
-MAX_WORLDS = 96
+MAX_WORLDS = 256
 # Nodes the path search behind a leak's trace may visit.
 MAX_TRACE_NODES = 4000
 
@@ -470,6 +470,7 @@ class _SiteAnalysis:
         self.sink: list[tuple[str, int, str, int, str]] | None = None
         self.lost: list[tuple[int, World]] = []
         self.current = -1  # start of the element being replayed (for "lost" leaks)
+        self.learning = True  # record what branches tell about untracked variables
         self.solution: Solution[State] | None = None
 
     # -- lattice ------------------------------------------------------------------------
@@ -513,7 +514,7 @@ class _SiteAnalysis:
             t = self.ev.truth(edge.cond, w)
             if t is not None and t != (edge.kind == "true"):
                 return None
-            if t is None:
+            if t is None and self.learning:
                 w = self.learn(edge.cond, edge.kind == "true", w)
         elif edge.kind == "case" and edge.cond is not None and edge.case is not None:
             a = self.ev.value(edge.cond, w)
@@ -816,7 +817,10 @@ class _FileAnalysis:
         if key in self.summaries:
             return self.summaries[key]
         if key in self.in_progress:
-            return "escape"
+            # Recursion (a registry tree copy calling itself): assume the inner call only
+            # uses the handle; a body that also releases or stores it still comes out as
+            # "release"/"escape" from its other paths, or mixed, which is "escape".
+            return "borrow"
         self.in_progress.add(key)
         results: set[str] = set()
         for fn in self.defined.get(name, []):
@@ -888,12 +892,16 @@ class _FileAnalysis:
                  ) -> tuple[frozenset[World], _SiteAnalysis, CFG] | None:
         """Solve one site; None when the analysis gave up. Returns the exit worlds."""
         shape = self.shape(fn)
-        an = _SiteAnalysis(self, fn, site, shape.interesting, shape.locals,
-                           shape.lambda_names)
         cfg = fn.cfg
-        sol = solve(cfg, an, exceptional=False)
-        if not sol.complete or an.overflow:
-            return None
+        for learning in (True, False):
+            an = _SiteAnalysis(self, fn, site, shape.interesting, shape.locals,
+                               shape.lambda_names)
+            an.learning = learning
+            sol = solve(cfg, an, exceptional=False)
+            if sol.complete and not an.overflow:
+                break
+        else:
+            return None  # too many distinct paths even without learning: say nothing
         if collect:
             an.sink = []
             for block in cfg.reachable(exceptional=False):
@@ -961,7 +969,7 @@ class _FileAnalysis:
 
     def misread(self, fn: Function) -> bool:
         """True when the parser could not read part of the function: its paths are guesses."""
-        return any(s < fn.end and e > fn.start for s, e in self.fir.error_spans)
+        return any(s < fn.end and e > fn.body_start for s, e in self.fir.error_spans)
 
     def site_of(self, fn: Function, c: CallSite, r: Routine) -> Site | None:
         idx = r.handle_out_param
