@@ -1,0 +1,146 @@
+"""The handle-state analysis behind DDI201/202/203: summaries, traces, cost, and the
+routines whose handle facts need more than a parameter index."""
+
+from __future__ import annotations
+
+from ddilint.analyzer.handles import _FileAnalysis, handle_facts
+from ddilint.findings import Finding
+from ddilint.knowledge import load_knowledge
+from ddilint.rules.base import Rule
+from tests.conftest import analyze_text, parse_text
+
+
+def codes(text: str, rules: list[Rule], path: str = "t.c") -> list[tuple[int, str]]:
+    return [(f.location.line, f.code) for f in analyze_text(text, rules, path)
+            if f.code.startswith("DDI2")]
+
+
+def leak(text: str, rules: list[Rule]) -> Finding:
+    found = [f for f in analyze_text(text, rules) if f.code == "DDI201"]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_helper_summaries() -> None:
+    fir = parse_text("""
+VOID CloseIt(HANDLE h) { if (h != NULL) { ZwClose(h); } }
+VOID Query(HANDLE h) { ZwFlushKey(h); }
+VOID Keep(PCTX c, HANDLE h) { c->Key = h; }
+VOID Sometimes(HANDLE h, BOOLEAN b) { if (b) ZwClose(h); }
+VOID Walk(HANDLE h, ULONG depth) { if (depth) Walk(h, depth - 1); ZwFlushKey(h); }
+""")
+    fa = _FileAnalysis(fir, load_knowledge(), "kernel")
+    assert fa.summary("CloseIt", 0) == "release"
+    assert fa.summary("Query", 0) == "borrow"
+    assert fa.summary("Keep", 1) == "escape"
+    assert fa.summary("Sometimes", 0) == "escape"
+    assert fa.summary("Walk", 0) == "borrow"
+
+
+def test_leak_names_the_exit_and_has_a_trace(builtin_rules: list[Rule]) -> None:
+    f = leak("""NTSTATUS F(POBJECT_ATTRIBUTES oa, PVOID buf)
+{
+    HANDLE key;
+    NTSTATUS status = ZwOpenKey(&key, KEY_READ, oa);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    status = ZwQueryKey(key, KeyBasicInformation, buf, 64, NULL);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    ZwClose(key);
+    return status;
+}
+""", builtin_rules)
+    assert f.location.line == 4
+    assert "line 10" in f.message and "ZwClose" in f.message
+    lines = [(s.location.line, s.message) for s in f.trace]
+    assert lines[0][0] == 4 and "ZwOpenKey" in lines[0][1]
+    assert (9, "`NT_SUCCESS(status)` is false") in lines
+    assert lines[-1][0] == 10
+
+
+def test_only_functions_with_handle_calls_get_a_cfg() -> None:
+    fir = parse_text("""
+VOID Plain(int x) { if (x) Foo(); else Bar(); }
+VOID Opens(POBJECT_ATTRIBUTES oa)
+{
+    HANDLE h;
+    if (NT_SUCCESS(ZwOpenKey(&h, KEY_READ, oa))) ZwClose(h);
+}
+""")
+    facts = handle_facts(fir, load_knowledge(), "kernel")
+    assert facts.functions == 1 and facts.sites == 1 and not facts.leaks
+    plain = next(f for f in fir.functions if f.name == "Plain")
+    assert plain._cfg is None
+
+
+def test_duplicate_into_another_process_is_not_ours(builtin_rules: list[Rule]) -> None:
+    src = """VOID F(HANDLE source, HANDLE target)
+{
+    HANDLE copy;
+    if (NT_SUCCESS(ZwDuplicateObject(NtCurrentProcess(), source, %s, &copy, 0, 0, 0))) {
+        Use();
+    }
+}
+"""
+    assert codes(src % "target", builtin_rules) == []
+    assert codes(src % "NtCurrentProcess()", builtin_rules) == [(4, "DDI201")]
+
+
+def test_duplicate_close_source_releases_the_source(builtin_rules: list[Rule]) -> None:
+    src = """VOID F(POBJECT_ATTRIBUTES oa, PHANDLE out)
+{
+    HANDLE key;
+    if (NT_SUCCESS(ZwOpenKey(&key, KEY_READ, oa))) {
+        ZwDuplicateObject(NtCurrentProcess(), key, NtCurrentProcess(), out, 0, 0, %s);
+        ZwClose(key);
+    }
+}
+"""
+    assert codes(src % "DUPLICATE_SAME_ACCESS", builtin_rules) == []
+    assert codes(src % "DUPLICATE_CLOSE_SOURCE", builtin_rules) == [(6, "DDI202")]
+
+
+def test_pointer_result_opens(builtin_rules: list[Rule]) -> None:
+    src = """VOID F(PUNICODE_STRING name)
+{
+    HANDLE h;
+    PKEVENT event = IoCreateNotificationEvent(name, &h);
+    if (event == NULL) {
+        return;
+    }
+    KeSetEvent(event, 0, FALSE);
+    %s
+}
+"""
+    assert codes(src % "ZwClose(h);", builtin_rules) == []
+    assert codes(src % "", builtin_rules) == [(4, "DDI201")]
+
+
+def test_filter_manager_and_user_mode_releases(builtin_rules: list[Rule]) -> None:
+    flt = """#include <fltKernel.h>
+VOID F(PFLT_FILTER filter, PFLT_INSTANCE inst, POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK io)
+{
+    HANDLE file;
+    if (NT_SUCCESS(FltCreateFile(filter, inst, &file, GENERIC_READ, oa, io, NULL, 0, 0,
+                                 FILE_OPEN, 0, NULL, 0, 0))) {
+        %s
+    }
+}
+"""
+    assert codes(flt % "FltClose(file);", builtin_rules) == []
+    assert codes(flt % "", builtin_rules) == [(5, "DDI201")]
+    user = """#include <windows.h>
+#include <winternl.h>
+VOID F(POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK io)
+{
+    HANDLE file;
+    if (NT_SUCCESS(NtOpenFile(&file, GENERIC_READ, oa, io, 0, 0))) {
+        CloseHandle(file);
+        CloseHandle(file);
+    }
+}
+"""
+    assert codes(user, builtin_rules) == [(8, "DDI202")]
