@@ -248,3 +248,49 @@ def test_fix_never_corrupts_a_file_property(tmp_path: Path) -> None:
 
     check()
     assert outcomes["written"] > 5 and outcomes["left"] > 5, outcomes  # both paths tried
+
+
+DDI101_DRIVER = """#include <ntddk.h>
+
+_Dispatch_type_(IRP_MJ_DEVICE_CONTROL)
+DRIVER_DISPATCH OnIoctl;
+
+NTSTATUS OnIoctl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    HANDLE token = NULL, key = NULL;
+    OBJECT_ATTRIBUTES oa;
+    UNICODE_STRING name = RTL_CONSTANT_STRING(L"\\\\Registry\\\\Machine\\\\Software");
+    NTSTATUS status;
+
+    UNREFERENCED_PARAMETER(DeviceObject);
+    status = ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, 0, &token);
+    if (NT_SUCCESS(status)) {
+        ZwClose(token);
+    }
+    InitializeObjectAttributes(&oa, &name, OBJ_CASE_INSENSITIVE, NULL, NULL);
+    status = ZwOpenKey(&key, KEY_READ, &oa);
+    if (NT_SUCCESS(status)) {
+        ZwClose(key);
+    }
+    Irp->IoStatus.Status = status;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return status;
+}
+"""
+
+
+def test_missing_kernel_handle_fixes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """DDI101's fixes through --fix: `0` becomes OBJ_KERNEL_HANDLE, `X` becomes
+    `X | OBJ_KERNEL_HANDLE`; afterwards DDI101 is gone and a second --fix changes nothing."""
+    f = tmp_path / "ioctl.c"
+    f.write_text(DDI101_DRIVER, encoding="utf-8")
+    assert main(["check", "--select", "DDI101", str(f)]) == 1
+    assert capsys.readouterr().out.count("DDI101") == 2
+    assert main(["check", "--fix", "--select", "DDI101", str(f)]) == 0
+    assert f.read_text(encoding="utf-8") == DDI101_DRIVER.replace(
+        "TOKEN_QUERY, 0, &token", "TOKEN_QUERY, OBJ_KERNEL_HANDLE, &token").replace(
+        "OBJ_CASE_INSENSITIVE, NULL", "OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL")
+    assert "fixed 2 finding(s) in 1 file(s)" in capsys.readouterr().err
+    fixed = f.read_bytes()
+    assert main(["check", "--fix", str(f)]) == 0
+    assert f.read_bytes() == fixed
