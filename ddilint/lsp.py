@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,11 @@ class LineIndex:
         start = self.starts[line0]
         end = self.starts[line0 + 1] if line0 + 1 < len(self.starts) else len(self.data)
         return self.data[start:end]
+
+    def line(self, line: int) -> str:
+        """The text of a 1-based line without its line ending."""
+        line0 = max(0, min(line - 1, len(self.starts) - 1))
+        return self._line_bytes(line0).decode("utf-8", errors="replace").rstrip("\r\n")
 
     def _units(self, prefix: str) -> int:
         if self.encoding == "utf-8":
@@ -161,6 +167,7 @@ class DocState:
 
     findings: list[Finding] = field(default_factory=list)
     index: LineIndex | None = None
+    version: int | None = None  # of the text the findings were computed on
     pending: asyncio.Task[None] | None = None
 
 
@@ -340,6 +347,7 @@ class DdilintServer(LanguageServer):
             return  # a newer edit will publish
         diagnostics = self.diagnostics(uri, text, findings)
         self.docs[uri].findings = list(findings)
+        self.docs[uri].version = version
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
             uri=uri, diagnostics=diagnostics, version=version))
 
@@ -351,6 +359,9 @@ class DdilintServer(LanguageServer):
 
     # -- code actions -------------------------------------------------------------------------
     def code_actions(self, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        """Quick fixes for the findings in the range: each fix a finding carries, and a
+        suppression comment for the line. Edits are for the version the diagnostics were
+        computed on (a client that supports versioned edits rejects them if stale)."""
         uri = params.text_document.uri
         state = self.docs.get(uri)
         if state is None or state.index is None:
@@ -358,14 +369,13 @@ class DdilintServer(LanguageServer):
         index = state.index
         wanted = {(d.range.start.line, d.code) for d in params.context.diagnostics}
         out: list[lsp.CodeAction] = []
+        suppress: list[lsp.CodeAction] = []
         diags = self.diagnostics(uri, index.text, state.findings)
         for f, diag in zip(state.findings, diags, strict=True):
-            if not f.fixes:
-                continue
             r = diag.range
             inside = (r.start.line <= params.range.end.line
                       and params.range.start.line <= r.end.line)
-            if not inside and (r.start.line, f.code) not in wanted:
+            if f.is_notice or (not inside and (r.start.line, f.code) not in wanted):
                 continue
             for fix in f.fixes:
                 edits = [lsp.TextEdit(range=lsp.Range(start=index.from_offset(e.start),
@@ -376,9 +386,53 @@ class DdilintServer(LanguageServer):
                     kind=lsp.CodeActionKind.QuickFix,
                     diagnostics=[diag],
                     is_preferred=True,
-                    edit=lsp.WorkspaceEdit(changes={uri: edits}),
+                    edit=self._edit(uri, state.version, edits),
                 ))
-        return out
+            edit = suppression_edit(index, f.location.line, f.code)
+            if edit is not None:
+                suppress.append(lsp.CodeAction(
+                    title=f"Suppress {f.code} on this line (// ddilint: ignore[{f.code}])",
+                    kind=lsp.CodeActionKind.QuickFix,
+                    diagnostics=[diag],
+                    edit=self._edit(uri, state.version, [edit]),
+                ))
+        return out + suppress
+
+    def _edit(self, uri: str, version: int | None,
+              edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
+        try:
+            caps = self.client_capabilities.workspace
+            versioned = bool(caps and caps.workspace_edit and
+                             caps.workspace_edit.document_changes)
+        except Exception:  # before initialization
+            versioned = False
+        if versioned:
+            return lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(
+                text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri,
+                                                                          version=version),
+                edits=list(edits))])
+        return lsp.WorkspaceEdit(changes={uri: list(edits)})
+
+
+def suppression_edit(index: LineIndex, line: int, code: str) -> lsp.TextEdit | None:
+    """The edit that silences `code` on a 1-based line: the code added to the line's
+    `ddilint: ignore[...]` comment, or a new `// ddilint: ignore[CODE]` at the line's end.
+    None on a line that continues a macro (a comment there would end it)."""
+    text = index.line(line)
+    if text.rstrip().endswith("\\"):
+        return None
+    m = re.search(r"ddilint:\s*ignore\[([^\]\n]*)\]", text)
+    if m is not None:
+        if code in [c.strip() for c in m.group(1).split(",")]:
+            return None
+        at = index.from_column(line, m.end(1) + 1)
+        sep = ", " if m.group(1).strip() else ""
+        return lsp.TextEdit(range=lsp.Range(start=at, end=at), new_text=f"{sep}{code}")
+    body = text.rstrip()
+    at = index.from_column(line, len(body) + 1)
+    end = index.from_column(line, len(text) + 1)
+    return lsp.TextEdit(range=lsp.Range(start=at, end=end),
+                        new_text=f"  // ddilint: ignore[{code}]")
 
 
 def _is_source(uri: str) -> bool:

@@ -98,6 +98,7 @@ class LspClient:
         result = self.request("initialize", {
             "processId": None, "rootUri": root.as_uri(),
             "capabilities": {"general": {"positionEncodings": list(encodings)},
+                             "workspace": {"workspaceEdit": {"documentChanges": True}},
                              "textDocument": {
                 "publishDiagnostics": {"relatedInformation": True, "versionSupport": True,
                                        "codeDescriptionSupport": True},

@@ -59,10 +59,16 @@ def test_open_edit_save_and_quick_fix(client: LspClient, tmp_path: Path) -> None
     actions = client.request("textDocument/codeAction", {
         "textDocument": {"uri": uri}, "range": d["range"],
         "context": {"diagnostics": [d]}})
-    assert [a["title"] for a in actions] == ["Call ZwClose (DDI401)"]
+    assert [a["title"] for a in actions] == [
+        "Call ZwClose (DDI401)", "Suppress DDI401 on this line (// ddilint: ignore[DDI401])"]
     assert actions[0]["kind"] == "quickfix"
-    [edit] = actions[0]["edit"]["changes"][uri]
-    assert edit == {"range": d["range"], "newText": "ZwClose"}
+    [change] = actions[0]["edit"]["documentChanges"]
+    assert change["textDocument"] == {"uri": uri, "version": 1}  # stale edits are refused
+    assert change["edits"] == [{"range": d["range"], "newText": "ZwClose"}]
+    [suppress] = actions[1]["edit"]["documentChanges"][0]["edits"]
+    assert suppress == {"range": {"start": {"line": 4, "character": 23},
+                                  "end": {"line": 4, "character": 23}},
+                        "newText": "  // ddilint: ignore[DDI401]"}
 
     # two quick edits: one analysis (debounced) on the latest version
     _change(client, uri, 2, [{"range": {"start": {"line": 4, "character": 12},
@@ -160,3 +166,16 @@ def test_whole_program_context_and_related_information(client: LspClient,
     client.diagnostics(dpc_uri, 2)
     _change(client, uri, 2, [{"text": HELPER + "\n"}])
     assert client.diagnostics(uri, 2)["diagnostics"] == []
+
+
+def test_suppression_edit_forms() -> None:
+    from ddilint.lsp import suppression_edit
+
+    idx = LineIndex("NtClose(h);  // ddilint: ignore[DDI101]\n#define X NtClose(h) \\\n"
+                    "NtClose(h);\n")
+    e = suppression_edit(idx, 1, "DDI401")
+    assert e is not None and e.new_text == ", DDI401" and e.range.start.character == 38
+    assert suppression_edit(idx, 1, "DDI101") is None  # already there
+    assert suppression_edit(idx, 2, "DDI401") is None  # a macro continues on the next line
+    e = suppression_edit(idx, 3, "DDI401")
+    assert e is not None and e.new_text == "  // ddilint: ignore[DDI401]"
