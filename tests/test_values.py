@@ -200,3 +200,22 @@ def test_lost_statuses_and_truth_tests() -> None:
     # ZwClose has no outputs: its status may be dropped.
     close = knowledge.get("ZwClose")
     assert close is not None and not outputs_valid_on_success(close)
+
+
+def test_mode_from_what_the_file_calls_when_headers_say_nothing() -> None:
+    from ddilint.analyzer.mode import detect_mode
+
+    project_only = ['"myfs.h"']
+    # A test program: Win32 routines that kernel code cannot call.
+    assert detect_mode(project_only, called=["CreateFileW", "NtCreateFile"]) == "user"
+    assert detect_mode(project_only, defined=["wmain"]) == "user"
+    # Kernel routines win, and a helper the file defines itself is no evidence.
+    assert detect_mode(project_only, called=["CloseHandle", "KeWaitForSingleObject"]) == (
+        "kernel")
+    assert detect_mode(project_only, defined=["Sleep"], called=["Sleep"]) == "kernel"
+    assert detect_mode(project_only, called=["ZwOpenKey"]) == "kernel"
+    # Built for both modes (`#if` on the mode): mixed evidence keeps the default.
+    assert detect_mode(project_only, called=["CloseHandle", "ZwClose"]) == "kernel"
+    # Headers still decide first.
+    assert detect_mode(["ntddk.h"], called=["CreateFileW"]) == "kernel"
+    assert detect_mode(["strsafe.h"]) == "user"

@@ -270,7 +270,9 @@ def run_rules(
 ) -> Iterator[Finding]:
     """Run each rule on a parsed file; a failing rule becomes a DDI906 notice."""
     mode = detect_mode(fir.includes,
-                       options.mode_override or options.file_modes.get(fir.path))
+                       options.mode_override or options.file_modes.get(fir.path),
+                       defined=(f.name for f in fir.functions if f.kind != "lambda"),
+                       called=(c.callee for c in fir.calls if not c.indirect))
     ctx = FileContext(fir, knowledge, mode, options.extra, project)
     for rule in rules:
         if deadline is not None:

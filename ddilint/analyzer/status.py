@@ -31,14 +31,22 @@ StatusRoutine = Callable[[Expr], Routine | None]
 _BOOL_NAMES = {"TRUE": 1, "FALSE": 0, "true": 1, "false": 0}
 
 
+# An I/O status block is a second status, not a result the caller goes on with.
+_STATUS_OUTPUTS = frozenset({"IoStatusBlock"})
+
+
+def status_outputs(routine: Routine) -> list[str]:
+    """The results a routine writes through [out] parameters (its handle out-parameter and
+    other [out] parameters; an I/O status block is a status, not a result)."""
+    return [name for i, (name, direction) in enumerate(routine.params)
+            if (direction == "out" or i == routine.handle_out_param)
+            and name not in _STATUS_OUTPUTS]
+
+
 def outputs_valid_on_success(routine: Routine) -> bool:
     """A routine that returns NTSTATUS and writes a handle or other result through an
     [out] parameter (knowledge table: `returns_status`, `handle_out_param`, directions)."""
-    if routine.returns_status is not True:
-        return False
-    if routine.handle_out_param is not None:
-        return True
-    return any(direction == "out" for _name, direction in routine.params)
+    return routine.returns_status is True and bool(status_outputs(routine))
 
 
 def callee_start(call: Expr) -> int:

@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from ddilint.analyzer.ir import Expr, Function
-from ddilint.analyzer.status import callee_start, lost_statuses, outputs_valid_on_success
+from ddilint.analyzer.status import (
+    callee_start,
+    lost_statuses,
+    outputs_valid_on_success,
+    status_outputs,
+)
 from ddilint.analyzer.values import file_values
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
@@ -63,8 +68,7 @@ class UncheckedStatus(Rule):
                     continue
                 seen.add((at, loss.how))
                 name = loss.routine.name
-                outs = [p for i, (p, d) in enumerate(loss.routine.params)
-                        if d == "out" or i == loss.routine.handle_out_param]
+                outs = status_outputs(loss.routine)
                 what = f"its outputs ({', '.join(outs)}) are valid only on success"
                 if loss.how == "statement":
                     how = "the call is a statement of its own"
