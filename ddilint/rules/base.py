@@ -50,7 +50,10 @@ def _section_title(section: str) -> tuple[str, str]:
 
 
 def cite_fact(
-    knowledge: Knowledge | None, routine: str, facts: Iterable[str], fallback_section: str = ""
+    knowledge: Knowledge | None,
+    routine: str | Routine,
+    facts: Iterable[str],
+    fallback_section: str = "",
 ) -> Citation:
     """The page and section that state the first of `facts` the routine has.
 
@@ -59,7 +62,11 @@ def cite_fact(
     page's URL with the section's anchor. Without a source for any of `facts`,
     `fallback_section` (a rule's `doc_section`) is used; without a page, the DDI index.
     """
-    r = knowledge.get(routine) if knowledge is not None and routine else None
+    if isinstance(routine, Routine):  # an entry not in the shared table (a project one)
+        r: Routine | None = routine
+        routine = routine.name
+    else:
+        r = knowledge.get(routine) if knowledge is not None and routine else None
     section, anchor = "", ""
     if r is not None:
         for fact in facts:
@@ -107,7 +114,7 @@ class Rule:
     def citation(
         self,
         knowledge: Knowledge | None = None,
-        routine: str | None = None,
+        routine: str | Routine | None = None,
         fact: str | None = None,
     ) -> Citation:
         """Where the requirement is documented: for `routine` (the routine a finding is
@@ -182,6 +189,7 @@ class FileContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     project: Project | None = None
     _call_index: dict[int, int] | None = field(default=None, init=False, repr=False)
+    _project_routines: dict[int, Routine] | None = field(default=None, init=False, repr=False)
 
     @property
     def model(self) -> Project:
@@ -262,14 +270,15 @@ class FileContext:
         trace: Iterable[TraceStep] = (),
         fixes: Iterable[Fix] = (),
         anchor: str = "",
-        routine: str | None = None,
+        routine: str | Routine | None = None,
         fact: str | None = None,
     ) -> Finding:
         """A finding of `rule` whose primary location is the byte offset `offset`.
 
-        `routine`: the documented routine the finding is about (the callee); the finding
-        then cites that routine's page and section (`Finding.citation`), for `fact` when
-        given (see `Rule.citation`).
+        `routine`: the routine the finding is about (the callee: a name, or the `Routine`
+        that `calls()`/`routine_of()` gave, which may be a project entry); the finding then
+        cites that routine's page and section (`Finding.citation`), for `fact` when given
+        (see `Rule.citation`).
         """
         citation = rule.citation(self.knowledge, routine, fact) if routine else None
         return Finding(
@@ -284,11 +293,28 @@ class FileContext:
             citation=citation,
         )
 
+    def routine_of(self, call: CallSite) -> Routine | None:
+        """The facts that apply to a call: the entry made from the IRQL annotation of the
+        project function it reaches (`Routine.project`, see `project_knowledge`), else the
+        documented routine of that name, else None."""
+        if self._project_routines is None:
+            from ddilint.analyzer.project_knowledge import project_routines
+
+            self._project_routines = project_routines(self.model, self.file.path)
+        if self._project_routines:
+            if self._call_index is None:
+                self._call_index = {id(c): i for i, c in enumerate(self.file.calls)}
+            i = self._call_index.get(id(call))
+            own = self._project_routines.get(i) if i is not None else None
+            if own is not None:
+                return own
+        return self.knowledge.routines.get(call.callee)
+
     def calls(self) -> Iterator[tuple[CallSite, Routine]]:
-        """Every call of a routine the knowledge table knows, with its facts."""
-        get = self.knowledge.routines.get
+        """Every call of a routine the knowledge table knows (documented, or a project
+        function with an IRQL annotation), with its facts."""
         for call in self.file.calls:
-            r = get(call.callee)
+            r = self.routine_of(call)
             if r is not None:
                 yield call, r
 

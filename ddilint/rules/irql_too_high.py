@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from ddilint.analyzer.context import irql_name
+from ddilint.analyzer.requirements import documented_max_irql
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
 from ddilint.knowledge import irql_rank
@@ -18,6 +19,7 @@ class IrqlTooHigh(Rule):
     summary = "The call can run above the routine's documented maximum IRQL."
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Requirements: IRQL"
+    facts = ("max_irql",)
     requirement = "ZwOpenProcessTokenEx is called at IRQL = PASSIVE_LEVEL (the page's IRQL "
     "requirement); every routine's page states the highest IRQL it may be called at."
     explanation = (
@@ -50,22 +52,33 @@ class IrqlTooHigh(Rule):
         if ctx.mode != "kernel":
             return
         for call, routine in ctx.calls():
-            limit = irql_rank(routine.max_irql)
-            if limit is None or call.function is None:
+            if call.function is None:
                 continue
-            if ctx.defines_function(call.callee):
+            if not routine.project and ctx.defines_function(call.callee):
+                continue
+            bound = documented_max_irql(call, routine)
+            limit = irql_rank(bound.level) if bound is not None else None
+            if bound is None or limit is None:
                 continue
             cc = ctx.call_context(call)
             if cc.irql_max <= limit:
                 continue
             where = f" (through macro {call.via})" if call.via else ""
+            if routine.project:
+                rule_text = f"is annotated {routine.irql_text} ({routine.page})"
+            else:
+                rule_text = f"may be called at IRQL <= {irql_name(limit)}"
+                if bound.why:
+                    rule_text += f" when {bound.why}"
             yield ctx.finding(
                 self,
                 call.name_start,
-                f"{call.callee}{where} may be called at IRQL <= {irql_name(limit)} but can run "
-                f"at {cc.irql_max_name} here; {cc.reason}",
+                f"{call.callee}{where} {rule_text} but can run at {cc.irql_max_name} here; "
+                f"{cc.reason}",
                 trace=cc.trace,
                 anchor=f"{call.function.qualname}:{call.callee}",
+                routine=routine,
+                fact=bound.fact,
             )
 
 
