@@ -65,7 +65,8 @@ class IrqlTooHigh(Rule):
                 continue
             where = f" (through macro {call.via})" if call.via else ""
             if routine.project:
-                rule_text = f"is annotated {routine.irql_text} ({routine.page})"
+                short = routine.page.replace("\\", "/").rsplit("/", 1)[-1]
+                rule_text = f"is annotated {routine.irql_text} ({short})"
             else:
                 rule_text = f"may be called at IRQL <= {irql_name(limit)}"
                 if bound.why:
