@@ -43,3 +43,13 @@ def test_random_bytes_never_crash(raw: bytes, path: str) -> None:
 @given(text=st.text(max_size=2000), path=file_names())
 def test_random_text_never_crashes(text: str, path: str) -> None:
     check_one(path, text.encode("utf-8", "surrogatepass"), RULES, KNOWLEDGE)
+
+
+def test_malformed_status_predicate_does_not_recurse() -> None:
+    # Found by the mutated fixtures: `NT_SUCCESS()` without an argument made the handle
+    # analysis ask value() and truth() of each other forever.
+    src = (b"#include <ntddk.h>\nNTSTATUS F(void)\n{\n    HANDLE t;\n"
+           b"    NTSTATUS s = ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY,\n"
+           b"                                      OBJ_KERNEL_HANDLE, &t);\n"
+           b"    if (NT_SUCCESS()) {\n        ZwClose(t);\n    }\n    return s;\n}\n")
+    check_one("t.c", src, RULES, KNOWLEDGE)

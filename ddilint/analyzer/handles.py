@@ -392,6 +392,8 @@ class _Evaluator:
                 return False if x is False or y is False else (True if x and y else None)
             return True if x is True or y is True else (False if x is False and y is False
                                                         else None)
+        if self._is_predicate(e):
+            return None  # a malformed predicate (`NT_SUCCESS()`): value() would ask truth()
         v = self.value(e, w)
         if v is None:
             return None
