@@ -12,7 +12,7 @@ from typing import Any
 
 from ddilint import __version__
 from ddilint.analyzer.budget import DEFAULT_FILE_TIMEOUT
-from ddilint.analyzer.engine import Options, RunResult, discover, run
+from ddilint.analyzer.engine import Options, RunResult, build_project, discover, run
 from ddilint.baseline import BaselineError, filter_baseline, write_baseline
 from ddilint.config import (
     Config,
@@ -112,7 +112,8 @@ def load_project(paths: Sequence[str], args: argparse.Namespace) -> tuple[
     """The project config (checked against the rules and knowledge), rules and knowledge."""
     cfg = resolve_config(paths, getattr(args, "config", None), getattr(args, "isolated", False))
     rules, knowledge = load_rules_and_knowledge()
-    check_against(cfg, knowledge.role_typedefs.values(), _validate_routines,
+    check_against(cfg, set(knowledge.roles) | set(knowledge.role_typedefs.values()),
+                  _validate_routines,
                   lambda sel: _check_selectors(sel, rules))
     if cfg.routines:
         rules, knowledge = load_rules_and_knowledge(cfg.routines)
@@ -282,6 +283,41 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     return serve(max(0.0, args.debounce))
 
 
+def cmd_roles(args: argparse.Namespace) -> int:
+    """`ddilint roles PATH`: each function's role, IRQL range, context and why."""
+    import json
+
+    from ddilint.analyzer.context import irql_name
+
+    paths = list(args.paths or ["."])
+    cfg, _rules, knowledge = load_project(paths, args)
+    files, missing = discover(paths, _split(args.exclude))
+    if missing:
+        for m in missing:
+            print(f"ddilint: error: no such file or directory: {m}", file=sys.stderr)
+        return EXIT_ERROR
+    files = [p for p in files if not cfg.excluded(p)]
+    project, _kept, _notes = build_project(files, knowledge, Options(roles=dict(cfg.roles)),
+                                           keep_bytes=0)
+    rows = []
+    for fn, role, ctx, path in project.role_rows():
+        if args.with_role and not role:
+            continue
+        irql = irql_name(ctx.irql_max) if ctx.irql_min == ctx.irql_max else (
+            f"{irql_name(ctx.irql_min)}..{irql_name(ctx.irql_max)}")
+        rows.append({"path": path, "line": fn.line, "function": fn.qualname,
+                     "role": role, "irql": irql, "system": ctx.system_only,
+                     "why": ctx.reason})
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_CLEAN
+    for r in rows:
+        context = "system process" if r["system"] else "any process"
+        print(f"{r['path']}:{r['line']}: {r['function']}: {r['role'] or '-'}; {r['irql']}; "
+              f"{context}; {r['why']}")
+    return EXIT_CLEAN
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     rules, _ = load_rules_and_knowledge()
     loaded = {r.code: r for r in rules}
@@ -385,6 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop analyzing a file after this long, with a DDI905 notice "
                         f"(default {DEFAULT_FILE_TIMEOUT:g}; 0: no limit)")
     c.set_defaults(func=cmd_check)
+    ro = sub.add_parser("roles", help="each function's role, IRQL range, process context, why")
+    ro.add_argument("paths", nargs="*", help="files or folders, analyzed as one driver")
+    ro.add_argument("--format", choices=("text", "json"), default="text")
+    ro.add_argument("--exclude", action="append", help="glob patterns of paths to skip")
+    ro.add_argument("--with-role", action="store_true",
+                    help="only functions with a role of their own (entry points)")
+    ro.add_argument("--config", help="use this ddilint.toml")
+    ro.add_argument("--isolated", action="store_true", help="ignore configuration files")
+    ro.set_defaults(func=cmd_roles)
     r = sub.add_parser("rules", help="list the rule catalogue")
     r.set_defaults(func=cmd_rules)
     e = sub.add_parser("explain", help="explain a rule")

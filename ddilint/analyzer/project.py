@@ -282,8 +282,7 @@ class Project:
             loc = Location(node.path, f.line, f.column)
             self._annotate(n, f.annotations, loc)
             if f.name == "DriverEntry" and f.kind == "function":
-                self._add_role(n, RoleSource("driver_entry", "the driver's entry point",
-                                             loc))
+                self._add_role(n, RoleSource("driver_entry", "by its name", loc))
         self._refine_roles()
         for node in self.nodes:
             f = node.summary
@@ -845,6 +844,8 @@ class Project:
         label = next((self.knowledge.roles[r.role].label for r in entry.roles
                       if self.knowledge.roles.get(r.role) and
                       self.knowledge.roles[r.role].system), "a system entry")
+        if chain[-1] == n:
+            return f"system process: it is {label}"
         return f"system process: every way in comes from {entry.summary.qualname} ({label})"
 
     def role_rows(self) -> list[tuple[FunctionSummary, str, ExecutionContext, str]]:

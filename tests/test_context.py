@@ -1,0 +1,131 @@
+"""The execution-context engine: roles, IRQL ranges, system context, traces, the project
+model across files, and `ddilint roles`."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from ddilint.analyzer.engine import Options, build_project
+from ddilint.analyzer.project import Project
+from ddilint.analyzer.summary import summarize
+from ddilint.cli import main
+from ddilint.knowledge import load_knowledge
+from ddilint.rules.base import FileContext
+from tests.conftest import FIXTURES, parse_text
+
+DRIVER = """
+#include <ntddk.h>
+static KDPC g_Dpc;
+static PIO_WORKITEM g_Item;
+KSTART_ROUTINE Worker;
+
+VOID Common(VOID) { }
+VOID FromDpc(VOID) { Common(); }
+VOID OnDpc(PKDPC Dpc, PVOID C, PVOID A, PVOID B) { FromDpc(); }
+VOID Worker(PVOID Context) { Common(); }
+VOID OnItem(PDEVICE_OBJECT D, PVOID C) { }
+VOID OnProcess(HANDLE Parent, HANDLE Pid, BOOLEAN Create) { }
+VOID Orphan(VOID) { }
+NTSTATUS OnCreate(PDEVICE_OBJECT D, PIRP Irp) { return STATUS_SUCCESS; }
+NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING Path)
+{
+    HANDLE thread;
+    KeInitializeDpc(&g_Dpc, OnDpc, NULL);
+    PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, Worker, NULL);
+    IoQueueWorkItem(g_Item, OnItem, DelayedWorkQueue, NULL);
+    PsSetCreateProcessNotifyRoutine(OnProcess, FALSE);
+    DriverObject->MajorFunction[IRP_MJ_CREATE] = OnCreate;
+    return STATUS_SUCCESS;
+}
+"""
+
+
+def _ctx(text: str, roles: dict[str, str] | None = None) -> FileContext:
+    fir = parse_text(text)
+    k = load_knowledge()
+    project = Project([summarize(fir, k)], k, roles)
+    return FileContext(fir, k, "kernel", {}, project)
+
+
+def _fn(ctx: FileContext, name: str):  # type: ignore[no-untyped-def]
+    return next(f for f in ctx.file.functions if f.name == name)
+
+
+def test_roles_irql_and_system_context() -> None:
+    ctx = _ctx(DRIVER)
+    dpc = ctx.execution_context(_fn(ctx, "OnDpc"))
+    assert (dpc.irql_min, dpc.irql_max, dpc.system_only) == (2, 2, False)
+    assert "OnDpc is a DPC (KeInitializeDpc at t.c:" in dpc.reason
+    helper = ctx.execution_context(_fn(ctx, "FromDpc"))
+    assert helper.irql_max == 2 and "-> FromDpc (t.c:9)" in helper.reason
+    assert [s.message for s in helper.trace][-1] == "calls FromDpc"
+    # Common is reached from the DPC (DISPATCH) and the system thread (PASSIVE).
+    common = ctx.execution_context(_fn(ctx, "Common"))
+    assert (common.irql_min, common.irql_max, common.system_only) == (0, 2, False)
+    for name in ("Worker", "OnItem", "DriverEntry"):
+        c = ctx.execution_context(_fn(ctx, name))
+        assert c.system_only and c.irql_max == 0, name
+    for name in ("OnProcess", "OnCreate", "Orphan"):
+        c = ctx.execution_context(_fn(ctx, name))
+        assert not c.system_only and c.irql_max == 0, name
+    assert ctx.execution_context(None).irql_max == 0
+
+
+def test_thread_in_another_process_is_not_system() -> None:
+    ctx = _ctx("""
+VOID Start(PVOID C) { }
+VOID Go(HANDLE Process) {
+    HANDLE t;
+    PsCreateSystemThread(&t, 0, NULL, Process, NULL, Start, NULL);
+}
+""")
+    assert not ctx.execution_context(_fn(ctx, "Start")).system_only
+
+
+def test_config_role_replaces_inferred_one() -> None:
+    ctx = _ctx("VOID Poll(PVOID Context) { }\n", {"Poll": "dpc"})
+    c = ctx.execution_context(_fn(ctx, "Poll"))
+    assert c.irql_max == 2 and "role set in the configuration" in c.reason
+
+
+def test_call_context_follows_locks_and_narrowing() -> None:
+    ctx = _ctx("""
+VOID F(PKSPIN_LOCK Lock) {
+    KIRQL old;
+    Before();
+    KeAcquireSpinLock(Lock, &old);
+    Inside();
+    KeReleaseSpinLock(Lock, old);
+    After();
+    if (KeGetCurrentIrql() > PASSIVE_LEVEL) { Raised(); return; }
+    Passive();
+}
+""")
+    by = {c.callee: ctx.call_context(c).irql_max for c in ctx.file.calls}
+    assert by["Before"] == 0 and by["Inside"] == 2 and by["After"] == 0
+    assert by["Passive"] == 0
+
+
+def test_summaries_pickle_and_link_across_files(tmp_path: Path) -> None:
+    a = tmp_path / "a.c"
+    b = tmp_path / "b.c"
+    a.write_text("VOID Helper(VOID);\nVOID OnDpc(PKDPC D, PVOID C, PVOID X, PVOID Y)"
+                 " { Helper(); }\nVOID Arm(PKDPC D) { KeInitializeDpc(D, OnDpc, NULL); }\n")
+    b.write_text("VOID Helper(VOID) { }\nstatic VOID OnDpc(VOID) { }\n")
+    k = load_knowledge()
+    project, kept, _ = build_project([a, b], k, Options())
+    fir = kept[b.as_posix()]
+    assert pickle.loads(pickle.dumps(summarize(fir, k))) == summarize(fir, k)
+    ctx = FileContext(fir, k, "kernel", {}, project)
+    assert ctx.execution_context(_fn(ctx, "Helper")).irql_max == 2
+    # b.c's static OnDpc is another function than a.c's DPC.
+    assert ctx.execution_context(_fn(ctx, "OnDpc")).irql_max == 0
+
+
+def test_roles_command(capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = FIXTURES / "irql-too-high" / "silent_passive_across_files"
+    assert main(["roles", "--isolated", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "RetryOpen: work_item; PASSIVE_LEVEL; system process;" in out
+    assert "OpenCallerToken: -; PASSIVE_LEVEL; system process;" in out
