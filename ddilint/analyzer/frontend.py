@@ -459,8 +459,7 @@ def _function_refs(node: Node, name: str, data: bytes, enclosing: str) -> list[F
         args = [c for c in p.named_children if c.type != "comment"]
         index = next((i for i, a in enumerate(args) if a.id == child.id), -1)
         # Short literal-like arguments only (`NULL`, `0`, names): what registrations test.
-        texts = tuple(_text(a, data) if a.type in _SHORT_ARG and a.end_byte - a.start_byte < 40
-                      else "" for a in args)
+        texts = tuple(_short_arg(a, data) for a in args)
         return [FunctionRef(name, off, "arg", index=str(index), callee=callee or "",
                             args=texts, enclosing=enclosing)]
     if t == "assignment_expression":
@@ -502,6 +501,22 @@ def _function_refs(node: Node, name: str, data: bytes, enclosing: str) -> list[F
         return [FunctionRef(name, off, "init", key=key, index=str(index), args=texts,
                             type_text=type_text, enclosing=enclosing)]
     return [FunctionRef(name, off, "other", enclosing=enclosing)]
+
+
+def _short_arg(node: Node, data: bytes) -> str:
+    """The text of a short literal-like argument (`NULL`, `0`, `(HANDLE)0`, a name) without
+    casts or parentheses; "" for anything else."""
+    depth = 0
+    while node.type in ("cast_expression", "parenthesized_expression") and depth < 4:
+        inner = node.child_by_field_name("value") if node.type == "cast_expression" else (
+            node.named_children[0] if node.named_children else None)
+        if inner is None:
+            return ""
+        node = inner
+        depth += 1
+    if node.type in _SHORT_ARG and node.end_byte - node.start_byte < 40:
+        return _text(node, data)
+    return ""
 
 
 def _text_between(data: bytes, start: int, end: int) -> str:

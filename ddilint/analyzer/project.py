@@ -57,6 +57,7 @@ class RoleSource:
     why: str  # "KeInitializeDpc at dpc.c:40", "declared KDEFERRED_ROUTINE at dpc.c:8"
     location: Location | None
     major: str = ""  # the IRP_MJ_ code for dispatch routines, when known
+    declared: bool = False  # from a declaration (role typedef, _Function_class_) only
 
 
 @dataclass(slots=True)
@@ -70,6 +71,7 @@ class _Node:
     callers: list[tuple[int, int]] = field(default_factory=list)  # (caller node, call index)
     callees: list[tuple[int, int]] = field(default_factory=list)  # (callee node, call index)
     escapes: list[str] = field(default_factory=list)
+    referenced: bool = False  # its name is used as a value somewhere (a callback)
 
 
 def _dir(path: str) -> str:
@@ -249,6 +251,10 @@ class Project:
 
     def _refine_roles(self) -> None:
         for node in self.nodes:
+            if node.callers and not node.referenced and any(r.declared for r in node.roles):
+                # Declared with a role type but only ever called directly (its address is
+                # never taken): the type gave it a signature, the callers give its context.
+                node.roles = [r for r in node.roles if not r.declared]
             have = {r.role for r in node.roles}
             drop = {generic for fine, generic in _REFINES.items() if fine in have}
             if drop:
@@ -261,7 +267,7 @@ class Project:
         for fi, s in enumerate(self.files):
             # Role typedef declarations and annotated prototypes.
             for d in s.role_decls:
-                role = typedefs.get(d.typedef)
+                role = typedefs.get(d.typedef) or _generic_role(d.typedef)
                 targets = self.resolve_name(d.function, fi)
                 loc = Location(s.path, d.line, d.column)
                 for t in targets:
@@ -269,7 +275,8 @@ class Project:
                         major = _dispatch_type(d.annotations)
                         role2 = self._dispatch_role(role, major, s.path, flagged_dirs)
                         self._add_role(t, RoleSource(role2, f"declared {d.typedef} at "
-                                                     f"{_short(s.path)}:{d.line}", loc, major))
+                                                     f"{_short(s.path)}:{d.line}", loc, major,
+                                                     declared=True))
                     self._annotate(t, d.annotations, loc)
             for name, anns in s.prototypes:
                 for t in self.resolve_name(name, fi):
@@ -304,7 +311,8 @@ class Project:
                 role = self.knowledge.role_typedefs.get(args[0].strip())
                 if role:
                     where = loc or Location(node.path, node.summary.line, node.summary.column)
-                    self._add_role(n, RoleSource(role, f"_Function_class_({args[0]})", where))
+                    self._add_role(n, RoleSource(role, f"_Function_class_({args[0]})", where,
+                                                 declared=True))
                 continue
             if level is None:
                 continue
@@ -370,7 +378,7 @@ class Project:
                         role = reg.otherwise
                 found.append(RoleSource(role, f"{ref.callee} at {where}", loc))
         elif ref.kind == "field":
-            role = k.registration_fields.get(ref.key, "")
+            role = k.registration_fields.get(ref.key, "") or _generic_field_role(ref.key)
             if role:
                 major = ref.index if ref.key == "MajorFunction" else ""
                 if ref.key == "MajorFunction" and not major.startswith("IRP_MJ_"):
@@ -384,6 +392,7 @@ class Project:
         elif ref.kind == "var" and "DRIVER_DISPATCH" in ref.type_text:
             found.append(RoleSource("dispatch", f"{ref.key} = {ref.name} at {where}", loc))
         for t in targets:
+            self.nodes[t].referenced = True
             if found:
                 for src in found:
                     self._add_role(t, src)
@@ -418,6 +427,12 @@ class Project:
             kind = "pre" if pos == "2" else "post"
             return [RoleSource(role, f"{kind}-operation callback for {major or 'an operation'}"
                                f" in FLT_OPERATION_REGISTRATION at {where}", loc, major)]
+        if "FLT_REGISTRATION" in t and ref.index in _FLT_REGISTRATION_CALLBACKS and (
+                not ref.key):
+            # Positional FLT_REGISTRATION: Size, Version, Flags, Contexts, Operations, then
+            # the unload, instance setup and teardown callbacks.
+            return [RoleSource("filter_callback", f"{_FLT_REGISTRATION_CALLBACKS[ref.index]} "
+                               f"in FLT_REGISTRATION at {where}", loc)]
         if "DRIVER_DISPATCH" in t:
             major = ref.key.strip("[]") if ref.key.startswith("[") else ""
             if not major and ref.index.isdigit():
@@ -426,7 +441,8 @@ class Project:
             return [RoleSource(role, f"PDRIVER_DISPATCH table at {where}", loc,
                                major if major.startswith("IRP_MJ_") else "")]
         if ref.key.startswith("."):
-            role = k.registration_fields.get(ref.key[1:], "")
+            role = (k.registration_fields.get(ref.key[1:], "")
+                    or _generic_field_role(ref.key[1:]))
             if role:
                 return [RoleSource(role, f"{ref.key} = {ref.name} at {where}", loc)]
         return []
@@ -819,8 +835,10 @@ class Project:
         if node.roles:
             src = node.roles[0]
             label = self.knowledge.roles[src.role].label
-            return (TraceStep(src.location or here, f"{f.qualname} is {label} ({src.why})"),
-                    f"{f.qualname} is {label} ({src.why})")
+            text = f"{f.qualname} is {label} ({src.why})"
+            if not node.callers:
+                text += ", whose IRQL the pages do not fix: taken as PASSIVE_LEVEL"
+            return TraceStep(src.location or here, text), text
         if not node.callers:
             return (TraceStep(here, f"{f.qualname} has no known caller and no role"),
                     f"{f.qualname} has no known caller and no role (taken as PASSIVE_LEVEL)")
@@ -939,8 +957,24 @@ class Project:
         return Location(node.path, call.line, call.column)
 
 
+_FLT_REGISTRATION_CALLBACKS = {
+    "5": "FilterUnloadCallback", "6": "InstanceSetupCallback",
+    "7": "InstanceQueryTeardownCallback", "8": "InstanceTeardownStartCallback",
+    "9": "InstanceTeardownCompleteCallback",
+}
+
 # A role found from a registration that refines a declared one replaces it.
 _REFINES = {"isr_passive": "isr", "wdf_passive_timer": "dpc"}
+
+
+def _generic_role(typedef: str) -> str:
+    """Any other KMDF event callback type: a KMDF callback (no IRQL claim)."""
+    return "wdf_callback" if typedef.startswith(("EVT_WDF", "EVT_WDFDEVICE")) else ""
+
+
+def _generic_field_role(field_name: str) -> str:
+    """Any other `Evt...` field of a KMDF config structure holds a KMDF callback."""
+    return "wdf_callback" if field_name.startswith("Evt") and field_name[3:4].isupper() else ""
 
 
 def _dispatch_type(anns: Iterable[tuple[str, tuple[str, ...]]]) -> str:
