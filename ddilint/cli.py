@@ -14,6 +14,7 @@ from ddilint import __version__
 from ddilint.analyzer.budget import DEFAULT_FILE_TIMEOUT
 from ddilint.analyzer.engine import Options, RunResult, build_project, discover, run
 from ddilint.baseline import BaselineError, filter_baseline, write_baseline
+from ddilint.cache import ResultCache, default_cache_dir, run_salt
 from ddilint.config import (
     Config,
     ConfigError,
@@ -162,9 +163,20 @@ def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
                       file_modes={p.as_posix(): m for p in files
                                   if (m := cfg.mode_for(p)) is not None})
     stamps = stamp(files) if (args.fix or args.diff) else {}
-    with ProgressBar(progress_wanted(quiet=args.quiet)) as bar:
-        result = run(files, active, knowledge, options, progress=bar.update)
     names = {p.as_posix() for p in reported}
+    cache: ResultCache | None = None
+    if not args.no_cache:
+        where = Path(args.cache_dir) if args.cache_dir else default_cache_dir(
+            cfg.root if cfg.path is not None else None)
+        cache = ResultCache(where, run_salt(active, knowledge, options))
+    jobs = args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
+    try:
+        with ProgressBar(progress_wanted(quiet=args.quiet)) as bar:
+            result = run(files, active, knowledge, options, progress=bar.update, jobs=jobs,
+                         cache=cache, report=names if len(names) < len(files) else None)
+    finally:
+        if cache is not None:
+            cache.close()
     findings = keep_findings(result.findings, cfg, select, ignore, active, names, SourceCache(),
                              args.report_unused_suppressions)
     return Analysis(findings, files, reported, result, stamps)
@@ -417,6 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-unused-suppressions", action="store_true",
                    help="report 'ddilint: ignore' comments that silenced nothing (DDI907)")
     c.add_argument("--debug", action="store_true", help="tracebacks in internal-error notices")
+    c.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="worker processes for the per-file work (default 0: one per core)")
+    c.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the result cache")
+    c.add_argument("--cache-dir", metavar="DIR",
+                   help="where the result cache lives (default: .ddilint_cache in the project "
+                        "root, the folder of the config file, else the working directory)")
     c.add_argument("--file-timeout", type=float, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
                    help="stop analyzing a file after this long, with a DDI905 notice "
                         f"(default {DEFAULT_FILE_TIMEOUT:g}; 0: no limit)")

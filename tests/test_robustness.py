@@ -171,7 +171,7 @@ DEEP = {
     "ifdefs": "#if A\n" * 5000 + _fn("g();") + "#endif\n" * 5000,
     "if-expression": "#if " + "(" * 20000 + "1" + ")" * 20000 + "\nint x;\n#endif\n" + _fn(""),
     "annotation": _fn("") + "_In_reads_(" + "(" * 20000 + "\n",
-    "nested-macros": "#define M(x) g(x)\n" + _fn("x = " + "M(" * 3000 + "1" + ")" * 3000 + ";"),
+    "nested-macros": "#define M(x) g(x)\n" + _fn("x = " + "M(" * 1000 + "1" + ")" * 1000 + ";"),
     "self-macros": "#define A A(A)\n#define B(x) B(B(x))\n" + _fn("A; B(1);"),
 }
 

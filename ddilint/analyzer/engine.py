@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from ddilint.analyzer.mode import detect_mode
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes
 from ddilint.analyzer.summary import FileSummary, summarize
+from ddilint.cache import ResultCache, content_hash, project_digest
 from ddilint.findings import Finding, Location
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import FileContext, Rule
@@ -308,34 +309,57 @@ class RunResult:
     analyzed: int
     seconds: float
     error_nodes: int = 0
+    cache_hits: int = 0
+    jobs: int = 1
 
 
-def build_project(
-    files: Sequence[Path], knowledge: Knowledge, options: Options | None = None,
-    keep_bytes: int = KEEP_PARSED_BYTES,
-) -> tuple[Project, dict[str, FileIR], dict[str, list[Finding]]]:
-    """Phase one over `files` and phase two: the project model, the parsed files kept in
-    memory (within `keep_bytes` of source), and each file's reading notices."""
-    options = options or Options()
-    summaries: list[FileSummary] = []
-    kept: dict[str, FileIR] = {}
-    notes: dict[str, list[Finding]] = {}
-    budget = keep_bytes
-    for path in files:
-        name = path.as_posix()
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            notes[name] = [notice("DDI901", name, f"cannot read file: {exc.strerror or exc}")]
-            continue
-        summary, fir, file_notes = summarize_bytes(name, raw, knowledge, options)
-        notes[name] = file_notes
-        if summary is not None:
-            summaries.append(summary)
-        if fir is not None and len(raw) <= budget:
-            kept[name] = fir
-            budget -= len(raw)
-    return Project(summaries, knowledge, options.roles), kept, notes
+# Notices after which a file gets no rules: it could not be read or summarized.
+_NO_RULES = ("DDI901", "DDI902", "DDI904", "DDI905", "DDI906")
+
+
+@dataclass
+class Phase1:
+    """What phase one says about a file: its summary (None when it could not be read or
+    summarized) and its reading notices."""
+
+    summary: FileSummary | None
+    notes: list[Finding]
+
+
+@dataclass
+class Phase3:
+    """What the rules said about a file (with its reading and limit notices)."""
+
+    findings: list[Finding]
+    analyzed: bool
+    error_nodes: int
+
+
+def check_parsed(
+    name: str, raw: bytes, fir: FileIR | None, first: Phase1, rules: Sequence[Rule],
+    knowledge: Knowledge, options: Options, project: Project,
+) -> Phase3:
+    """Phase three for one file: the rules, on the kept IR or a fresh parse. Never raises."""
+    if fir is None:
+        if any(n.code in _NO_RULES for n in first.notes):
+            return Phase3(list(first.notes), False, 0)
+        res = analyze_bytes(name, raw, rules, knowledge, options, project)
+        return Phase3(res.findings, res.analyzed, res.error_nodes)
+    findings = list(first.notes)
+    try:
+        with time_budget(options.file_timeout) as deadline:
+            findings.extend(run_rules(fir, rules, knowledge, options, project, deadline))
+    except BudgetExceeded:
+        findings.append(over_budget(name, "running the rules", options))
+    except Exception as exc:
+        findings.append(internal_error(name, "running the rules", exc, options))
+    findings.extend(limit_notices(fir))
+    return Phase3(findings, True, fir.error_nodes)
+
+
+def cacheable(findings: Iterable[Finding]) -> bool:
+    """Results that hit the time budget depend on the machine's load: never cached."""
+    return not any(f.code == "DDI905" and "time budget" in f.message for f in findings)
 
 
 def run(
@@ -344,44 +368,116 @@ def run(
     knowledge: Knowledge,
     options: Options | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    jobs: int = 1,
+    cache: ResultCache | None = None,
+    report: Collection[str] | None = None,
 ) -> RunResult:
     """Analyze `files` as one driver: summaries, the project model, then the rules on each
-    file; findings sorted by place. `progress(done, total)` is called after each file."""
+    file; findings sorted by place, the same whatever `jobs`.
+
+    `jobs` > 1 runs the per-file phases in that many worker processes. With a `cache`,
+    unchanged files reuse their summaries and, when no file of the run changed, their
+    findings. `report` limits the rules to those paths (the others still feed the
+    whole-program model). `progress(done, total)` is called as files are checked.
+    """
     options = options or Options()
     started = time.perf_counter()
-    findings: list[Finding] = []
-    analyzed = 0
-    errors = 0
-    project, kept, notes = build_project(files, knowledge, options)
-    for done, path in enumerate(files, start=1):
-        name = path.as_posix()
-        fir = kept.pop(name, None)
-        if fir is None:
-            if any(n.code in ("DDI901", "DDI902", "DDI904", "DDI905", "DDI906")
-                   for n in notes.get(name, ())):
-                findings.extend(notes.get(name, ()))
-                if progress is not None:
-                    progress(done, len(files))
-                continue
-            res = analyze_file(path, rules, knowledge, options, project)
-            findings.extend(res.findings)
-            analyzed += res.analyzed
-            errors += res.error_nodes
-            if progress is not None:
-                progress(done, len(files))
-            continue
-        findings.extend(notes.get(name, ()))
-        analyzed += 1
-        errors += fir.error_nodes
+    names = [p.as_posix() for p in files]
+    wanted = [n for n in names if report is None or n in report]
+    raws: dict[str, bytes] = {}
+    unreadable: dict[str, list[Finding]] = {}
+    for path, name in zip(files, names, strict=True):
         try:
-            with time_budget(options.file_timeout) as deadline:
-                findings.extend(run_rules(fir, rules, knowledge, options, project, deadline))
-        except BudgetExceeded:
-            findings.append(over_budget(name, "running the rules", options))
-        except Exception as exc:
-            findings.append(internal_error(name, "running the rules", exc, options))
-        findings.extend(limit_notices(fir))
-        if progress is not None:
-            progress(done, len(files))
+            raws[name] = path.read_bytes()
+        except OSError as exc:
+            unreadable[name] = [notice("DDI901", name,
+                                       f"cannot read file: {exc.strerror or exc}")]
+    digests = {name: content_hash(raw) for name, raw in raws.items()}
+    results: dict[str, Phase3] = {n: Phase3(unreadable[n], False, 0) for n in unreadable}
+    hits = 0
+    fkeys: dict[str, str] = {}
+    if cache is not None and cache.enabled:
+        proj = project_digest(cache.salt, digests.items())
+        fkeys = {n: cache.findings_key(n, digests[n], proj) for n in wanted if n in digests}
+        cached = cache.get_many(list(fkeys.values()))
+        for n, key in fkeys.items():
+            if key in cached:
+                results[n] = cached[key]
+                hits += 1
+    todo = [n for n in wanted if n not in results]
+    workers = max(1, min(jobs, len(raws)))
+    if todo:
+        if workers > 1 and len(raws) >= 2 * workers:
+            from ddilint.analyzer.parallel import run_parallel
+
+            fresh = run_parallel(raws, todo, rules, knowledge, options, workers, cache,
+                                 digests, progress, len(wanted) - len(todo), len(wanted))
+        else:
+            workers = 1
+            fresh = _run_serial(raws, todo, rules, knowledge, options, cache, digests,
+                                progress, len(wanted) - len(todo), len(wanted))
+        results.update(fresh)
+        if cache is not None and fkeys:
+            cache.put_many((fkeys[n], r) for n, r in fresh.items()
+                           if n in fkeys and cacheable(r.findings))
+    findings: list[Finding] = []
+    analyzed = errors = 0
+    for n in wanted:
+        r = results[n]
+        findings.extend(r.findings)
+        analyzed += r.analyzed
+        errors += r.error_nodes
     findings.sort(key=Finding.sort_key)
-    return RunResult(findings, len(files), analyzed, time.perf_counter() - started, errors)
+    return RunResult(findings, len(files), analyzed, time.perf_counter() - started, errors,
+                     hits, workers)
+
+
+def phase_one(
+    names: Sequence[str], raws: Mapping[str, bytes], knowledge: Knowledge, options: Options,
+    cache: ResultCache | None, digests: Mapping[str, str],
+    summarize_one: Callable[[str, bytes], Phase1],
+) -> dict[str, Phase1]:
+    """Summaries of `names`: from the cache, else from `summarize_one` (then cached)."""
+    out: dict[str, Phase1] = {}
+    keys: dict[str, str] = {}
+    if cache is not None and cache.enabled:
+        keys = {n: cache.summary_key(n, digests[n]) for n in names}
+        cached = cache.get_many(list(keys.values()))
+        out = {n: cached[k] for n, k in keys.items() if k in cached}
+    fresh = {n: summarize_one(n, raws[n]) for n in names if n not in out}
+    if cache is not None and keys:
+        cache.put_many((keys[n], r) for n, r in fresh.items() if cacheable(r.notes))
+    out.update(fresh)
+    return out
+
+
+def _run_serial(
+    raws: Mapping[str, bytes], todo: Sequence[str], rules: Sequence[Rule], knowledge: Knowledge,
+    options: Options, cache: ResultCache | None, digests: Mapping[str, str],
+    progress: Callable[[int, int], None] | None, done: int, total: int,
+    keep_bytes: int = KEEP_PARSED_BYTES,
+) -> dict[str, Phase3]:
+    """Phases one to three in this process, keeping parsed files within `keep_bytes`."""
+    kept: dict[str, FileIR] = {}
+    budget = [keep_bytes]
+    wanted = set(todo)
+
+    def summarize_one(name: str, raw: bytes) -> Phase1:
+        summary, fir, notes = summarize_bytes(name, raw, knowledge, options)
+        if fir is not None and name in wanted and len(raw) <= budget[0]:
+            kept[name] = fir
+            budget[0] -= len(raw)
+        return Phase1(summary, notes)
+
+    first = phase_one(list(raws), raws, knowledge, options, cache, digests, summarize_one)
+    project = Project([s for n in raws if (s := first[n].summary) is not None],
+                      knowledge, options.roles)
+    out: dict[str, Phase3] = {}
+    for name in todo:
+        out[name] = check_parsed(name, raws[name], kept.pop(name, None), first[name], rules,
+                                 knowledge, options, project)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    return out

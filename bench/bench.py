@@ -1,0 +1,181 @@
+"""Benchmark: ddilint against a tree-sitter parse-only baseline, on the same files, in the
+same run.
+
+    python bench/bench.py CORPUS [--jobs N] [--repeat K] [--semgrep]
+
+The baseline parses every C/C++ file ddilint would analyze with tree-sitter, in one
+process, and does nothing else. ddilint runs every built-in rule, cold (no cache) and
+warm (the cache filled by the cold run). Each measurement runs in its own process; peak
+RSS is the sum over the process and its workers, sampled from /proc (Linux), else the
+largest process. Timings on a busy machine are noisy: compare the ratios, which are
+measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# The parse-only baseline, run as `python -c BASELINE CORPUS`.
+BASELINE = r"""
+import sys
+import tree_sitter_c, tree_sitter_cpp
+from tree_sitter import Language, Parser
+from ddilint.analyzer.engine import discover
+from ddilint.analyzer.frontend import CPP_SUFFIXES
+files, _ = discover(sys.argv[1:])
+parsers = {"c": Parser(Language(tree_sitter_c.language())),
+           "cpp": Parser(Language(tree_sitter_cpp.language()))}
+total = 0
+for p in files:
+    data = p.read_bytes()
+    total += len(data)
+    parsers["cpp" if p.suffix.lower() in CPP_SUFFIXES else "c"].parse(data)
+print(len(files), total)
+"""
+
+
+@dataclass
+class Measure:
+    """One measured run."""
+
+    name: str
+    seconds: float
+    cpu: float
+    peak_rss_mb: float
+    output: str
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident set of a process and its descendants (Linux /proc), in KiB."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    stack.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def measure(name: str, argv: list[str], env: dict[str, str] | None = None) -> Measure:
+    """Run `argv`, timing it and sampling the memory of its process tree."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if sys.platform.startswith("linux"):
+        sampler.start()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    done.set()
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"{name} failed ({code}): {err[-2000:]}")
+    rss_kb = max(peak[0], usage.ru_maxrss)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measure(name, seconds, cpu, rss_kb / 1024, out)
+
+
+def corpus_size(corpus: Path) -> tuple[int, int]:
+    """(files, bytes) ddilint would analyze under `corpus`."""
+    from ddilint.analyzer.engine import discover
+
+    files, _ = discover([corpus])
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
+              extra: list[str]) -> dict[str, object]:
+    """Measure the baseline and ddilint cold and warm; returns a JSON-ready summary."""
+    files, size = corpus_size(corpus)
+    mb = size / 1e6
+    py = sys.executable
+    cache = Path(tempfile.mkdtemp(prefix="ddilint-bench-cache-"))
+    ddilint = [py, "-m", "ddilint", "check", str(corpus), "--quiet", "--format", "json",
+               "--output", os.devnull, "--cache-dir", str(cache), *extra]
+    if jobs is not None:
+        ddilint += ["--jobs", str(jobs)]
+    rows: list[Measure] = []
+    try:
+        for _ in range(repeat):
+            rows.append(measure("parse-only", [py, "-c", BASELINE, str(corpus)]))
+            rows.append(measure("ddilint cold", [*ddilint, "--no-cache"]))
+            shutil.rmtree(cache, ignore_errors=True)
+            rows.append(measure("ddilint fill", ddilint))
+            rows.append(measure("ddilint warm", ddilint))
+        if semgrep and shutil.which("semgrep"):
+            rule = HERE / "semgrep_one_rule.yaml"
+            rows.append(measure("semgrep 1 rule", ["semgrep", "--config", str(rule), "--quiet",
+                                                   "--metrics=off", "--json", str(corpus)]))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    best: dict[str, Measure] = {}
+    for m in rows:
+        if m.name not in best or m.seconds < best[m.name].seconds:
+            best[m.name] = m
+    base = best["parse-only"].seconds
+    print(f"corpus: {corpus}  files: {files}  MB: {mb:.1f}  cores: {os.cpu_count()}  "
+          f"jobs: {jobs if jobs is not None else 'default'}  best of {repeat}")
+    print(f"{'run':16} {'seconds':>8} {'cpu s':>8} {'MB/s':>8} {'peak RSS MB':>12} "
+          f"{'x parse-only':>13}")
+    for name, m in best.items():
+        print(f"{name:16} {m.seconds:8.2f} {m.cpu:8.2f} {mb / m.seconds:8.1f} "
+              f"{m.peak_rss_mb:12.0f} {m.seconds / base:13.2f}")
+    return {
+        "corpus": str(corpus), "files": files, "mb": round(mb, 2), "jobs": jobs,
+        "runs": {name: {"seconds": round(m.seconds, 3), "cpu": round(m.cpu, 3),
+                        "mb_per_s": round(mb / m.seconds, 2),
+                        "peak_rss_mb": round(m.peak_rss_mb, 1),
+                        "ratio": round(m.seconds / base, 3)} for name, m in best.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--jobs", "-j", type=int, default=None, help="ddilint worker processes")
+    ap.add_argument("--repeat", type=int, default=1, help="take the best of this many runs")
+    ap.add_argument("--semgrep", action="store_true",
+                    help="also time Semgrep with one one-pattern rule (if installed)")
+    ap.add_argument("--json", type=Path, help="also write the numbers to this file")
+    ap.add_argument("ddilint_args", nargs="*", help="extra arguments for ddilint (after --)")
+    args = ap.parse_args(argv)
+    if not args.corpus.is_dir():
+        ap.error(f"not a folder: {args.corpus}")
+    summary = run_bench(args.corpus, args.jobs, args.repeat, args.semgrep, args.ddilint_args)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

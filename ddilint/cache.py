@@ -1,0 +1,225 @@
+"""The result cache: per-file results kept between runs, keyed by content.
+
+Two kinds of entries live in one SQLite file (`.ddilint_cache/results.sqlite` under the
+project root by default):
+
+- a file's **summary** (phase one: its picklable summary and reading notices), keyed by
+  the file's path and content hash and the run's *salt*;
+- a file's **findings** (phase three), keyed by the file's path and content hash and the
+  *project digest*: the salt plus the path and content hash of every file of the run, so
+  that a change anywhere in the driver re-checks the files its facts may reach.
+
+The salt covers everything else a result depends on: ddilint's version and the files of
+the installed package (an edited checkout never reuses stale results), the active rules
+and the modules they come from, the knowledge table, and the run's options. A second run
+on an unchanged tree reads every file, hashes it and finds its findings: no parsing. A
+cache that cannot be opened or written is switched off with a warning; it never fails a
+run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import sqlite3
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ddilint
+
+CACHE_DIR_NAME = ".ddilint_cache"
+_SCHEMA = 1
+# Entries not used by the last few runs are dropped, so the file stays about the size of
+# the tree's results.
+_KEEP_RUNS = 4
+
+
+def content_hash(raw: bytes) -> str:
+    """The hash a file's results are keyed by."""
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _package_fingerprint() -> str:
+    """Sizes and times of ddilint's own files: a changed checkout changes every key."""
+    root = Path(ddilint.__file__).resolve().parent
+    h = hashlib.blake2b(digest_size=16)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith((".py", ".json", ".toml")):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
+def _module_fingerprint(module: str) -> str:
+    mod = sys.modules.get(module)
+    path = getattr(mod, "__file__", None)
+    if not path:
+        return module
+    try:
+        st = os.stat(path)
+    except OSError:
+        return module
+    return f"{module}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def run_salt(rules: Sequence[Any], knowledge: Any, options: Any) -> str:
+    """The part of every key that is not about the files: version, code, rules,
+    knowledge and options."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"schema {_SCHEMA} ddilint {ddilint.__version__} {_package_fingerprint()}".encode())
+    for rule in rules:
+        cls = type(rule)
+        h.update(f"{rule.code} {rule.name} {cls.__module__}.{cls.__qualname__} "
+                 f"{_module_fingerprint(cls.__module__)};".encode())
+    h.update(pickle.dumps(getattr(knowledge, "routines", knowledge), protocol=4))
+    fields = dict(vars(options))
+    fields.pop("debug", None)  # only changes the wording of internal-error notices
+    fields.pop("file_timeout", None)  # results that hit the time budget are never stored
+    h.update(repr(sorted((k, repr(v)) for k, v in fields.items())).encode())
+    return h.hexdigest()
+
+
+def project_digest(salt: str, files: Iterable[tuple[str, str]]) -> str:
+    """The key of a run's whole-program facts: the salt and every (path, content hash)."""
+    h = hashlib.blake2b(salt.encode(), digest_size=16)
+    for path, digest in sorted(files):
+        h.update(f"{path}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
+def default_cache_dir(root: Path | None) -> Path:
+    """`.ddilint_cache` in the project root (the config file's folder), else here."""
+    return (root or Path.cwd()) / CACHE_DIR_NAME
+
+
+class ResultCache:
+    """Get and put pickled per-file results. Every failure turns the cache off."""
+
+    def __init__(self, directory: Path, salt: str) -> None:
+        self.directory = directory
+        self.salt = salt
+        self.hits = 0
+        self.misses = 0
+        self._db: sqlite3.Connection | None = None
+        self._run = 0
+        self._touched: list[str] = []
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            ignore = directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# created by ddilint\n*\n", encoding="utf-8")
+            db = sqlite3.connect(directory / "results.sqlite", timeout=10)
+            db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
+                       "value BLOB NOT NULL, run INTEGER NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER)")
+            row = db.execute("SELECT value FROM meta WHERE name = 'run'").fetchone()
+            self._run = (row[0] if row else 0) + 1
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('run', ?)", (self._run,))
+            db.commit()
+            self._db = db
+        except (OSError, sqlite3.Error) as exc:
+            self._off(exc)
+
+    def _off(self, exc: BaseException) -> None:
+        print(f"ddilint: warning: result cache off ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._db is not None
+
+    def summary_key(self, path: str, digest: str) -> str:
+        return f"s\0{path}\0{digest}\0{self.salt}"
+
+    @staticmethod
+    def findings_key(path: str, digest: str, project: str) -> str:
+        return f"f\0{path}\0{digest}\0{project}"
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The cached values of `keys` (those that are cached)."""
+        out: dict[str, Any] = {}
+        if self._db is None or not keys:
+            return out
+        try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, blob in self._db.execute(
+                        f"SELECT key, value FROM results WHERE key IN ({marks})", chunk):
+                    try:
+                        out[key] = pickle.loads(blob)
+                    except Exception:  # a value from an incompatible ddilint: a miss
+                        continue
+        except sqlite3.Error as exc:
+            self._off(exc)
+            return {}
+        self._touched.extend(out)
+        self.hits += len(out)
+        self.misses += len(keys) - len(out)
+        return out
+
+    def get_many_raw(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The cached values of `keys` as pickled bytes (for relaying them unopened)."""
+        out: dict[str, bytes] = {}
+        if self._db is None or not keys:
+            return out
+        try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update(self._db.execute(
+                    f"SELECT key, value FROM results WHERE key IN ({marks})", chunk))
+        except sqlite3.Error as exc:
+            self._off(exc)
+            return {}
+        self._touched.extend(out)
+        self.hits += len(out)
+        self.misses += len(keys) - len(out)
+        return out
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
+        """Store values (pickled)."""
+        try:
+            blobs = [(k, pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)) for k, v in items]
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            self._off(exc)
+            return
+        self.put_many_raw(blobs)
+
+    def put_many_raw(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Store values that are pickled already."""
+        if self._db is None:
+            return
+        try:
+            rows = [(k, v, self._run) for k, v in items]
+            self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", rows)
+            self._db.commit()
+        except sqlite3.Error as exc:
+            self._off(exc)
+
+    def close(self) -> None:
+        """Mark what this run used and forget what recent runs did not."""
+        db = self._db
+        if db is None:
+            return
+        try:
+            for i in range(0, len(self._touched), 500):
+                chunk = self._touched[i : i + 500]
+                db.execute(f"UPDATE results SET run = ? WHERE key IN "
+                           f"({','.join('?' * len(chunk))})", (self._run, *chunk))
+            db.execute("DELETE FROM results WHERE run < ?", (self._run - _KEEP_RUNS,))
+            db.commit()
+            db.close()
+        except sqlite3.Error as exc:
+            self._off(exc)
+        self._db = None
