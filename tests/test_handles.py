@@ -144,3 +144,39 @@ VOID F(POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK io)
 }
 """
     assert codes(user, builtin_rules) == [(8, "DDI202")]
+
+
+def test_io_status_block_agrees_with_the_status(builtin_rules: list[Rule]) -> None:
+    src = """VOID F(POBJECT_ATTRIBUTES oa)
+{
+    HANDLE file;
+    IO_STATUS_BLOCK iosb;
+    NTSTATUS status = ZwCreateFile(&file, GENERIC_READ, oa, &iosb, NULL, 0, 0, FILE_OPEN,
+                                   0, NULL, 0);
+    if (!NT_SUCCESS(status) || !NT_SUCCESS(iosb.Status)) {
+        return;
+    }
+    ZwClose(file);
+}
+"""
+    assert codes(src, builtin_rules) == []
+
+
+def test_inner_variable_of_the_same_name_is_not_the_open_handle(
+        builtin_rules: list[Rule]) -> None:
+    src = """VOID F(POBJECT_ATTRIBUTES oa, BOOLEAN again)
+{
+    HANDLE key;
+    if (!NT_SUCCESS(ZwOpenKey(&key, KEY_READ, oa))) {
+        return;
+    }
+    if (again) {
+        HANDLE key;
+        if (NT_SUCCESS(ZwOpenKey(&key, KEY_WRITE, oa))) {
+            ZwClose(key);
+        }
+    }
+    ZwClose(key);
+}
+"""
+    assert codes(src, builtin_rules) == []

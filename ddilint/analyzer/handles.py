@@ -288,7 +288,8 @@ def _element_events(el: Element, lambda_names: frozenset[str],
         if el.expr is not None:
             b.walk(el.expr, "value") if _strip(el.expr).kind != "name" else None
         if not d.static and not d.array:
-            b.out.append(("assign", d.name, "=" if el.expr is not None else "decl", el.expr))
+            b.out.append(("assign", d.name, "decl=" if el.expr is not None else "decl",
+                          el.expr))
         elif el.expr is not None and _strip(el.expr).kind == "name":
             b.out.append(("esc", _strip(el.expr).text))
     elif el.kind in ("cond", "switch") and el.expr is not None:
@@ -341,6 +342,13 @@ class _Evaluator:
             return _constant(e)
         if k == "number":
             return _constant(e)
+        if k == "field" and e.op in (".", "->") and e.children:
+            base = _plain_name(e.children[0])
+            key = f"{base}.{e.text}"
+            for name, kind, val, text in w.facts:
+                if name == key:
+                    return (kind, val, text)
+            return None
         if k == "assign" and e.op == "=" and len(e.children) == 2:
             return self.value(e.children[1], w)
         if k == "comma" and e.children:
@@ -458,13 +466,14 @@ class _SiteAnalysis:
 
     def __init__(self, owner: _FileAnalysis, fn: Function, site: Site,
                  interesting: frozenset[str], locals_: frozenset[str],
-                 lambda_names: frozenset[str]) -> None:
+                 lambda_names: frozenset[str], shadowed: frozenset[str]) -> None:
         self.owner = owner
         self.fn = fn
         self.site = site
         self.interesting = interesting
         self.locals = locals_
         self.lambda_names = lambda_names
+        self.shadowed = shadowed
         self.ev = _Evaluator(site)
         self.events: dict[int, tuple[Event, ...]] = {}
         self.overflow = False
@@ -624,6 +633,11 @@ class _SiteAnalysis:
 
     def assign(self, w: World, ev: Event) -> World:
         _, lname, op, rhs = ev
+        if op in ("decl", "decl=") and lname in self.shadowed and lname in w.holders:
+            # A second variable of the same name in an inner scope: which one later code
+            # means is a scope question this analysis does not answer; say nothing.
+            return World(ESCAPED) if w.state == OPEN else w
+        op = "=" if op == "decl=" else op
         rhs_e = rhs if isinstance(rhs, Expr) else None
         vname = _value_name(rhs_e) if rhs_e is not None and op == "=" else None
         alias = vname is not None and vname in w.holders and w.state in (OPEN, RELEASED)
@@ -701,17 +715,28 @@ class _SiteAnalysis:
         # `status == STATUS_OBJECT_NAME_EXISTS` after it reads as false, as authors mean it.
         ok: Fact = (RESULT, site.status_kind, 1,
                     "STATUS_SUCCESS" if site.status_kind == "status" else "")
+        # The I/O status block the open filled in says the same (`NT_SUCCESS(iosb.Status)`).
+        routine = site.routine
+        for i, a in enumerate(call.args):
+            block = _addr_of_name(a)
+            if block is not None and routine is not None and i < len(routine.params) and \
+                    routine.params[i][0] == "IoStatusBlock" and block in self.interesting:
+                facts = facts | {(f"{block}.Status", "status", 1, "STATUS_SUCCESS")}
         opened = World(OPEN, frozenset({site.var}), facts | {ok})
         return [opened, World(FAILED)]
 
     def report(self, kind: str, call: Expr, callee: str, released_at: int, var: str) -> None:
+        if var in self.shadowed:
+            return  # which of the variables of this name the call means is a scope question
         if self.sink is not None:
             self.sink.append((kind, self.owner.primary(call), callee, released_at, var))
 
 
 def _kill_facts(w: World, name: str) -> World:
-    if any(f[0] == name for f in w.facts):
-        return replace(w, facts=frozenset(f for f in w.facts if f[0] != name))
+    prefix = name + "."
+    if any(f[0] == name or f[0].startswith(prefix) for f in w.facts):
+        return replace(w, facts=frozenset(f for f in w.facts
+                                          if f[0] != name and not f[0].startswith(prefix)))
     return w
 
 
@@ -739,6 +764,7 @@ class _FunctionShape:
     interesting: frozenset[str]
     lambda_names: frozenset[str]
     in_opaque: frozenset[tuple[int, str]]  # calls inside the arguments of header macros
+    shadowed: frozenset[str]  # names declared more than once (inner scopes)
 
 
 class _FileAnalysis:
@@ -856,9 +882,12 @@ class _FileAnalysis:
         interesting: set[str] = set()
         copies: dict[str, set[str]] = {}
         in_opaque: set[tuple[int, str]] = set()
+        shadowed: set[str] = set()
         for block in fn.cfg.blocks:
             for el in block.elements:
                 if el.kind == "decl" and el.decl is not None and not el.decl.static:
+                    if el.decl.name in locals_:
+                        shadowed.add(el.decl.name)
                     locals_.add(el.decl.name)
                 if el.kind in ("cond", "switch") and el.expr is not None:
                     interesting.update(el.expr.names())
@@ -886,7 +915,8 @@ class _FileAnalysis:
                         if d.init is not None:
                             lambda_names.update(d.init.names())
         got = _FunctionShape(frozenset(locals_), frozenset(interesting),
-                             frozenset(lambda_names & locals_), frozenset(in_opaque))
+                             frozenset(lambda_names & locals_), frozenset(in_opaque),
+                             frozenset(shadowed))
         self.shapes[id(fn)] = got
         return got
 
@@ -897,7 +927,7 @@ class _FileAnalysis:
         cfg = fn.cfg
         for learning in (True, False):
             an = _SiteAnalysis(self, fn, site, shape.interesting, shape.locals,
-                               shape.lambda_names)
+                               shape.lambda_names, shape.shadowed)
             an.learning = learning
             sol = solve(cfg, an, exceptional=False)
             if sol.complete and not an.overflow:
