@@ -335,6 +335,34 @@ class Phase3:
     error_nodes: int
 
 
+def build_project(
+    files: Sequence[Path], knowledge: Knowledge, options: Options | None = None,
+    keep_bytes: int = KEEP_PARSED_BYTES,
+) -> tuple[Project, dict[str, FileIR], dict[str, list[Finding]]]:
+    """Phase one over `files` and phase two: the project model, the parsed files kept in
+    memory (within `keep_bytes` of source), and each file's reading notices."""
+    options = options or Options()
+    summaries: list[FileSummary] = []
+    kept: dict[str, FileIR] = {}
+    notes: dict[str, list[Finding]] = {}
+    budget = keep_bytes
+    for path in files:
+        name = path.as_posix()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            notes[name] = [notice("DDI901", name, f"cannot read file: {exc.strerror or exc}")]
+            continue
+        summary, fir, file_notes = summarize_bytes(name, raw, knowledge, options)
+        notes[name] = file_notes
+        if summary is not None:
+            summaries.append(summary)
+        if fir is not None and len(raw) <= budget:
+            kept[name] = fir
+            budget -= len(raw)
+    return Project(summaries, knowledge, options.roles), kept, notes
+
+
 def check_parsed(
     name: str, raw: bytes, fir: FileIR | None, first: Phase1, rules: Sequence[Rule],
     knowledge: Knowledge, options: Options, project: Project,
