@@ -40,10 +40,10 @@ class TokenOpenWithoutAttributes(Rule):
         if ctx.mode != "kernel":
             return
         for call in ctx.file.calls:
-            if call.indirect or call.function is None or ctx.defines_function(call.callee):
+            if call.indirect or call.function is None:
                 continue
             ex = attributes_form(ctx.knowledge, call.callee)
-            if ex is None:
+            if ex is None or ctx.defines_function(call.callee):
                 continue
             context = ctx.execution_context(call.function)
             if context.system_only:
