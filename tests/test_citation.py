@@ -189,3 +189,20 @@ def test_project_entry_cites_the_annotation(knowledge: Knowledge) -> None:
     cite = IrqlRule().citation(table, "UtilFlush")
     assert cite.label == "UtilFlush, _IRQL_requires_max_(PASSIVE_LEVEL) at drv/util.c:12"
     assert cite.url == PAGE
+
+
+def test_rules_with_facts_cite_the_routine_at_the_finding(knowledge: Knowledge) -> None:
+    # No rule passes routine= here: the engine cites the routine called at the primary
+    # location for rules that declare the facts they enforce.
+    from ddilint.plugins import collect_rules, plugin_manager
+
+    rules = [r for r in collect_rules(plugin_manager()) if r.code in ("DDI101", "DDI501")]
+    src = (b"#include <ntddk.h>\n"
+           b"NTSTATUS F(PUNICODE_STRING name)\n{\n    OBJECT_ATTRIBUTES oa;\n    HANDLE key;\n"
+           b"    InitializeObjectAttributes(&oa, name, OBJ_CASE_INSENSITIVE, NULL, NULL);\n"
+           b"    ZwOpenKey(&key, KEY_READ, &oa);\n    return STATUS_SUCCESS;\n}\n")
+    res = analyze_bytes("t.c", src, rules, knowledge)
+    cites = {f.code: f.citation for f in res.findings if f.location.line == 7}
+    assert cites["DDI101"] is not None
+    assert cites["DDI101"].label == "ZwOpenKey, Parameters: ObjectAttributes"
+    assert cites["DDI501"] is not None and cites["DDI501"].label == "ZwOpenKey, Return value"

@@ -190,6 +190,7 @@ class FileContext:
     project: Project | None = None
     _call_index: dict[int, int] | None = field(default=None, init=False, repr=False)
     _project_routines: dict[int, Routine] | None = field(default=None, init=False, repr=False)
+    _calls_at: dict[int, CallSite] | None = field(default=None, init=False, repr=False)
 
     @property
     def model(self) -> Project:
@@ -278,8 +279,15 @@ class FileContext:
         `routine`: the routine the finding is about (the callee: a name, or the `Routine`
         that `calls()`/`routine_of()` gave, which may be a project entry); the finding then
         cites that routine's page and section (`Finding.citation`), for `fact` when given
-        (see `Rule.citation`).
+        (see `Rule.citation`). Without it, a rule that declares `facts` cites the routine
+        called at `offset`, if any.
         """
+        if routine is None and rule.facts:
+            # A rule whose requirement is a per-routine fact, reporting at a call (the
+            # primary location is the callee's name): cite that callee's page.
+            call = self.call_at(offset)
+            if call is not None:
+                routine = self.routine_of(call)
         citation = rule.citation(self.knowledge, routine, fact) if routine else None
         return Finding(
             code=rule.code,
@@ -292,6 +300,14 @@ class FileContext:
             anchor=anchor,
             citation=citation,
         )
+
+    def call_at(self, offset: int) -> CallSite | None:
+        """The call whose primary location (callee or macro name) starts at `offset`."""
+        if self._calls_at is None:
+            self._calls_at = {}
+            for c in self.file.calls:
+                self._calls_at.setdefault(c.name_start, c)
+        return self._calls_at.get(offset)
 
     def routine_of(self, call: CallSite) -> Routine | None:
         """The facts that apply to a call: the entry made from the IRQL annotation of the

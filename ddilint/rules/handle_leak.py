@@ -19,6 +19,7 @@ class HandleLeak(Rule):
                "call succeeded.")
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Remarks"
+    facts = ("release", "handle_out_param")
     requirement = (
         "When the handle is no longer needed, the driver closes it with ZwClose "
         "(ObCloseHandle, FltClose for Filter Manager opens; CloseHandle in user mode)."

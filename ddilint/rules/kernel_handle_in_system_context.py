@@ -20,6 +20,7 @@ class KernelHandleInSystemContext(Rule):
                "system process, where the page still asks for it.")
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Parameters: HandleAttributes"
+    facts = ("attributes_param", "object_attributes_param")
     requirement = (
         "OBJ_KERNEL_HANDLE is the only handle attribute the token routines support; handles "
         "that drivers create are meant to be kernel handles."

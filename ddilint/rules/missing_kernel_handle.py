@@ -20,6 +20,7 @@ class MissingKernelHandle(Rule):
                "system process.")
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Parameters: HandleAttributes"
+    facts = ("attributes_param", "object_attributes_param")
     requirement = (
         "Driver code that is not running in the system process context must specify "
         "OBJ_KERNEL_HANDLE in the handle attributes (HandleAttributes, or the Attributes of "

@@ -20,6 +20,7 @@ class PowerIrpDdi(Rule):
               "dispatch routine."
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Requirements: DDI compliance rules"
+    facts = ("compliance",)
     requirement = (
         "The routine's page lists the PowerIrpDDis DDI compliance rule: it must not be called "
         "while the driver handles an IRP_MJ_POWER request."

@@ -24,6 +24,7 @@ class ProcessHandleAccess(Rule):
                "access.")
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Parameters: ProcessHandle"
+    facts = ("process_handle_param",)
     requirement = "The process handle must have PROCESS_QUERY_INFORMATION access."
     explanation = (
         "The token open fails with STATUS_ACCESS_DENIED when the process handle grants no\n"

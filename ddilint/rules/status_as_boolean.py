@@ -20,6 +20,7 @@ class StatusAsBoolean(Rule):
     summary = "An NTSTATUS is tested as a truth value; success is 0, so the test is inverted."
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Returns"
+    facts = ("returns_status",)
     requirement = (
         "The routine returns STATUS_SUCCESS (0) or an error status: test it with NT_SUCCESS, "
         "not as a boolean."

@@ -20,6 +20,7 @@ class StorportProhibitedDdi(Rule):
               "rule lists."
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Requirements: DDI compliance rules"
+    facts = ("compliance",)
     requirement = (
         "The routine's page lists the HwStorPortProhibitedDDIs DDI compliance rule: a StorPort "
         "miniport must not call it."

@@ -27,6 +27,7 @@ class UncheckedStatus(Rule):
                "away.")
     routine = "ZwOpenProcessTokenEx"
     doc_section = "Returns"
+    facts = ("returns_status",)
     requirement = (
         "The routine returns STATUS_SUCCESS or an error status; what it writes through its "
         "[out] parameters (the token handle) exists only when it succeeded."
