@@ -219,3 +219,64 @@ def test_mode_from_what_the_file_calls_when_headers_say_nothing() -> None:
     # Headers still decide first.
     assert detect_mode(["ntddk.h"], called=["CreateFileW"]) == "kernel"
     assert detect_mode(["strsafe.h"]) == "user"
+
+
+
+_NAMED = {"OBJ_KERNEL_HANDLE": 0x200, "OBJ_CASE_INSENSITIVE": 0x40, "OBJ_INHERIT": 0x2,
+          "0": 0, "0x240": 0x240, "TOKEN_QUERY": 0x8}
+Tree = tuple  # ("leaf", name) | (op, a, b) | ("~", a) | ("cast", a) | ("?:", a, b)
+
+
+def _render(t: Tree) -> str:
+    kind = t[0]
+    if kind == "leaf":
+        return str(t[1])
+    if kind == "~":
+        return f"~{_render(t[1])}"
+    if kind == "cast":
+        return f"(ULONG)({_render(t[1])})"
+    if kind == "?:":
+        return f"(c ? {_render(t[1])} : {_render(t[2])})"
+    return f"({_render(t[1])} {kind} {_render(t[2])})"
+
+
+def _c_values(t: Tree) -> set[int]:
+    """What C gives the expression, for either value of the unknown `c`."""
+    kind = t[0]
+    if kind == "leaf":
+        return {_NAMED[t[1]]}
+    if kind == "~":
+        return {~v & 0xFFFFFFFF for v in _c_values(t[1])}
+    if kind == "cast":
+        return _c_values(t[1])
+    if kind == "?:":
+        return _c_values(t[1]) | _c_values(t[2])
+    ops = {"|": lambda a, b: a | b, "&": lambda a, b: a & b, "^": lambda a, b: a ^ b}
+    return {ops[kind](a, b) for a in _c_values(t[1]) for b in _c_values(t[2])}
+
+
+def test_flag_expressions_evaluate_like_c() -> None:
+    """Any expression of constants with |, &, ^, ~, casts and ?: gets exactly the values C
+    gives it (both arms of a ?: whose test is unknown)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    trees = st.recursive(
+        st.sampled_from(sorted(_NAMED)).map(lambda n: ("leaf", n)),
+        lambda inner: st.one_of(
+            st.tuples(st.sampled_from(["|", "&", "^"]), inner, inner),
+            st.tuples(st.just("~"), inner),
+            st.tuples(st.just("cast"), inner),
+            st.tuples(st.just("?:"), inner, inner),
+        ),
+        max_leaves=6,
+    )
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(trees)
+    def check(tree: Tree) -> None:
+        text = _render(tree)
+        src = f"void F(int c) {{ ZwOpenProcessTokenEx(h, TOKEN_QUERY, {text}, &t); }}"
+        assert attrs(src) == _c_values(tree), text
+
+    check()
