@@ -63,6 +63,8 @@ class MissingKernelHandle(Rule):
                          for b in m.lacking), *context.trace],
                 fixes=m.fix(ctx.file),
                 anchor=f"{fn}:{m.site.callee}",
+                routine=m.routine,
+                fact="object_attributes_param" if m.object_attributes else "attributes_param",
             )
 
 

@@ -72,6 +72,7 @@ class ProcessHandleAccess(Rule):
                     trace=[ctx.step(callee_start(opened.call),
                                     f"process handle opened here with {access}")],
                     anchor=f"{call.function.qualname if call.function else ''}:{call.callee}",
+                    routine=routine,
                 )
                 break
 

@@ -74,6 +74,7 @@ class StatusAsBoolean(Rule):
                     trace=[ctx.step(callee_start(t.call), f"status returned by "
                                     f"{t.routine.name}")] if not direct else [],
                     anchor=f"{fn.qualname}:{t.routine.name}:{t.how}",
+                    routine=t.routine,
                 )
 
 

@@ -17,7 +17,8 @@ class TokenAccessPrivilege(Rule):
     summary = ("The desired access asks for ACCESS_SYSTEM_SECURITY, which needs "
                "SeSecurityPrivilege.")
     routine = "ZwOpenProcessTokenEx"
-    doc_section = "Returns: STATUS_PRIVILEGE_NOT_HELD"
+    doc_section = "Returns"
+    facts = ("returns_status",)
     requirement = (
         "Opening the token with some access needs SeSecurityPrivilege; without it the routine "
         "fails with STATUS_PRIVILEGE_NOT_HELD."
@@ -63,6 +64,7 @@ class TokenAccessPrivilege(Rule):
                     "without it the call fails with STATUS_PRIVILEGE_NOT_HELD",
                     trace=[ctx.step(origin.start, describe_origin(origin, ctx.file))],
                     anchor=f"{call.function.qualname if call.function else ''}:{call.callee}",
+                    routine=routine,
                 )
                 break
 

@@ -59,6 +59,7 @@ class TokenOpenWithoutAttributes(Rule):
                 f"documentation says to use {ex}: call it with OBJ_KERNEL_HANDLE",
                 trace=context.trace,
                 anchor=f"{fn}:{call.callee}",
+                routine=call.callee,
             )
 
 

@@ -91,6 +91,7 @@ class UncheckedStatus(Rule):
                     f"the NTSTATUS of {name} is not checked: {how}; {what}",
                     trace=trace,
                     anchor=f"{fn.qualname}:{name}:{loss.how}",
+                    routine=loss.routine,
                 )
 
 

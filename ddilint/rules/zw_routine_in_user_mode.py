@@ -52,6 +52,7 @@ class ZwRoutineInUserMode(Rule):
                 "user-mode callers use the Nt name",
                 fixes=fixes,
                 anchor=f"{call.function.qualname if call.function else ''}:{name}",
+                routine=name,
             )
 
 
