@@ -66,3 +66,21 @@ def test_zw_renamed_in_user_mode(tmp_path: Path, builtin_rules: list[Rule]) -> N
     new, fixed_lines = _fixed(tmp_path, text, rules, "u.c")
     assert fixed_lines == [3]
     assert "NtClose(h); OPEN(&h);" in new
+
+
+def test_token_open_becomes_the_ex_form(tmp_path: Path, builtin_rules: list[Rule]) -> None:
+    rules = [r for r in builtin_rules if r.code == "DDI103"]
+    text = ("#include <ntifs.h>\nDRIVER_DISPATCH D;\n"
+            "NTSTATUS D(PDEVICE_OBJECT d, PIRP i)\n{\n"
+            "    HANDLE t;\n"
+            "    NTSTATUS s = ZwOpenThreadToken(NtCurrentThread(), TOKEN_QUERY, TRUE, &t);\n"
+            "    if (NT_SUCCESS(s)) ZwClose(t);\n"
+            "    s = ZwOpenProcessToken(NtCurrentProcess(), TOKEN_QUERY, &t);\n"
+            "    if (NT_SUCCESS(s)) ZwClose(t);\n"
+            "    return s;\n}\n")
+    new, fixed_lines = _fixed(tmp_path, text, rules, "t.c")
+    assert fixed_lines == [6, 8]
+    assert ("ZwOpenThreadTokenEx(NtCurrentThread(), TOKEN_QUERY, TRUE, OBJ_KERNEL_HANDLE, &t)"
+            in new)
+    assert "ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, OBJ_KERNEL_HANDLE, &t)" in new
+    assert not [f for f in analyze_text(new, rules, str(tmp_path / "t.c")) if not f.is_notice]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.analyzer.handle_attributes import attributes_form
-from ddilint.findings import Finding, Severity
+from ddilint.analyzer.handle_attributes import KERNEL_HANDLE_FLAG, attributes_form
+from ddilint.analyzer.ir import CallSite
+from ddilint.findings import Finding, Fix, Severity, TextEdit
 from ddilint.hookspecs import hookimpl
 from ddilint.rules.base import FileContext, Rule
 
@@ -34,7 +35,8 @@ class TokenOpenWithoutAttributes(Rule):
         "status = ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, OBJ_KERNEL_HANDLE,\n"
         "                              &token);"
     )
-    fix_text = "Call the Ex form and pass OBJ_KERNEL_HANDLE as HandleAttributes."
+    fix_text = ("Call the Ex form and pass OBJ_KERNEL_HANDLE as HandleAttributes (`--fix` "
+                "does it for calls written outside macros).")
 
     def check_file(self, ctx: FileContext) -> Iterator[Finding]:
         if ctx.mode != "kernel":
@@ -58,9 +60,26 @@ class TokenOpenWithoutAttributes(Rule):
                 f"process's handle table; to give a token handle attributes the "
                 f"documentation says to use {ex}: call it with OBJ_KERNEL_HANDLE",
                 trace=context.trace,
+                fixes=_ex_fix(ctx, call, ex),
                 anchor=f"{fn}:{call.callee}",
                 routine=call.callee,
             )
+
+
+def _ex_fix(ctx: FileContext, call: CallSite, ex: str) -> tuple[Fix, ...]:
+    """Rename to the Ex form and insert OBJ_KERNEL_HANDLE where the Ex form takes its
+    HandleAttributes (the arguments before it are the same in both forms)."""
+    routine = ctx.knowledge.get(ex)
+    if call.via or routine is None or routine.attributes_param is None:
+        return ()
+    args = call.args
+    at = routine.attributes_param
+    if at >= len(args) or len(args) + 1 != len(routine.params) or args[at].via:
+        return ()
+    return (Fix(f"Call {ex} with {KERNEL_HANDLE_FLAG}", (
+        TextEdit(call.name_start, call.name_start + len(call.callee), ex),
+        TextEdit(args[at].start, args[at].start, f"{KERNEL_HANDLE_FLAG}, "),
+    )),)
 
 
 @hookimpl
