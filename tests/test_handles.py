@@ -180,3 +180,21 @@ def test_inner_variable_of_the_same_name_is_not_the_open_handle(
 }
 """
     assert codes(src, builtin_rules) == []
+
+
+def test_a_flag_tested_before_the_open_is_remembered(builtin_rules: list[Rule]) -> None:
+    src = """VOID F(POBJECT_ATTRIBUTES oa, BOOLEAN useKey, PCTX ctx)
+{
+    HANDLE key = NULL;
+    if (useKey) {
+        if (!NT_SUCCESS(ZwOpenKey(&key, KEY_READ, oa))) {
+            return;
+        }
+    }
+    Work(ctx);
+    if (useKey) {
+        ZwClose(key);
+    }
+}
+"""
+    assert codes(src, builtin_rules) == []

@@ -42,6 +42,9 @@ NONE, OPEN, FAILED, RELEASED, ESCAPED = "none", "open", "failed", "released", "e
 MAX_WORLDS = 256
 # Nodes the path search behind a leak's trace may visit.
 MAX_TRACE_NODES = 4000
+# World steps one file may take (the largest file of Windows-driver-samples needs 75,000):
+# past it the remaining sites are given up, so no file costs more than a few seconds.
+MAX_STEPS_PER_FILE = 300_000
 
 # NTSTATUS constants for which NT_SUCCESS is true (severity success or informational).
 # Every other STATUS_ name a driver writes is taken as a failure code.
@@ -475,7 +478,7 @@ class _SiteAnalysis:
         self.lambda_names = lambda_names
         self.shadowed = shadowed
         self.ev = _Evaluator(site)
-        self.events: dict[int, tuple[Event, ...]] = {}
+        self.events: dict[int, tuple[tuple[Event, ...], tuple[bool, frozenset[str]]]] = {}
         self.overflow = False
         # (kind, offset, callee, first release, variable passed)
         self.sink: list[tuple[str, int, str, int, str]] | None = None
@@ -503,6 +506,9 @@ class _SiteAnalysis:
     def transfer(self, element: Element, state: State) -> State:
         if state is None:
             return None
+        if self.owner.steps > MAX_STEPS_PER_FILE:
+            self.overflow = True
+            return state
         out: set[World] = set()
         for w in state:
             out.update(self.step(element, w))
@@ -571,11 +577,13 @@ class _SiteAnalysis:
                         fact = (name, c[0], c[1], c[2])
                     elif c == ("status", 1, "STATUS_SUCCESS"):
                         fact = (name, "status", 0, "")
+                    elif c == ("const", 0, ""):
+                        fact = (name, "nonnull", 1, "")
                 elif c[0] == "const" and c[1] == 0 and op in ("<", ">="):
                     ok = holds if op == ">=" else not holds
                     fact = (name, "status", int(ok), "")
-        elif e.kind == "name" and not holds and _constant(e) is None:
-            fact = (e.text, "const", 0, "")
+        elif e.kind == "name" and _constant(e) is None:
+            fact = (e.text, "const", 0, "") if not holds else (e.text, "nonnull", 1, "")
         if fact is None or fact[0] in w.holders or fact[0] not in self.interesting:
             return w
         if any(f[0] == fact[0] for f in w.facts):
@@ -583,12 +591,21 @@ class _SiteAnalysis:
         return replace(w, facts=w.facts | {fact})
 
     def step(self, el: Element, w: World) -> list[World]:
+        self.owner.steps += 1
         key = id(el)
-        events = self.events.get(key)
-        if events is None:
-            events = self.events[key] = _element_events(el, self.lambda_names,
-                                                        self.owner.is_quiet,
-                                                        self.owner.is_opaque)
+        cached = self.events.get(key)
+        if cached is None:
+            events = _element_events(el, self.lambda_names, self.owner.is_quiet,
+                                     self.owner.is_opaque)
+            cached = self.events[key] = (events, self._relevance(events))
+        events, (opens, written) = cached
+        # Worlds without the handle only care about the site's call and, before it, about
+        # the variables the function tests: skip everything else.
+        if (w.state in (FAILED, ESCAPED) or (w.state == RELEASED and not w.holders)) \
+                and not opens:
+            return [w]
+        if w.state == NONE and not opens and not (written & self.interesting):
+            return [w]
         worlds = [w]
         for ev in events:
             nxt: list[World] = []
@@ -598,6 +615,25 @@ class _SiteAnalysis:
         if el.kind not in ("cond", "switch"):
             worlds = [_drop_result(x) for x in worlds]
         return [_canonical(x) for x in worlds]
+
+    def _relevance(self, events: tuple[Event, ...]) -> tuple[bool, frozenset[str]]:
+        """Whether an element runs the site's call, and the variables it may change."""
+        opens = False
+        written: set[str] = set()
+        for ev in events:
+            kind = ev[0]
+            if kind == "call":
+                call = ev[1]
+                assert isinstance(call, Expr)
+                opens = opens or self.ev.is_site_call(call)
+                written.update(n for a in call.args if (n := _addr_of_name(a)) is not None)
+            elif kind == "assign" and isinstance(ev[1], str):
+                written.add(ev[1])
+            elif kind == "addr":
+                written.add(str(ev[1]))
+            elif kind == "opaque" and isinstance(ev[2], frozenset):
+                written.update(str(n) for n in ev[2])
+        return opens, frozenset(written)
 
     def apply(self, ev: Event, w: World) -> list[World]:
         kind = ev[0]
@@ -751,6 +787,8 @@ def _canonical(w: World) -> World:
     if w.state in (FAILED, ESCAPED) and (w.holders or w.facts or w.ret >= 0
                                          or w.released_at >= 0):
         return World(w.state)
+    if w.state == RELEASED and not w.holders and (w.facts or w.released_at >= 0):
+        return World(RELEASED)  # no variable names it any more: nothing can misuse it
     return w
 
 
@@ -785,6 +823,7 @@ class _FileAnalysis:
         self.summaries: dict[tuple[str, int], str] = {}
         self.in_progress: set[tuple[str, int]] = set()
         self.shapes: dict[int, _FunctionShape] = {}
+        self.steps = 0  # world steps taken in this file (bounded by MAX_STEPS_PER_FILE)
 
     # -- knowledge ------------------------------------------------------------------------
     def routine_of(self, callee: str, call: Expr) -> Routine | None:
@@ -923,6 +962,8 @@ class _FileAnalysis:
     def run_site(self, fn: Function, site: Site, collect: bool
                  ) -> tuple[frozenset[World], _SiteAnalysis, CFG] | None:
         """Solve one site; None when the analysis gave up. Returns the exit worlds."""
+        if self.steps > MAX_STEPS_PER_FILE:
+            return None
         shape = self.shape(fn)
         cfg = fn.cfg
         for learning in (True, False):
