@@ -261,6 +261,9 @@ def lvalue_key(target: Expr) -> str | None:
             return f"{base.text}.{t.text}"
         if t.op == "->" and base.kind == "name":
             return f"*{base.text}.{t.text}"
+        if t.op == "->" and base.kind == "unary" and base.op == "&":
+            inner = base.children[0].strip()  # `(&oa)->Attributes`, from macro bodies
+            return f"{inner.text}.{t.text}" if inner.kind == "name" else None
         if t.op == "." and base.kind == "unary" and base.op == "*":
             inner = base.children[0].strip()
             return f"*{inner.text}.{t.text}" if inner.kind == "name" else None
@@ -409,8 +412,9 @@ class FunctionValues(_Scope):
                             obj = object_key(e.args[spec.object_param])
                             if obj is not None:
                                 self.fields.add(obj + ".Attributes")
-                    elif e.kind == "unary" and e.op == "&" and (
-                            parent is None or parent.kind != "call"):
+                    elif e.kind == "unary" and e.op == "&" and (parent is None or (
+                            parent.kind != "call" and not (
+                                parent.kind == "field" and parent.op == "->"))):
                         inner = e.children[0].strip()
                         if inner.kind == "name":
                             self.escaped.add(inner.text)
