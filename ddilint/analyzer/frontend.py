@@ -73,25 +73,13 @@ _ROLE_QUERY = "(declaration type: (type_identifier) @type declarator: (identifie
 _ERROR_QUERY = "(ERROR) @error"
 # Names in the places a function pointer goes: arguments, right sides of assignments,
 # initializers (possibly behind `&` or a cast).
-_REF_QUERY = """
-[
- (argument_list (identifier) @v)
- (argument_list (pointer_expression argument: (identifier) @v))
- (argument_list (cast_expression value: (identifier) @v))
- (assignment_expression right: (identifier) @v)
- (assignment_expression right: (pointer_expression argument: (identifier) @v))
- (assignment_expression right: (cast_expression value: (identifier) @v))
- (initializer_list (identifier) @v)
- (initializer_list (pointer_expression argument: (identifier) @v))
- (initializer_list (cast_expression value: (identifier) @v))
- (initializer_pair value: (identifier) @v)
- (initializer_pair value: (pointer_expression argument: (identifier) @v))
- (initializer_pair value: (cast_expression value: (identifier) @v))
- (init_declarator value: (identifier) @v)
- (init_declarator value: (pointer_expression argument: (identifier) @v))
- (init_declarator value: (cast_expression value: (identifier) @v))
-]
-"""
+_REF_QUERY = (
+    "[(argument_list [(identifier) (pointer_expression) (cast_expression)] @v)"
+    " (assignment_expression right: [(identifier) (pointer_expression) (cast_expression)] @v)"
+    " (initializer_list [(identifier) (pointer_expression) (cast_expression)] @v)"
+    " (initializer_pair value: [(identifier) (pointer_expression) (cast_expression)] @v)"
+    " (init_declarator value: [(identifier) (pointer_expression) (cast_expression)] @v)]"
+)
 _CONSTANT_NAME = re.compile(r"^[A-Z0-9_]+$")
 _SHORT_ARG = frozenset({"identifier", "null", "number_literal", "true", "false"})
 _SCOPE_TYPES = ("translation_unit", "declaration_list", "linkage_specification")
@@ -380,8 +368,22 @@ class _FileBuilder:
         data = self.data
         out = self.fir.refs
         seen: set[int] = set()
-        for node in caps.get("v", []):
-            if node.start_byte in seen:
+        for value in caps.get("v", []):
+            node: Node | None = value
+            while node is not None and node.type != "identifier":
+                if node.type == "pointer_expression":
+                    op = node.child_by_field_name("operator")
+                    if op is None or op.type != "&":
+                        node = None
+                        break
+                    node = node.child_by_field_name("argument")
+                elif node.type in ("cast_expression", "parenthesized_expression"):
+                    node = node.child_by_field_name("value") if (
+                        node.type == "cast_expression") else (
+                        node.named_children[0] if node.named_children else None)
+                else:
+                    node = None
+            if node is None or node.start_byte in seen:
                 continue
             seen.add(node.start_byte)
             name = _text(node, data)
