@@ -340,9 +340,8 @@ class Project:
             return role
         if major and major not in _IRP_MJ_POWER_NAMES and major.startswith("IRP_MJ_"):
             return role
-        if not major:
+        if not major or major not in _IRP_MJ_POWER_NAMES:
             return role
-        # IRP_MJ_POWER, or registered for every major function in a loop.
         root = _dir(_dir(path))
         if not root and flagged:
             return role
@@ -380,13 +379,15 @@ class Project:
         elif ref.kind == "field":
             role = k.registration_fields.get(ref.key, "") or _generic_field_role(ref.key)
             if role:
+                # `MajorFunction[i] = F` in a loop: a dispatch routine for every major; it is
+                # not taken as a power handler (a control device never gets power IRPs, a
+                # filter copies DO_POWER_PAGABLE from below): precision first.
                 major = ref.index if ref.key == "MajorFunction" else ""
                 if ref.key == "MajorFunction" and not major.startswith("IRP_MJ_"):
-                    major = "(any)"
+                    major = ""
                 role = self._dispatch_role(role, major, s.path, flagged)
                 text = f"{ref.key}[{ref.index}]" if ref.index else ref.key
-                found.append(RoleSource(role, f"{text} = {ref.name} at {where}", loc,
-                                        major if major != "(any)" else ""))
+                found.append(RoleSource(role, f"{text} = {ref.name} at {where}", loc, major))
         elif ref.kind == "init":
             found.extend(self._init_roles(ref, s.path, where, loc, flagged))
         elif ref.kind == "var" and "DRIVER_DISPATCH" in ref.type_text:
@@ -437,7 +438,7 @@ class Project:
             major = ref.key.strip("[]") if ref.key.startswith("[") else ""
             if not major and ref.index.isdigit():
                 major = "IRP_MJ_POWER" if int(ref.index) == IRP_MJ_POWER else f"#{ref.index}"
-            role = self._dispatch_role("dispatch", major or "(any)", path, flagged)
+            role = self._dispatch_role("dispatch", major, path, flagged)
             return [RoleSource(role, f"PDRIVER_DISPATCH table at {where}", loc,
                                major if major.startswith("IRP_MJ_") else "")]
         if ref.key.startswith("."):
@@ -688,7 +689,11 @@ class Project:
                 self.irql_min[n] = min(self.irql_min[n], 4)
 
     def _range(self, n: int) -> tuple[int, int]:
-        hi = min(max(self.irql_max[n], 0), self.nodes[n].summary.irql_cap)
+        hi = max(self.irql_max[n], 0)
+        if hi > self.nodes[n].summary.irql_cap:
+            # PAGED_CODE(): the developer asserts IRQL <= APC_LEVEL where the callers or the
+            # role say it can be higher; one of the two is wrong, so claim nothing.
+            hi = 0
         lo = min(self.irql_min[n], hi)
         return lo, hi
 

@@ -199,7 +199,9 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
         line, col = pos(f.name_start)
         own = by_fn.get(i, [])
         graph = None
-        if _needs_graph(fir, own, knowledge):
+        if _needs_graph(fir, own, knowledge) or (
+                b"IRP_MJ_CREATE" in data[f.body_start:f.end]
+                and b"MajorFunction" in data[f.body_start:f.end]):
             graph = build_graph(fir, f, own, knowledge)
         parent = fn_index.get(id(f.parent), -1) if f.parent is not None else -1
         cap = 1 if any(fir.calls[c].callee in _PAGED for c in own) else 4
@@ -374,11 +376,32 @@ _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
 
 
 def _narrowing(edge: Edge) -> tuple[int, int]:
-    """The IRQL range a true/false edge on a `KeGetCurrentIrql()` test allows."""
+    """The IRQL range a true/false edge on a `KeGetCurrentIrql()` test allows; also the
+    IRP_MJ_CREATE side of a test of the request's major function (creates are sent at
+    PASSIVE_LEVEL: dispatch routines, minifilter pre- and post-create callbacks)."""
     cond = edge.cond
+    if edge.kind == "case" and cond is not None and edge.case is not None:
+        if _is_major_function(cond.strip()) and edge.case.strip().render() == "IRP_MJ_CREATE":
+            return 0, 0
+        return 0, 4
     if edge.kind not in ("true", "false") or cond is None:
         return 0, 4
-    return _irql_test(cond.strip(), edge.kind == "true")
+    e = cond.strip()
+    if e.kind == "binary" and e.op in ("==", "!=") and len(e.children) == 2:
+        left, right = e.children[0].strip(), e.children[1].strip()
+        if _is_major_function(right):
+            left, right = right, left
+        if _is_major_function(left) and right.render() == "IRP_MJ_CREATE":
+            if (e.op == "==") == (edge.kind == "true"):
+                return 0, 0
+            return 0, 4
+    return _irql_test(e, edge.kind == "true")
+
+
+def _is_major_function(e: Expr) -> bool:
+    """`Data->Iopb->MajorFunction`, `irpSp->MajorFunction`, `MajorFunction`."""
+    return (e.kind == "field" and e.text == "MajorFunction") or (
+        e.kind == "name" and e.text == "MajorFunction")
 
 
 def _irql_test(e: Expr, holds: bool) -> tuple[int, int]:
