@@ -425,6 +425,8 @@ class Project:
             role = "filter_pre" if pos == "2" else "filter_post"
             if major == "IRP_MJ_CREATE":
                 role += "_create"
+            elif role == "filter_pre" and major in _PASSIVE_REQUESTS:
+                role = "filter_pre_passive"
             kind = "pre" if pos == "2" else "post"
             return [RoleSource(role, f"{kind}-operation callback for {major or 'an operation'}"
                                f" in FLT_OPERATION_REGISTRATION at {where}", loc, major)]
@@ -961,6 +963,17 @@ class Project:
         call = self.files[node.file].calls[ci]
         return Location(node.path, call.line, call.column)
 
+
+# Requests the I/O manager sends from the caller's thread at PASSIVE_LEVEL: their minifilter
+# pre-operation callbacks do not run at APC_LEVEL (that is paging I/O and the memory
+# manager's callbacks: reads, writes, information and section synchronization).
+_PASSIVE_REQUESTS = frozenset({
+    "IRP_MJ_CREATE_NAMED_PIPE", "IRP_MJ_CREATE_MAILSLOT", "IRP_MJ_CLEANUP",
+    "IRP_MJ_DIRECTORY_CONTROL", "IRP_MJ_QUERY_VOLUME_INFORMATION",
+    "IRP_MJ_SET_VOLUME_INFORMATION", "IRP_MJ_QUERY_EA", "IRP_MJ_SET_EA",
+    "IRP_MJ_QUERY_SECURITY", "IRP_MJ_SET_SECURITY", "IRP_MJ_DEVICE_CONTROL",
+    "IRP_MJ_LOCK_CONTROL", "IRP_MJ_SHUTDOWN", "IRP_MJ_PNP", "IRP_MJ_NETWORK_QUERY_OPEN",
+})
 
 _FLT_REGISTRATION_CALLBACKS = {
     "5": "FilterUnloadCallback", "6": "InstanceSetupCallback",
