@@ -370,7 +370,12 @@ class _FileBuilder:
         seen: set[int] = set()
         for value in caps.get("v", []):
             node: Node | None = value
+            steps = 0
             while node is not None and node.type != "identifier":
+                steps += 1
+                if steps > 8:
+                    node = None
+                    break
                 if node.type == "pointer_expression":
                     op = node.child_by_field_name("operator")
                     if op is None or op.type != "&":
@@ -451,10 +456,14 @@ def _function_refs(node: Node, name: str, data: bytes, enclosing: str) -> list[F
     """Where a name used as a value goes (see `FunctionRef`)."""
     child = node
     p = node.parent
+    steps = 0
     while p is not None and p.type in ("pointer_expression", "cast_expression",
                                        "parenthesized_expression"):
         if p.type == "pointer_expression" and _text(p, data)[:1] != "&":
             return []  # `*Name`: a dereference, not the function's address
+        steps += 1
+        if steps > 8:
+            return []  # not how a callback is written; and never quadratic
         child, p = p, p.parent
     if p is None:
         return []
