@@ -133,6 +133,16 @@ def test_a_broken_end_does_not_hide_findings_before_it(
     assert "DDI906" not in codes(res)
 
 
+def test_quoted_kernel_header_makes_kernel_mode(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    from ddilint.analyzer.preprocess import preprocess
+
+    assert preprocess(b'#include "ntddk.h"\n#include <wdm.h>\n').includes == ["ntddk.h", "wdm.h"]
+    quoted = DRIVER.replace("<ntddk.h>", '"ntddk.h"')
+    res = analyze(quoted.encode(), builtin_rules, knowledge, options=Options())
+    assert places(res) == [(4, 5)]
+
+
 def test_nul_bytes_are_read_as_spaces_and_code_after_them_is_analyzed(
         builtin_rules: list[Rule], knowledge: Knowledge) -> None:
     raw = DRIVER.encode() + b"\x00\x00\n" + DRIVER.replace("Unload", "Unload2").encode()

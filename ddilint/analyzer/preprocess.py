@@ -221,7 +221,9 @@ def _directives(
                 result.macros.pop(target, None)
                 known.pop(target, None)
             elif name == "include":
-                inc = rest.strip().strip('<>"').strip()
+                # The scan buffer has string contents blanked: read `"name.h"` from `buf`.
+                written = bytes(buf[m.start(2):m.end(2)]).decode("utf-8", "replace")
+                inc = written.strip().strip('<>"').strip()
                 result.includes.append(inc.replace("\\", "/"))
             elif name == "pragma":
                 result.pragmas.append(Directive("pragma", rest, s))

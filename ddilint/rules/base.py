@@ -191,6 +191,7 @@ class FileContext:
     _call_index: dict[int, int] | None = field(default=None, init=False, repr=False)
     _project_routines: dict[int, Routine] | None = field(default=None, init=False, repr=False)
     _calls_at: dict[int, CallSite] | None = field(default=None, init=False, repr=False)
+    _defined: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def model(self) -> Project:
@@ -337,4 +338,6 @@ class FileContext:
     def defines_function(self, name: str) -> bool:
         """True when the analyzed file itself defines a function of this name (so a call of
         it is a call of the driver's own code, not of the documented routine)."""
-        return any(f.name == name and f.kind != "lambda" for f in self.file.functions)
+        if self._defined is None:  # rules ask once per call: a set, not a scan
+            self._defined = frozenset(f.name for f in self.file.functions if f.kind != "lambda")
+        return name in self._defined
