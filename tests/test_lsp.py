@@ -179,3 +179,14 @@ def test_suppression_edit_forms() -> None:
     assert suppression_edit(idx, 2, "DDI401") is None  # a macro continues on the next line
     e = suppression_edit(idx, 3, "DDI401")
     assert e is not None and e.new_text == "  // ddilint: ignore[DDI401]"
+
+
+def test_bad_config_is_shown_and_defaults_apply(client: LspClient, tmp_path: Path) -> None:
+    (tmp_path / ".ddilint.toml").write_text("mode = 'kernal'\n")
+    uri = (tmp_path / "drv.c").as_uri()
+    _open(client, uri, DRIVER)
+    assert [d["code"] for d in client.diagnostics(uri, 1)["diagnostics"]] == ["DDI401"]
+    shown = client.wait(lambda m: m.get("method") == "window/showMessage")
+    assert shown["params"]["type"] == 1
+    assert ".ddilint.toml" in shown["params"]["message"]
+    assert "key 'mode'" in shown["params"]["message"]
