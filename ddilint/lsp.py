@@ -25,7 +25,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from ddilint import __version__
-from ddilint.analyzer.engine import Options, analyze_bytes, discover, summarize_bytes
+from ddilint.analyzer.engine import (
+    Options,
+    analyze_bytes,
+    discover,
+    run_rules,
+    summarize_bytes,
+)
 from ddilint.analyzer.frontend import SOURCE_SUFFIXES
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.summary import FileSummary
@@ -247,23 +253,26 @@ class DdilintServer(LanguageServer):
             if (m := project.config.mode_for(p)) is not None})
         active = project.active
         data = text.encode("utf-8")
-        model = self.project_model(project, name, data, options, buffers or {})
-        result = analyze_bytes(name, data, active, project.knowledge, options, model)
-        return keep_findings(result.findings, project.config, project.select, project.ignore,
+        if not project.project_files():
+            result = analyze_bytes(name, data, active, project.knowledge, options)
+            findings = result.findings
+        else:
+            # Parse once: the buffer's summary joins the project model, its IR is checked.
+            own, fir, findings = summarize_bytes(name, data, project.knowledge, options)
+            if fir is not None:
+                model = self.project_model(project, own, options, buffers or {})
+                findings = [*findings, *run_rules(fir, active, project.knowledge, options,
+                                                  model)]
+        return keep_findings(findings, project.config, project.select, project.ignore,
                              active, {name}, lambda p: text if p == name else None)
 
-    def project_model(self, project: ProjectState, name: str, data: bytes, options: Options,
-                      buffers: dict[str, str]) -> Project | None:
-        """The whole-program model with this buffer (and other open buffers) in place of
-        their files on disk; None when the file has no project (analyzed alone)."""
-        files = project.project_files()
-        if not files:
-            return None
-        summaries: list[FileSummary] = []
-        own, _, _ = summarize_bytes(name, data, project.knowledge, options)
-        if own is not None:
-            summaries.append(own)
-        for p in files:
+    def project_model(self, project: ProjectState, own: FileSummary | None, options: Options,
+                      buffers: dict[str, str]) -> Project:
+        """The whole-program model with this buffer's summary (and other open buffers) in
+        place of their files on disk."""
+        summaries: list[FileSummary] = [own] if own is not None else []
+        name = own.path if own is not None else ""
+        for p in project.project_files():
             pname = p.as_posix()
             if pname == name:
                 continue
