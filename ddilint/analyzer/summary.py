@@ -18,7 +18,9 @@ cannot follow: it never makes a finding).
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ddilint.analyzer.cfg import Edge
@@ -175,7 +177,7 @@ def _anns(anns: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     """The summary of one parsed file."""
     path = fir.path
-    pos = fir.position
+    pos = _positioner(fir)
     fn_index = {id(f): i for i, f in enumerate(fir.functions)}
     calls: list[CallInfo] = []
     by_fn: dict[int, list[int]] = {}
@@ -231,6 +233,24 @@ _COMMENT = re.compile(rb"//[^\n]*|/\*.*?\*/", re.S)
 def _without_comments(data: bytes) -> bytes:
     """The text with comments blanked (offsets kept), for word searches."""
     return _COMMENT.sub(lambda m: re.sub(rb"[^\n]", b" ", m.group(0)), data)
+
+
+def _positioner(fir: FileIR) -> Callable[[int], tuple[int, int]]:
+    """A fast (line, column) of byte offsets for one file (the summary asks for many)."""
+    starts = fir.source.line_starts
+    data = fir.source.data
+    size = len(data)
+    find = bisect.bisect_right
+
+    def position(offset: int) -> tuple[int, int]:
+        offset = 0 if offset < 0 else (size if offset > size else offset)
+        i = find(starts, offset) - 1
+        prefix = data[starts[i]:offset]
+        if prefix.isascii():
+            return i + 1, len(prefix) + 1
+        return i + 1, len(prefix.decode("utf-8", errors="replace")) + 1
+
+    return position
 
 
 def _needs_graph(fir: FileIR, own: list[int], knowledge: Knowledge) -> bool:
