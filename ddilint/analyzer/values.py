@@ -110,8 +110,6 @@ def unknown(origin: Origin) -> Bits:
     return Bits(0, 0, origin)
 
 
-UNKNOWN_ORIGIN = Origin("unknown", 0, 0)
-UNKNOWN: Values = frozenset({unknown(UNKNOWN_ORIGIN)})
 
 
 def _merge(values: Iterable[Bits]) -> Bits:
