@@ -17,7 +17,7 @@ class DoubleClose(Rule):
     summary = "A handle is released twice on one path."
     routine = "ZwClose"
     doc_section = "Remarks"
-    requirement = "A handle is closed once; after ZwClose its value no longer names the object."
+    requirement = "Closing a handle makes it invalid: the same value must not be closed again."
     explanation = (
         "After the first release the handle value is free: the system may already have\n"
         "given it to another open, in this driver or elsewhere in the process, so the\n"
@@ -39,7 +39,17 @@ class DoubleClose(Rule):
                 trace=[ctx.step(m.released_at, f"`{m.var}` is released"),
                        ctx.step(m.offset, "released again")],
                 anchor=f"{m.function.qualname}:{m.callee}:{m.var}",
+                routine=_release_page(ctx, m.callee),
             )
+
+
+def _release_page(ctx: FileContext, callee: str) -> str:
+    """The release routine whose page says a closed handle is invalid: the one called
+    when it is documented as a release, else ZwClose."""
+    r = ctx.knowledge.get(callee)
+    if r is not None and r.closes_handle_param is not None and r.url:
+        return callee
+    return "ZwClose"
 
 
 @hookimpl

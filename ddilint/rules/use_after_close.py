@@ -17,7 +17,7 @@ class UseAfterClose(Rule):
     summary = "A released handle is passed to a routine again on one path."
     routine = "ZwClose"
     doc_section = "Remarks"
-    requirement = "Once closed, a handle is invalid and must not be used."
+    requirement = "Closing a handle makes it invalid: no routine may be given it afterwards."
     explanation = (
         "After the release the handle value may already name another object, so the call\n"
         "works on the wrong object, or fails with STATUS_INVALID_HANDLE (a bug check for a\n"
@@ -44,6 +44,7 @@ class UseAfterClose(Rule):
                 trace=[ctx.step(m.released_at, f"`{m.var}` is released"),
                        ctx.step(m.offset, "used after the release")],
                 anchor=f"{m.function.qualname}:{m.callee}:{m.var}",
+                routine="ZwClose",  # its Remarks: closing a handle makes it invalid
             )
 
 
