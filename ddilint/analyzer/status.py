@@ -153,7 +153,8 @@ class _UnreadStores:
             found = _status_call(d.rhs, self.is_status)
         elif d.kind == "assign" and d.op == "=":
             top = el.expr
-            if top is None or top.kind != "assign" or top.start != d.start or top.end != d.end:
+            if (el.kind != "expr" or top is None or top.kind != "assign"
+                    or top.start != d.start or top.end != d.end):
                 return False  # the assignment's value is used (`if ((s = ZwX()))`)
             found = _status_call(d.rhs, self.is_status)
         else:

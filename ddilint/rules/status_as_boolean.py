@@ -61,7 +61,12 @@ class StatusAsBoolean(Rule):
                 tested = t.tested.strip()
                 direct = tested.kind == "call"
                 at = callee_start(t.call) if direct else t.tested.start
-                text = t.tested.render() if not direct else f"{t.routine.name}(...)"
+                if direct:
+                    text = f"{t.routine.name}(...)"
+                elif tested.kind == "assign" and tested.children:
+                    text = f"{tested.children[0].render()} = {t.routine.name}(...)"
+                else:
+                    text = t.tested.render()
                 where = {"condition": "as a condition", "!": "with `!`",
                          "&&": "as an operand of `&&`", "||": "as an operand of `||`",
                          "?:": "as the test of `?:`"}.get(t.how, f"with `{t.how}`")
