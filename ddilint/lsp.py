@@ -187,6 +187,8 @@ class DdilintServer(LanguageServer):
         self.docs: dict[str, DocState] = {}
         self.projects: dict[str, ProjectState] = {}
         self.reported_errors: set[str] = set()
+        self.analysis_lock = asyncio.Lock()
+        self.busy: set[asyncio.Task[None]] = set()  # refreshes whose analysis is running
 
     def position_encoding(self) -> str:
         """The position encoding agreed with the client ("utf-16" before initialization)."""
@@ -337,20 +339,32 @@ class DdilintServer(LanguageServer):
         unless it changed again meanwhile."""
         if delay:
             await asyncio.sleep(delay)
-        doc = self.workspace.get_text_document(uri)
-        version, text = doc.version, doc.source
-        buffers: dict[str, str] = {}
-        for other_uri, other in self.workspace.text_documents.items():
-            other_path = to_fs_path(other_uri)
-            if other_uri != uri and other_path is not None:
-                buffers[Path(other_path).absolute().as_posix()] = other.source
-        try:
-            findings = await asyncio.to_thread(self.analyze, uri, text, buffers)
-        except Exception as exc:  # never take the server down
-            log.exception("analysis failed")
-            self.window_log_message(lsp.LogMessageParams(
-                type=lsp.MessageType.Error, message=f"ddilint: analysis failed: {exc}"))
-            return
+        # One analysis at a time (they are CPU-bound: two at once only slow each other); a
+        # running one is never cancelled, a newer edit waits here and then reads the
+        # latest text.
+        async with self.analysis_lock:
+            if uri not in self.docs:
+                return
+            doc = self.workspace.get_text_document(uri)
+            version, text = doc.version, doc.source
+            buffers: dict[str, str] = {}
+            for other_uri, other in self.workspace.text_documents.items():
+                other_path = to_fs_path(other_uri)
+                if other_uri != uri and other_path is not None:
+                    buffers[Path(other_path).absolute().as_posix()] = other.source
+            task = asyncio.current_task()
+            if task is not None:
+                self.busy.add(task)
+            try:
+                findings = await asyncio.to_thread(self.analyze, uri, text, buffers)
+            except Exception as exc:  # never take the server down
+                log.exception("analysis failed")
+                self.window_log_message(lsp.LogMessageParams(
+                    type=lsp.MessageType.Error, message=f"ddilint: analysis failed: {exc}"))
+                return
+            finally:
+                if task is not None:
+                    self.busy.discard(task)
         current = self.workspace.get_text_document(uri)
         if current.version != version or uri not in self.docs:
             return  # a newer edit will publish
@@ -362,8 +376,9 @@ class DdilintServer(LanguageServer):
 
     def schedule(self, uri: str, delay: float) -> None:
         state = self.docs.setdefault(uri, DocState())
-        if state.pending is not None and not state.pending.done():
-            state.pending.cancel()
+        if (state.pending is not None and not state.pending.done()
+                and state.pending not in self.busy):
+            state.pending.cancel()  # still waiting: the new edit supersedes it
         state.pending = asyncio.ensure_future(self.refresh(uri, delay))
 
     # -- code actions -------------------------------------------------------------------------
