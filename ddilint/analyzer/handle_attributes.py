@@ -10,7 +10,6 @@ attributes, the documented routine that does (`NtOpenProcessToken` -> `NtOpenPro
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 from ddilint.analyzer.ir import CallSite, Expr, FileIR
@@ -93,14 +92,10 @@ class MissingFlag:
         return (Fix(f"Add {KERNEL_HANDLE_FLAG}", (TextEdit(e.start, e.end, new),)),)
 
 
-_CACHE: weakref.WeakKeyDictionary[FileIR, tuple[Knowledge, list[MissingFlag]]] = (
-    weakref.WeakKeyDictionary())
-
-
 def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag]:
     """Every call in the file whose handle attributes can lack OBJ_KERNEL_HANDLE (cached:
     DDI101 and DDI102 share the answer)."""
-    cached = _CACHE.get(fir)
+    cached: tuple[Knowledge, list[MissingFlag]] | None = fir.memo.get("handle_attributes")
     if cached is not None and cached[0] is knowledge:
         return cached[1]
     fv = file_values(fir, knowledge)
@@ -131,7 +126,7 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
         if lacking:
             out.append(MissingFlag(site, routine, index, is_oa, arg, tuple(lacking.values()),
                                    cv))
-    _CACHE[fir] = (knowledge, out)
+    fir.memo["handle_attributes"] = (knowledge, out)
     return out
 
 

@@ -25,7 +25,6 @@ double releases, uses after release) are computed once per file and shared by th
 from __future__ import annotations
 
 import re
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -1215,13 +1214,9 @@ def _short(e: Expr) -> str:
 # ---------------------------------------------------------------------------------------
 # Entry point, cached per file
 
-_CACHE: weakref.WeakKeyDictionary[FileIR, dict[tuple[int, str], HandleFacts]] = (
-    weakref.WeakKeyDictionary())
-
-
 def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
     """The handle analysis of a file (computed once, shared by DDI201/202/203)."""
-    per = _CACHE.setdefault(fir, {})
+    per: dict[tuple[int, str], HandleFacts] = fir.memo.setdefault("handles", {})
     key = (id(knowledge), mode)
     got = per.get(key)
     if got is None:

@@ -1066,6 +1066,12 @@ def _join_vars(a: frozenset[tuple[str, State]],
     return frozenset(out.items())
 
 
+def _atom_key(a: Atom) -> tuple[int, str, int, int, str]:
+    o = a[3]
+    kind = 0 if a[0] == "a" else 1
+    return (kind, o[0], o[1], o[2], o[3]) if o is not None else (kind, "", 0, 0, "")
+
+
 def _evaluate(st: State, emin: int, emax: int) -> tuple[int, int, Atom | None] | None:
     """(lowest, highest, the atom giving the highest) IRQL of a state, given the entry
     range; None when nothing is known."""
@@ -1081,8 +1087,9 @@ def _evaluate(st: State, emin: int, emax: int) -> tuple[int, int, Atom | None] |
                 continue
         else:
             continue
-        if hi > hi_all or (hi == hi_all and best is not None and best[0] == "e" and
-                           a[0] == "a"):
+        # On a tie an absolute level beats the entry range, then the first origin in the
+        # sources: never the frozenset's order, which changes with the hash seed.
+        if hi > hi_all or (hi == hi_all and best is not None and _atom_key(a) < _atom_key(best)):
             hi_all = hi
             best = a
         lo_all = lo if lo_all is None else min(lo_all, lo)

@@ -32,7 +32,6 @@ Only the functions a rule asks about are analyzed (lazily, cached per file).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -938,15 +937,12 @@ class _SameFileCallers:
             owner._param_active.discard(key)
 
 
-_CACHE: weakref.WeakKeyDictionary[FileIR, FileValues] = weakref.WeakKeyDictionary()
-
-
 def file_values(fir: FileIR, knowledge: Knowledge) -> FileValues:
     """The (cached) value analysis of a file."""
-    fv = _CACHE.get(fir)
+    fv: FileValues | None = fir.memo.get("values")
     if fv is None or fv.knowledge is not knowledge:
         fv = FileValues(fir, knowledge)
-        _CACHE[fir] = fv
+        fir.memo["values"] = fv
     return fv
 
 
