@@ -198,3 +198,27 @@ def test_a_flag_tested_before_the_open_is_remembered(builtin_rules: list[Rule]) 
 }
 """
     assert codes(src, builtin_rules) == []
+
+
+def test_cpp_handle_wrapper_objects_are_not_tracked(builtin_rules: list[Rule]) -> None:
+    src = """NTSTATUS F(POBJECT_ATTRIBUTES oa)
+{
+    UniqueKernelHandle key;   // operator& hands out its member; ~UniqueKernelHandle closes
+    NTSTATUS status = ZwOpenKey(&key, KEY_READ, oa);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    return ZwFlushKey(key.get());
+}
+
+NTSTATUS G(POBJECT_ATTRIBUTES oa)
+{
+    HANDLE key;
+    NTSTATUS status = ZwOpenKey(&key, KEY_READ, oa);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    return ZwFlushKey(key);
+}
+"""
+    assert codes(src, builtin_rules, "t.cpp") == [(14, "DDI201")]

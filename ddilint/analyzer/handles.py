@@ -802,6 +802,7 @@ class _FunctionShape:
     lambda_names: frozenset[str]
     in_opaque: frozenset[tuple[int, str]]  # calls inside the arguments of header macros
     shadowed: frozenset[str]  # names declared more than once (inner scopes)
+    types: dict[str, str]  # declared type of each local and parameter
 
 
 class _FileAnalysis:
@@ -917,6 +918,7 @@ class _FileAnalysis:
         if got is not None:
             return got
         locals_: set[str] = {p.name for p in fn.params if p.name}
+        types: dict[str, str] = {p.name: p.type_text for p in fn.params if p.name}
         interesting: set[str] = set()
         copies: dict[str, set[str]] = {}
         in_opaque: set[tuple[int, str]] = set()
@@ -927,6 +929,7 @@ class _FileAnalysis:
                     if el.decl.name in locals_:
                         shadowed.add(el.decl.name)
                     locals_.add(el.decl.name)
+                    types[el.decl.name] = el.decl.type_text
                 if el.kind in ("cond", "switch") and el.expr is not None:
                     interesting.update(el.expr.names())
                 for lhs, rhs in _copies(el):
@@ -954,7 +957,7 @@ class _FileAnalysis:
                             lambda_names.update(d.init.names())
         got = _FunctionShape(frozenset(locals_), frozenset(interesting),
                              frozenset(lambda_names & locals_), frozenset(in_opaque),
-                             frozenset(shadowed))
+                             frozenset(shadowed), types)
         self.shapes[id(fn)] = got
         return got
 
@@ -1052,6 +1055,9 @@ class _FileAnalysis:
             return None  # a field, a global, a caller's pointer: not ours to release here
         if (c.start, c.callee) in self.shape(fn).in_opaque:
             return None  # inside a header macro's arguments: when it runs is unknown
+        if self.fir.language == "cpp" and \
+                self.shape(fn).types.get(var, "").split()[-1:] != ["HANDLE"]:
+            return None  # a C++ object (a handle wrapper with its own operator&, destructor)
         if r.handle_out_process_param is not None:
             if r.handle_out_process_param >= len(c.args):
                 return None
