@@ -768,10 +768,9 @@ class Project:
         if atom is not None and atom[0] == "a" and atom[3] is not None:
             origin = atom[3]
             steps = [TraceStep(Location(origin[0], origin[1], origin[2]), origin[3])]
-            summary = f"{origin[3]} ({_short(origin[0])}:{origin[1]})"
-            if origin[0] != path or True:
-                fname = self.nodes[n].summary.qualname
-                summary += f" in {fname}"
+            fname = self.nodes[n].summary.qualname
+            summary = (f"{origin[3]} ({_short(origin[0])}:{origin[1]}) on the way to this "
+                       f"call in {fname}")
         else:
             steps, summary = self._entry_story(n)
         reason = f"runs at {_range_text(lo, hi)}: {summary}" + (f"; {sys_part}" if sys_part
