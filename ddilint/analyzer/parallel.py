@@ -74,7 +74,9 @@ def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge, optio
             conn.send(("summarized",))
         elif kind == "project":
             names, blobs = msg[1], msg[2]
+            del msg  # the pickled summaries of the whole tree: not needed once opened
             first = {n: pickle.loads(b) for n, b in zip(names, blobs, strict=True)}
+            del blobs
             project = Project([s for n in names if (s := first[n].summary) is not None],
                               knowledge, options.roles)
         elif kind == "check":
@@ -153,6 +155,8 @@ def run_parallel(
             conns[w].send(("project", order, [blobs[n] for n in order]))
             conns[w].send(("check", [(n, raws[n] if n in blobs and n not in fresh else b"")
                                      for n in shares[w] if n in wanted]))
+        blobs.clear()
+        fresh.clear()
 
         def got(w: int, m: tuple[Any, ...]) -> None:
             nonlocal done
