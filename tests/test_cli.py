@@ -45,7 +45,8 @@ def test_json_output(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "line": 4, "column": 5, "code": "DDI401", "name": "nt-routine-in-kernel-mode",
         "severity": "warning"}
     assert f["path"].endswith("bad.c")
-    assert f["fixes"][0]["edits"][0]["replacement"] == "ZwClose"
+    # A release routine gets no automatic rename: NtClose may close a user's handle on purpose.
+    assert "fixes" not in f
 
 
 def test_clean_tree_exits_zero(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,9 +17,9 @@ from ddilint.fixes import fix_files
 DRIVER = ("#include <ntddk.h>\n"
           "// Ünïcode comment: naïve café\n"
           "VOID F(HANDLE h, HANDLE k)\n{\n"
-          "    NtClose(h); NtClose(k);\n"
+          "    NtFlushKey(h); NtFlushKey(k);\n"
           "}\n")
-FIXED = DRIVER.replace("NtClose", "ZwClose")
+FIXED = DRIVER.replace("NtFlushKey", "ZwFlushKey")
 
 
 @pytest.mark.parametrize(("encoding", "newline"), [
@@ -54,7 +54,7 @@ def test_diff_shows_and_changes_nothing(tmp_path: Path,
     assert main(["check", "--diff", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert f"--- {f.as_posix()}\n+++ {f.as_posix()}\n" in out  # absolute: no a/ b/
-    assert "-    NtClose(h); NtClose(k);\n+    ZwClose(h); ZwClose(k);\n" in out
+    assert "-    NtFlushKey(h); NtFlushKey(k);\n+    ZwFlushKey(h); ZwFlushKey(k);\n" in out
     assert f.read_text(encoding="utf-8") == DRIVER
     f.write_text(FIXED, encoding="utf-8")
     assert main(["check", "--diff", str(tmp_path)]) == 0
@@ -73,9 +73,9 @@ def test_lossy_file_is_never_written(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_fix_that_breaks_parsing_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "drv.c"
     f.write_text(DRIVER, encoding="utf-8")
-    start = DRIVER.encode().index(b"NtClose(h)")  # byte offsets
+    start = DRIVER.encode().index(b"NtFlushKey(h)")  # byte offsets
     bad = Finding("X1", "x", Severity.ERROR, "m", Location(f.as_posix(), 5, 5),
-                  fixes=(Fix("break it", (TextEdit(start, start + 8, "ZwClose({{"),)),))
+                  fixes=(Fix("break it", (TextEdit(start, start + 11, "ZwFlushKey({{"),)),))
     [res] = fix_files([bad], write=True)
     assert res.applied == 0 and "does not parse" in res.skipped[0]
     assert f.read_text(encoding="utf-8") == DRIVER
@@ -85,14 +85,14 @@ def test_overlapping_fixes_apply_one_and_file_changed_meanwhile(tmp_path: Path) 
     f = tmp_path / "drv.c"
     f.write_text(DRIVER, encoding="utf-8")
     p = f.as_posix()
-    start = DRIVER.encode().index(b"NtClose(h)")  # byte offsets
+    start = DRIVER.encode().index(b"NtFlushKey(h)")  # byte offsets
     a = Finding("X1", "x", Severity.ERROR, "m", Location(p, 5, 5),
-                fixes=(Fix("a", (TextEdit(start, start + 7, "ZwClose"),)),))
+                fixes=(Fix("a", (TextEdit(start, start + 10, "ZwFlushKey"),)),))
     b = Finding("X2", "y", Severity.ERROR, "m", Location(p, 5, 6),
-                fixes=(Fix("b", (TextEdit(start + 2, start + 7, "Other"),)),))
+                fixes=(Fix("b", (TextEdit(start + 2, start + 10, "Other"),)),))
     [res] = fix_files([a, b], write=True)
     assert res.applied == 1 and "overlaps" in res.skipped[0]
-    assert "ZwClose(h); NtClose(k);" in f.read_text(encoding="utf-8")
+    assert "ZwFlushKey(h); NtFlushKey(k);" in f.read_text(encoding="utf-8")
     [res] = fix_files([a], write=True, stamps={p: (1, 1)})
     assert res.applied == 0 and "changed on disk" in res.skipped[0]
 

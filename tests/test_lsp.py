@@ -18,7 +18,7 @@ DRIVER = """#include <ntddk.h>
 // naïve comment: the column of what follows is in UTF-16 units
 VOID Cleanup(HANDLE h)
 {
-    /* é */ NtClose(h);
+    /* é */ NtFlushKey(h);
 }
 """
 
@@ -51,23 +51,23 @@ def test_open_edit_save_and_quick_fix(client: LspClient, tmp_path: Path) -> None
     d = diags[0]
     assert d["code"] == "DDI401" and d["severity"] == 2 and d["source"] == "ddilint"
     assert d["range"] == {"start": {"line": 4, "character": 12},
-                          "end": {"line": 4, "character": 19}}
+                          "end": {"line": 4, "character": 22}}
     assert d["codeDescription"]["href"].startswith("https://learn.microsoft.com/")
-    assert "NtClose called from kernel-mode code" in d["message"]
+    assert "NtFlushKey called from kernel-mode code" in d["message"]
 
     # the quick fix renames the call
     actions = client.request("textDocument/codeAction", {
         "textDocument": {"uri": uri}, "range": d["range"],
         "context": {"diagnostics": [d]}})
     assert [a["title"] for a in actions] == [
-        "Call ZwClose (DDI401)", "Suppress DDI401 on this line (// ddilint: ignore[DDI401])"]
+        "Call ZwFlushKey (DDI401)", "Suppress DDI401 on this line (// ddilint: ignore[DDI401])"]
     assert actions[0]["kind"] == "quickfix"
     [change] = actions[0]["edit"]["documentChanges"]
     assert change["textDocument"] == {"uri": uri, "version": 1}  # stale edits are refused
-    assert change["edits"] == [{"range": d["range"], "newText": "ZwClose"}]
+    assert change["edits"] == [{"range": d["range"], "newText": "ZwFlushKey"}]
     [suppress] = actions[1]["edit"]["documentChanges"][0]["edits"]
-    assert suppress == {"range": {"start": {"line": 4, "character": 23},
-                                  "end": {"line": 4, "character": 23}},
+    assert suppress == {"range": {"start": {"line": 4, "character": 26},
+                                  "end": {"line": 4, "character": 26}},
                         "newText": "  // ddilint: ignore[DDI401]"}
 
     # two quick edits: one analysis (debounced) on the latest version
@@ -96,7 +96,7 @@ def test_utf8_position_encoding(tmp_path: Path) -> None:
     uri = (tmp_path / "drv.c").as_uri()
     _open(c, uri, DRIVER)
     [d] = c.diagnostics(uri, 1)["diagnostics"]
-    # "    /* é */ NtClose": é is two UTF-8 bytes
+    # "    /* é */ NtFlushKey": é is two UTF-8 bytes
     assert d["range"]["start"] == {"line": 4, "character": 13}
     assert c.close() == 0
 

@@ -12,7 +12,7 @@ import pytest
 
 from ddilint.cli import main
 
-BAD = "#include <ntddk.h>\nVOID F(HANDLE h)\n{\n    NtClose(h);\n}\n"
+BAD = "#include <ntddk.h>\nVOID F(HANDLE h)\n{\n    NtFlushKey(h);\n}\n"
 
 
 def _cmd() -> list[str]:

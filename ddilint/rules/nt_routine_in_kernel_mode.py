@@ -35,7 +35,12 @@ class NtRoutineInKernelMode(Rule):
         "status = ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY,\n"
         "                              OBJ_KERNEL_HANDLE, &token);"
     )
-    fix_text = "Call the Zw form (`ddilint check --fix` renames it)."
+    fix_text = (
+        "Call the Zw form (`ddilint check --fix` renames it). A release routine such as\n"
+        "NtClose gets no automatic fix: a driver may close a handle that user mode gave it\n"
+        "with NtClose on purpose, so that the close is checked as the user's; renaming it\n"
+        "would change which handles it can close. Suppress the finding there with a comment."
+    )
 
     def check_file(self, ctx: FileContext) -> Iterator[Finding]:
         if ctx.mode != "kernel":
@@ -48,7 +53,8 @@ class NtRoutineInKernelMode(Rule):
             if zw is None or ctx.defines_function(name):
                 continue
             fixes: tuple[Fix, ...] = ()
-            if not call.via:
+            releases = ctx.knowledge.get(zw)
+            if not call.via and (releases is None or releases.closes_handle_param is None):
                 fixes = (Fix(f"Call {zw}", (TextEdit(call.name_start,
                                                      call.name_start + len(name), zw),)),)
             where = f" (through macro {call.via})" if call.via else ""
