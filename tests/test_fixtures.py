@@ -36,15 +36,15 @@ def test_fixture_folders_have_both_kinds() -> None:
 def test_fixture(path: Path, builtin_rules: list[Rule]) -> None:
     data = path.read_bytes()
     expected = expectations(data)
+    findings = {e for e in expected if not e[1].startswith("DDI9")}
     if path.name.startswith("silent"):
-        assert not expected, "a silent_* fixture must not expect findings"
+        assert not findings, "a silent_* fixture must not expect findings (notices it may)"
     else:
-        assert expected, "a fires_* fixture must expect at least one finding"
+        assert findings, "a fires_* fixture must expect at least one finding"
     result = analyze_bytes(path.as_posix(), data, builtin_rules, load_knowledge())
     assert result.analyzed
-    got = {(f.location.line, f.code) for f in result.findings if not f.is_notice}
-    notices = [f for f in result.findings if f.is_notice]
-    assert not notices, notices
+    # Notices (DDI9xx) count too: a fixture expects each one it causes, like a finding.
+    got = {(f.location.line, f.code) for f in result.findings}
     missing = sorted(expected - got)
     extra = sorted(got - expected)
     detail = "\n".join(f"  {f.location.line}:{f.location.column} {f.code} {f.message}"

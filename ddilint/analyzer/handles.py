@@ -141,7 +141,8 @@ class HandleFacts:
     misuses: list[Misuse] = field(default_factory=list)
     functions: int = 0  # functions analyzed (those that create or release a handle)
     sites: int = 0
-    given_up: list[str] = field(default_factory=list)
+    # (offset, why) of each function or handle the analysis could not check.
+    given_up: list[tuple[int, str]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1015,7 +1016,8 @@ class _FileAnalysis:
             if not sites and not released_params:
                 continue
             if self.misread(fn):
-                facts.given_up.append(f"{fn.qualname}: the parser could not read all of it")
+                facts.given_up.append(
+                    (fn.name_start, f"{fn.qualname}: the parser could not read all of it"))
                 continue
             facts.functions += 1
             for p in fn.params:
@@ -1025,7 +1027,8 @@ class _FileAnalysis:
                 facts.sites += 1
                 got = self.run_site(fn, site, collect=True)
                 if got is None:
-                    facts.given_up.append(f"{fn.qualname}:{site.var}")
+                    facts.given_up.append(
+                        (fn.name_start, f"{fn.qualname}: `{site.var}` has too many paths"))
                     continue
                 exit_worlds, an, cfg = got
                 for kind, offset, callee, rel, var in an.sink or []:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from ddilint.analyzer.engine import notice
 from ddilint.analyzer.handles import handle_facts, iter_leaks
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
@@ -51,6 +52,11 @@ class HandleLeak(Rule):
 
     def check_file(self, ctx: FileContext) -> Iterator[Finding]:
         facts = handle_facts(ctx.file, ctx.knowledge, ctx.mode)
+        for offset, why in facts.given_up:
+            loc = ctx.location(offset)
+            # Said once (by DDI201) for DDI201/202/203: their analysis is shared.
+            yield notice("DDI905", ctx.path, f"handles not checked in {why}", loc.line,
+                         loc.column)
         for leak in iter_leaks(facts):
             site = leak.site
             line = ctx.location(leak.exit_offset).line
