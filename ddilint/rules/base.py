@@ -192,6 +192,8 @@ class FileContext:
     _project_routines: dict[int, Routine] | None = field(default=None, init=False, repr=False)
     _calls_at: dict[int, CallSite] | None = field(default=None, init=False, repr=False)
     _defined: frozenset[str] | None = field(default=None, init=False, repr=False)
+    _known_calls: list[tuple[CallSite, Routine]] | None = field(default=None, init=False,
+                                                                 repr=False)
 
     @property
     def model(self) -> Project:
@@ -330,10 +332,14 @@ class FileContext:
     def calls(self) -> Iterator[tuple[CallSite, Routine]]:
         """Every call of a routine the knowledge table knows (documented, or a project
         function with an IRQL annotation), with its facts."""
-        for call in self.file.calls:
-            r = self.routine_of(call)
-            if r is not None:
-                yield call, r
+        # Every rule asks; most calls reach no known routine: look them up once per file.
+        known = self._known_calls
+        if known is None:
+            routine_of = self.routine_of
+            known = [(call, r) for call in self.file.calls
+                     if (r := routine_of(call)) is not None]
+            self._known_calls = known
+        yield from known
 
     def defines_function(self, name: str) -> bool:
         """True when the analyzed file itself defines a function of this name (so a call of
