@@ -129,7 +129,7 @@ class SourceText:
         starts = self._line_starts
         if starts is None:
             starts = [0]
-            starts.extend(m.end() for m in _NEWLINE.finditer(self.data))
+            starts.extend(map(re.Match.end, _NEWLINE.finditer(self.data)))  # no genexpr frame
             self._line_starts = starts
         return starts
 
