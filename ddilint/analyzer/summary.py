@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ddilint.analyzer.cfg import Edge
-from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef
+from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
 Origin = tuple[str, int, int, str]  # path, line, column, what happened there
@@ -78,6 +78,7 @@ def irql_of_text(text: str) -> int | None:
     return None
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class CallInfo:
     """A call site: its index in `FileIR.calls`, callee, where it is."""
@@ -92,6 +93,7 @@ class CallInfo:
     function: int  # index of the enclosing function in FileSummary.functions, -1 if none
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class IrqlGraph:
     """A function's CFG reduced to what changes or tests the IRQL."""
@@ -104,6 +106,7 @@ class IrqlGraph:
     params: tuple[str, ...]
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class FunctionSummary:
     """One function of the file."""
@@ -125,6 +128,7 @@ class FunctionSummary:
     irql_cap: int = 4  # PAGED_CODE(): the developer asserts IRQL <= APC_LEVEL on entry
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class RefInfo:
     """A `FunctionRef` with its position."""
@@ -134,6 +138,7 @@ class RefInfo:
     column: int
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class RoleDeclInfo:
     """`DRIVER_DISPATCH Foo;` with its annotations."""
@@ -145,6 +150,7 @@ class RoleDeclInfo:
     column: int
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class FileSummary:
     """Everything the whole-program phase needs from one file."""
