@@ -6,7 +6,8 @@ parsed in phase one is still parsed when its rules run in phase three:
 1. the main process sends each worker its files; the worker summarizes them, keeps their
    IR (within its share of the memory budget) and sends back each summary, pickled;
 2. the main process relays every file's pickled summary (fresh or from the cache) to
-   every worker, without unpickling them itself; each worker builds the project model;
+   every worker that does not hold it already, without unpickling them itself; each
+   worker builds the project model;
 3. each worker runs the rules on its files and sends back the findings.
 
 Results are gathered by path, so the output does not depend on the number of workers or
@@ -69,13 +70,15 @@ def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge, optio
                     if fir is not None and len(raw) <= budget:
                         kept[name] = fir
                         budget -= len(raw)
+                # Kept as is: the main process relays only the other workers' summaries.
+                first[name] = Phase1(summary, notes)
                 conn.send(("summary", name, notes,
-                           pickle.dumps(Phase1(summary, notes), pickle.HIGHEST_PROTOCOL)))
+                           pickle.dumps(first[name], pickle.HIGHEST_PROTOCOL)))
             conn.send(("summarized",))
         elif kind == "project":
-            names, blobs = msg[1], msg[2]
-            del msg  # the pickled summaries of the whole tree: not needed once opened
-            first = {n: pickle.loads(b) for n, b in zip(names, blobs, strict=True)}
+            names, others, blobs = msg[1], msg[2], msg[3]
+            del msg  # the pickled summaries of the tree: not needed once opened
+            first.update((n, pickle.loads(b)) for n, b in zip(others, blobs, strict=True))
             del blobs
             project = Project([s for n in names if (s := first[n].summary) is not None],
                               knowledge, options.roles)
@@ -138,9 +141,12 @@ def run_parallel(
         fresh: dict[str, bytes] = {}
         fresh_notes: dict[str, list[Finding]] = {}
 
+        by: dict[str, int] = {}  # file -> the worker that summarized it (and keeps that)
+
         def summarized(w: int, m: tuple[Any, ...]) -> None:
             fresh[m[1]] = m[3]
             fresh_notes[m[1]] = m[2]
+            by[m[1]] = w
 
         for w, conn in enumerate(conns):
             conn.send(("summarize", [(n, raws[n], n in wanted) for n in shares[w]
@@ -152,7 +158,8 @@ def run_parallel(
         blobs.update(fresh)
         order = [n for n in names if n in blobs]
         for w in sorted(alive):
-            conns[w].send(("project", order, [blobs[n] for n in order]))
+            others = [n for n in order if by.get(n, -1) != w]
+            conns[w].send(("project", order, others, [blobs[n] for n in others]))
             conns[w].send(("check", [(n, raws[n] if n in blobs and n not in fresh else b"")
                                      for n in shares[w] if n in wanted]))
         blobs.clear()
