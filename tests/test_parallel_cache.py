@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ddilint.analyzer.engine import Options, discover, run
+from ddilint.analyzer import engine
+from ddilint.analyzer.engine import Options, discover, run, summarize_bytes
 from ddilint.cache import ResultCache, run_salt
 from ddilint.cli import main
 from ddilint.knowledge import Knowledge
@@ -127,3 +131,134 @@ def test_salt_follows_rules_and_options(builtin_rules: list[Rule], knowledge: Kn
     assert a == run_salt(builtin_rules, knowledge, Options(debug=True, file_timeout=3))
     assert a != run_salt(builtin_rules[:1], knowledge, Options())
     assert a != run_salt(builtin_rules, knowledge, Options(mode_override="user"))
+
+
+# -- determinism: the same bytes, the same output, however the run was split -----------------
+# A completion routine calls its packet's `Done` callback; six routines are stored into that
+# field, each finishing through one helper that opens a file (PASSIVE_LEVEL only). Every
+# callback is an equally good way in at DISPATCH_LEVEL, so the DDI301 trace names the first
+# one in the sources. tree-sitter hands a query's captures back in an order that changes from
+# one parse of the same bytes to the next, and the model used to inherit it: the chosen
+# callback then depended on what else the process had parsed or kept in memory (-j, the
+# 64 MB of parsed files kept between the phases, the cache).
+PACKET_H = KERNEL + """
+typedef struct _PACKET *PPACKET;
+typedef VOID PACKET_DONE(PPACKET Packet);
+typedef struct _PACKET {
+    PACKET_DONE *Done;
+    PIRP Irp;
+} PACKET;
+VOID FinishPacket(PPACKET Packet);
+"""
+DONE = """#include "packet.h"
+VOID %sDone(PPACKET Packet)
+{
+    FinishPacket(Packet);
+}
+"""
+KINDS = ("Read", "Write", "Flush", "Query", "Reset", "Lock")
+_CASES = "".join(f"    case {i}: Packet->Done = {k}Done; break;\n" for i, k in enumerate(KINDS))
+SETUP = f"""#include "packet.h"
+PACKET_DONE {", ".join(k + "Done" for k in KINDS)};
+VOID SetupPacket(PPACKET Packet, ULONG Kind)
+{{
+    switch (Kind) {{
+{_CASES}    }}
+}}
+"""
+FINISH = """#include "packet.h"
+VOID FinishPacket(PPACKET Packet)
+{
+    HANDLE file;
+    OBJECT_ATTRIBUTES attributes;
+    IO_STATUS_BLOCK io;
+    UNICODE_STRING name = RTL_CONSTANT_STRING(L"\\\\SystemRoot\\\\log.txt");
+    InitializeObjectAttributes(&attributes, &name, OBJ_KERNEL_HANDLE, NULL, NULL);
+    if (NT_SUCCESS(ZwCreateFile(&file, GENERIC_WRITE, &attributes, &io, NULL, 0, 0,
+                                FILE_OPEN_IF, FILE_SYNCHRONOUS_IO_NONALERT, NULL, 0))) {
+        ZwClose(file);
+    }
+    UNREFERENCED_PARAMETER(Packet);
+}
+"""
+QUEUE = """#include "packet.h"
+IO_COMPLETION_ROUTINE PacketComplete;
+NTSTATUS PacketComplete(PDEVICE_OBJECT Device, PIRP Irp, PVOID Context)
+{
+    PPACKET packet = (PPACKET)Context;
+    UNREFERENCED_PARAMETER(Device);
+    UNREFERENCED_PARAMETER(Irp);
+    packet->Done(packet);
+    return STATUS_MORE_PROCESSING_REQUIRED;
+}
+"""
+
+
+@pytest.fixture()
+def callbacks(tmp_path: Path) -> Path:
+    root = tmp_path / "packets"
+    root.mkdir()
+    (root / "packet.h").write_text(PACKET_H)
+    for kind in KINDS:
+        (root / f"done_{kind.lower()}.c").write_text(DONE % kind)
+    (root / "setup.c").write_text(SETUP)
+    (root / "finish.c").write_text(FINISH)
+    # Sorted after the callbacks: they are visited before their caller raises them.
+    (root / "queue.c").write_text(QUEUE)
+    return root
+
+
+def test_parsed_facts_come_in_source_order(callbacks: Path, knowledge: Knowledge) -> None:
+    raw = (callbacks / "setup.c").read_bytes()
+    name = (callbacks / "setup.c").as_posix()
+    alive = []  # earlier parses stay in memory, as the kept files of a run do
+    orders = set()
+    for _ in range(12):
+        summary, fir, _notes = summarize_bytes(name, raw, knowledge, Options())
+        assert summary is not None and fir is not None
+        alive.append(fir)
+        offsets = tuple(r.ref.offset for r in summary.refs)
+        assert list(offsets) == sorted(offsets)
+        orders.add((offsets, tuple(d.function for d in summary.role_decls)))
+    assert len(orders) == 1
+    targets = [r.ref.name for r in summary.refs if r.ref.kind == "field"]
+    assert targets == [k + "Done" for k in KINDS]
+
+
+def test_output_does_not_depend_on_how_the_run_was_split(
+        callbacks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["check", "--format", "json", "-q", str(callbacks)]
+    outputs: dict[str, str] = {}
+
+    def text(label: str, argv: list[str]) -> None:
+        main(argv)
+        outputs[label] = capsys.readouterr().out
+
+    for keep in (engine.KEEP_PARSED_BYTES, 0):
+        monkeypatch.setattr(engine, "KEEP_PARSED_BYTES", keep)
+        for jobs in ("1", "2"):
+            for _ in range(2):
+                text(f"keep={keep} -j {jobs}", [*base, "--no-cache", "-j", jobs])
+    cache = str(tmp_path / "cache")
+    text("cache cold", [*base, "--cache-dir", cache, "-j", "2"])
+    (callbacks / "finish.c").write_text(FINISH + "\n")  # summaries cached, findings fresh
+    text("cache, one file changed", [*base, "--cache-dir", cache, "-j", "1"])
+    (callbacks / "finish.c").write_text(FINISH)
+    text("cache warm", [*base, "--cache-dir", cache, "-j", "1"])
+    for seed in ("0", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        for jobs in ("1", "2"):
+            proc = subprocess.run([sys.executable, "-m", "ddilint", *base, "--no-cache",
+                                   "-j", jobs], capture_output=True, text=True, env=env,
+                                  check=False)
+            outputs[f"PYTHONHASHSEED={seed} -j {jobs}"] = proc.stdout
+    first = next(iter(outputs.values()))
+    assert {label: out == first for label, out in outputs.items()} == {
+        label: True for label in outputs}
+    findings = json.loads(first)
+    irql = [f for f in findings if f["code"] == "DDI301"]
+    assert len(irql) == 2
+    for f in irql:
+        assert "-> ReadDone (queue.c:8) -> FinishPacket" in f["message"]
+        assert "calls ReadDone" in [step["message"] for step in f["trace"]]

@@ -516,11 +516,12 @@ def _run_serial(
     raws: Mapping[str, bytes], todo: Sequence[str], rules: Sequence[Rule], knowledge: Knowledge,
     options: Options, cache: ResultCache | None, digests: Mapping[str, str],
     progress: Callable[[int, int], None] | None, done: int, total: int,
-    keep_bytes: int = KEEP_PARSED_BYTES,
+    keep_bytes: int | None = None,
 ) -> dict[str, Phase3]:
-    """Phases one to three in this process, keeping parsed files within `keep_bytes`."""
+    """Phases one to three in this process, keeping parsed files within `keep_bytes`
+    (default: `KEEP_PARSED_BYTES`, read at call time so that tests can change it)."""
     kept: dict[str, FileIR] = {}
-    budget = [keep_bytes]
+    budget = [KEEP_PARSED_BYTES if keep_bytes is None else keep_bytes]
     wanted = set(todo)
 
     def summarize_one(name: str, raw: bytes) -> Phase1:

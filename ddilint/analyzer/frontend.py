@@ -99,6 +99,20 @@ def query(lang: str, source: str) -> Query:
     return Query(language(lang), source)
 
 
+def captures(lang: str, source: str, root: Node) -> dict[str, list[Node]]:
+    """The nodes each capture of query `source` finds under `root`, in document order
+    (start, outermost first). tree-sitter's own order of a capture's nodes is not stable:
+    two parses of the same bytes give the same nodes in a different order, and everything
+    built from them (function references, role declarations, calls out of one macro use)
+    would follow it into the project model and the text of traces."""
+    found = QueryCursor(query(lang, source)).captures(root)
+    return {name: sorted(nodes, key=_document_order) for name, nodes in found.items()}
+
+
+def _document_order(node: Node) -> tuple[int, int, int]:
+    return (node.start_byte, -node.end_byte, node.kind_id)
+
+
 def language_for(path: str) -> str:
     """"cpp" for C++ file suffixes, "c" otherwise (C headers are parsed as C)."""
     lower = path.lower()
@@ -139,7 +153,7 @@ class _FileBuilder:
         self.by_node: dict[int, Function] = {}
         self.budget = ExpansionBudget(len(self.data))
         fir.expansion_budget = self.budget
-        self.caps = QueryCursor(query(lang, _FILE_QUERY[lang])).captures(root)
+        self.caps = captures(lang, _FILE_QUERY[lang], root)
 
     def build(self) -> None:
         self._functions()
@@ -154,7 +168,7 @@ class _FileBuilder:
 
         def assignments() -> list[tuple[Expr, Function | None]]:
             out: list[tuple[Expr, Function | None]] = []
-            caps = QueryCursor(query(self.lang, _ASSIGN_QUERY)).captures(root)
+            caps = captures(self.lang, _ASSIGN_QUERY, root)
             for node in caps.get("assign", []):
                 out.append((conv.expr(node), self.enclosing(node.start_byte)))
             out.sort(key=lambda item: item[0].start)
@@ -586,7 +600,7 @@ def _calls_in_expansion(
         return []
     base = len(prefix)
     tree = parser(lang).parse(snippet)
-    caps = QueryCursor(query(lang, _CALL_QUERY)).captures(tree.root_node)
+    caps = captures(lang, _CALL_QUERY, tree.root_node)
     mapper = _offset_mapper(exp, base)
     conv = _Converter(snippet, macros, lang, mapper, via, depth + 1, budget)
     out: list[CallSite] = []

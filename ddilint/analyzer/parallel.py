@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from ddilint.analyzer import engine
 from ddilint.analyzer.engine import (
-    KEEP_PARSED_BYTES,
     Options,
     Phase1,
     Phase3,
@@ -128,8 +128,9 @@ def run_parallel(
     procs = []
     for _ in range(workers):
         parent, child = ctx.Pipe()
+        share = engine.KEEP_PARSED_BYTES // workers
         proc = ctx.Process(target=_worker, daemon=True,
-                           args=(child, rules, knowledge, options, KEEP_PARSED_BYTES // workers))
+                           args=(child, rules, knowledge, options, share))
         proc.start()
         child.close()
         conns.append(parent)
