@@ -19,6 +19,17 @@ S = TypeVar("S")
 
 MAX_VISITS_PER_BLOCK = 64
 
+T = TypeVar("T")
+
+
+def join_sets(a: frozenset[T] | None, b: frozenset[T] | None) -> frozenset[T] | None:
+    """The join of a powerset lattice whose bottom (a state no path reaches) is None."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a | b
+
 
 class Analysis(Protocol[S]):
     """What an analysis tells the solver."""

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from ddilint.analyzer.cfg import CFG, Block, Edge, Element
-from ddilint.analyzer.dataflow import Solution, solve
+from ddilint.analyzer.dataflow import Solution, join_sets, solve
 from ddilint.analyzer.ir import CallSite, Expr, FileIR, Function
 from ddilint.knowledge import Knowledge, Routine
 
@@ -497,11 +497,7 @@ class _SiteAnalysis:
         return None
 
     def join(self, a: State, b: State) -> State:
-        if a is None:
-            return b
-        if b is None:
-            return a
-        return a | b
+        return join_sets(a, b)
 
     def transfer(self, element: Element, state: State) -> State:
         if state is None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ddilint.analyzer.cfg import Edge, Element
-from ddilint.analyzer.dataflow import solve
+from ddilint.analyzer.dataflow import join_sets, solve
 from ddilint.analyzer.ir import Expr
 from ddilint.analyzer.values import Def, FunctionValues, Read, State, lvalue_key
 from ddilint.knowledge import Routine
@@ -171,11 +171,7 @@ class _UnreadStores:
         return None
 
     def join(self, a: PendingState, b: PendingState) -> PendingState:
-        if a is None:
-            return b
-        if b is None:
-            return a
-        return a | b
+        return join_sets(a, b)
 
     def transfer(self, element: Element, state: PendingState) -> PendingState:
         if state is None:
