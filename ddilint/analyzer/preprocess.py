@@ -17,7 +17,7 @@ Every byte keeps its offset, so positions from the parser are positions in the r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 _BLANK = bytes(b if b in (10, 13) else 32 for b in range(256))
@@ -78,23 +78,32 @@ _COMMENT_OR_STRING = re.compile(
     re.S,
 )
 
-_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*([A-Za-z_]\w*)?((?:[^\n\\]|\\\r?\n|\\.)*)", re.M)
+# A directive line: group 1 is the line from its indent on, 2 the name, 3 the rest.
+# `_DIRECTIVE` finds one after a newline (a literal start the regex engine searches for
+# quickly; a `^` with re.M is tried at every byte), `_DIRECTIVE_AT_START` one on line 1.
+_DIRECTIVE_LINE = rb"([ \t]*#[ \t]*([A-Za-z_]\w*)?((?:[^\n\\]|\\\r?\n|\\.)*))"
+_DIRECTIVE = re.compile(rb"\n" + _DIRECTIVE_LINE)
+_DIRECTIVE_AT_START = re.compile(_DIRECTIVE_LINE)
 
 # Annotations and decorations. SAL names are reserved identifiers (underscore, capital,
 # trailing underscore, with lower-case letters: `_In_`, `_IRQL_requires_max_`), old SAL and
 # driver annotations (`__drv_maxIRQL`, `__in_opt`), and the calling-convention/export words.
+# The alternatives are grouped by first letter (same order within a group, and alternatives
+# with different first letters never match at the same place, so the same words are found):
+# the engine then tests one letter where it would try every alternative at every word start.
 _DECORATION = re.compile(
     rb"\b(?:"
-    rb"_[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*_"
-    rb"|__drv_[A-Za-z0-9_]+"
-    rb"|__(?:in|out|inout|deref|field|ecount|bcount|xcount|success|checkReturn|reserved"
+    rb"_(?:[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*_"
+    rb"|_(?:drv_[A-Za-z0-9_]+"
+    rb"|(?:in|out|inout|deref|field|ecount|bcount|xcount|success|checkReturn|reserved"
     rb"|nullterminated|typefix|format_string|callback|range|control_entrypoint|kernel_entry"
     rb"|post|pre|readonly|notnull|maybenull|valid|opt)(?:_[A-Za-z0-9_]*)?"
-    rb"|__declspec|__pragma|_Pragma|DECLSPEC_[A-Z0-9_]+|__forceinline|FORCEINLINE|__inline"
-    rb"|IN|OUT|OPTIONAL|NTAPI|WINAPI|NTSYSAPI|NTSYSCALLAPI|NTKERNELAPI|NTHALAPI|EXTERN_C"
-    rb"|__stdcall|__cdecl|__fastcall|_stdcall|_cdecl|__clrcall|__vectorcall|__thiscall"
-    rb"|CALLBACK|APIENTRY|STDMETHODCALLTYPE|FASTCALL|UNALIGNED|__unaligned|__ptr64|__ptr32"
-    rb"|POINTER_64|POINTER_32|__restrict|RESTRICTED_POINTER|__allowed|__kernel_driver"
+    rb"|declspec|pragma|forceinline|inline|stdcall|cdecl|fastcall|clrcall|vectorcall|thiscall"
+    rb"|unaligned|ptr64|ptr32|restrict|allowed|kernel_driver)"
+    rb"|Pragma|stdcall|cdecl)"
+    rb"|DECLSPEC_[A-Z0-9_]+|F(?:ORCEINLINE|ASTCALL)|IN|O(?:UT|PTIONAL)"
+    rb"|N(?:TAPI|TSYSAPI|TSYSCALLAPI|TKERNELAPI|THALAPI)|WINAPI|EXTERN_C|CALLBACK|APIENTRY"
+    rb"|STDMETHODCALLTYPE|UNALIGNED|P(?:OINTER_64|OINTER_32)|RESTRICTED_POINTER"
     rb")\b"
 )
 
@@ -122,12 +131,12 @@ def preprocess(
     code = bytearray(data)
     for m in _COMMENT_OR_STRING.finditer(data):
         s, e = m.span()
-        first = data[s]
-        if first == 47:  # '/': a comment
-            buf[s:e] = blank(data[s:e])
-            code[s:e] = buf[s:e]
+        if data[s] == 47:  # '/': a comment
+            blanked = data[s:e].translate(_BLANK)
+            buf[s:e] = blanked
+            code[s:e] = blanked
         elif e - s > 2:
-            code[s + 1 : e - 1] = blank(data[s + 1 : e - 1])
+            code[s + 1 : e - 1] = data[s + 1 : e - 1].translate(_BLANK)
     result = Preprocessed(view=b"")
     known: dict[str, int] = dict(defined or {})
     if cplusplus:
@@ -135,9 +144,12 @@ def preprocess(
     unknown_off = set(undefined)
     if not cplusplus:
         unknown_off.add("__cplusplus")
-    _directives(bytes(code), buf, code, result, known, frozenset(unknown_off))
-    _decorations(bytes(code), buf, result)
-    _keyword_aliases(bytes(code), buf, result)
+    if b"#" in code:
+        # Scanned from a snapshot: `code` is blanked as directives are handled.
+        _directives(bytes(code), buf, code, result, known, frozenset(unknown_off))
+    # Neither scan below writes to `code`, so it is scanned in place.
+    _decorations(code, buf, result)
+    _keyword_aliases(code, buf, result)
     result.view = bytes(buf)
     return result
 
@@ -164,11 +176,13 @@ def _directives(
     stack: list[_Frame] = []
     live = True
     dead_from = -1
-    for m in _DIRECTIVE.finditer(scan):
-        s, e = m.span()
-        name = (m.group(1) or b"").decode("ascii", "replace")
-        rest = m.group(2).decode("utf-8", "replace")
-        rest = re.sub(r"\\\r?\n", " ", rest).strip()
+    for m in _directive_lines(scan):
+        s, e = m.span(1)
+        name = (m.group(2) or b"").decode("ascii", "replace")
+        rest = m.group(3).decode("utf-8", "replace")
+        if "\\" in rest:
+            rest = re.sub(r"\\\r?\n", " ", rest)
+        rest = rest.strip()
         if name in ("if", "ifdef", "ifndef"):
             if name == "if":
                 value = _evaluate(rest, known, undefined)
@@ -222,24 +236,39 @@ def _directives(
                 known.pop(target, None)
             elif name == "include":
                 # The scan buffer has string contents blanked: read `"name.h"` from `buf`.
-                written = bytes(buf[m.start(2):m.end(2)]).decode("utf-8", "replace")
+                written = bytes(buf[m.start(3):m.end(3)]).decode("utf-8", "replace")
                 inc = written.strip().strip('<>"').strip()
                 result.includes.append(inc.replace("\\", "/"))
             elif name == "pragma":
                 result.pragmas.append(Directive("pragma", rest, s))
         # The directive line itself never reaches the parser.
-        buf[s:e] = blank(bytes(buf[s:e]))
-        code[s:e] = blank(bytes(code[s:e]))
+        # Comments and strings were blanked keeping line breaks, so `scan` has them where
+        # `buf` and `code` do: one blanked copy serves both.
+        blanked = scan[s:e].translate(_BLANK)
+        buf[s:e] = blanked
+        code[s:e] = blanked
     if dead_from >= 0:
         # Unterminated conditional: the dead branch runs to the end of the file.
         _kill(buf, code, result, dead_from, len(buf))
 
 
+def _directive_lines(scan: bytes) -> Iterator[re.Match[bytes]]:
+    """The directive lines of `scan` in order, as `^`-anchored multi-line matching finds them."""
+    first = _DIRECTIVE_AT_START.match(scan)
+    pos = 0
+    if first is not None:
+        yield first
+        pos = first.end()
+    yield from _DIRECTIVE.finditer(scan, pos)
+
+
 def _kill(buf: bytearray, code: bytearray, result: Preprocessed, start: int, end: int) -> None:
     if end <= start:
         return
-    buf[start:end] = blank(bytes(buf[start:end]))
-    code[start:end] = blank(bytes(code[start:end]))
+    # Blanking keeps line breaks, and `buf` and `code` have theirs in the same places.
+    blanked = code[start:end].translate(_BLANK)
+    buf[start:end] = blanked
+    code[start:end] = blanked
     result.inactive.append((start, end))
 
 
@@ -455,7 +484,7 @@ class _CondParser:
 # --------------------------------------------------------------------------- decorations
 
 
-def _decorations(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
+def _decorations(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) -> None:
     n = len(scan)
     for m in _DECORATION.finditer(scan):
         s, e = m.span()
@@ -477,7 +506,7 @@ def _decorations(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
             args = tuple(_split_args(scan[j + 1 : close].decode("utf-8", "replace")))
             end = close + 1
         result.annotations.append(Annotation(word.decode("ascii", "replace"), args, s, end))
-        buf[s:end] = blank(bytes(buf[s:end]))
+        buf[s:end] = buf[s:end].translate(_BLANK)
 
 
 # Upper-case spellings of keywords that WDK samples define as macros (`}WHILE (FALSE);`
@@ -485,7 +514,7 @@ def _decorations(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
 _KEYWORD_ALIAS = re.compile(rb"\b(WHILE)\b")
 
 
-def _keyword_aliases(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
+def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) -> None:
     if b"WHILE" not in scan:
         return
     for m in _KEYWORD_ALIAS.finditer(scan):
@@ -497,7 +526,7 @@ def _keyword_aliases(scan: bytes, buf: bytearray, result: Preprocessed) -> None:
         buf[s:e] = m.group(1).lower()
 
 
-def _match_paren(data: bytes, open_index: int, limit: int = 4096) -> int:
+def _match_paren(data: bytes | bytearray, open_index: int, limit: int = 4096) -> int:
     depth = 0
     stop = min(len(data), open_index + limit)
     for i in range(open_index, stop):
