@@ -70,10 +70,14 @@ class Preprocessed:
     inactive: list[tuple[int, int]] = field(default_factory=list)
 
 
+# Comments and literals, written as "unrolled loops" (a run of plain bytes, then any number
+# of (escape or star, plain run)): the same matches as `//(?:[^\n\\]|\\\r?\n|\\.)*`,
+# `/\*.*?(?:\*/|\Z)` and `"(?:[^"\\\n]|\\.)*"?`, at less than half the cost, since the
+# engine runs through plain bytes without trying an alternation at each one.
 _COMMENT_OR_STRING = re.compile(
-    rb"//(?:[^\n\\]|\\\r?\n|\\.)*"
-    rb"|/\*.*?(?:\*/|\Z)"
-    rb"|\"(?:[^\"\\\n]|\\.|\\\n)*\"?"
+    rb"//[^\n\\]*(?:(?:\\\r?\n|\\.)[^\n\\]*)*"
+    rb"|/\*[^*]*(?:\*+[^*/][^*]*)*(?:\*+/|\**\Z)"
+    rb"|\"[^\"\\\n]*(?:\\.[^\"\\\n]*)*\"?"
     rb"|'(?:[^'\\\n]|\\.){0,8}'?",
     re.S,
 )
