@@ -148,24 +148,12 @@ class ResultCache:
     def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
         """The cached values of `keys` (those that are cached)."""
         out: dict[str, Any] = {}
-        if self._db is None or not keys:
-            return out
-        try:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                for key, blob in self._db.execute(
-                        f"SELECT key, value FROM results WHERE key IN ({marks})", chunk):
-                    try:
-                        out[key] = pickle.loads(blob)
-                    except Exception:  # a value from an incompatible ddilint: a miss
-                        continue
-        except sqlite3.Error as exc:
-            self._off(exc)
-            return {}
-        self._touched.extend(out)
-        self.hits += len(out)
-        self.misses += len(keys) - len(out)
+        for key, blob in self.get_many_raw(keys).items():
+            try:
+                out[key] = pickle.loads(blob)
+            except Exception:  # a value from an incompatible ddilint: a miss
+                self.hits -= 1
+                self.misses += 1
         return out
 
     def get_many_raw(self, keys: Sequence[str]) -> dict[str, bytes]:

@@ -307,6 +307,11 @@ class CallSite:
         """The argument expressions."""
         return self.expr.args
 
+    @property
+    def anchor(self) -> str:
+        """A line-free identity for findings about this call: `Function:callee`."""
+        return f"{self.function.qualname if self.function else ''}:{self.callee}"
+
 
 @dataclass(slots=True)
 class RoleDecl:

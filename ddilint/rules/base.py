@@ -17,7 +17,7 @@ from ddilint.analyzer.context import UNKNOWN_CONTEXT, ExecutionContext
 from ddilint.analyzer.ir import CallSite, FileIR, Function
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.summary import summarize
-from ddilint.findings import Citation, Finding, Fix, Location, Severity, TraceStep
+from ddilint.findings import Citation, Finding, Fix, Location, Severity, TextEdit, TraceStep
 from ddilint.knowledge import Knowledge, Routine
 
 __all__ = ["Citation", "FileContext", "Rule", "cite_fact"]
@@ -347,3 +347,10 @@ class FileContext:
         if self._defined is None:  # rules ask once per call: a set, not a scan
             self._defined = frozenset(f.name for f in self.file.functions if f.kind != "lambda")
         return name in self._defined
+
+
+def rename_callee(call: CallSite, new_name: str) -> Fix:
+    """The fix that makes `call` call `new_name` instead (written at the call, not in a
+    macro: callers check `call.via` first)."""
+    start = call.name_start
+    return Fix(f"Call {new_name}", (TextEdit(start, start + len(call.callee), new_name),))

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from ddilint.analyzer.handle_attributes import missing_kernel_handle
-from ddilint.analyzer.values import describe_origin
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
 from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.missing_kernel_handle import attribute_finding
 
 
 class KernelHandleInSystemContext(Rule):
@@ -51,22 +51,13 @@ class KernelHandleInSystemContext(Rule):
             context = ctx.execution_context(m.site.function)
             if not context.system_only:
                 continue
-            where = f" (through macro {m.site.via})" if m.site.via else ""
             fn = m.site.function.qualname if m.site.function else ""
-            yield ctx.finding(
-                self,
-                m.site.name_start,
-                f"{m.site.callee}{where}: {m.lacking_text(ctx.file)}; {fn} runs only in the "
-                f"system process ({context.reason}), so the handle is not exposed to a user "
-                f"process, but {m.requirement()}: make it a kernel handle",
-                trace=[*(ctx.step(b.origin.start, describe_origin(b.origin, ctx.file))
-                         for b in m.lacking), *context.trace],
-                fixes=m.fix(ctx.file),
-                anchor=f"{fn}:{m.site.callee}",
-                routine=m.routine,
-                fact="object_attributes_param" if m.object_attributes else "attributes_param",
+            yield attribute_finding(
+                self, ctx, m, context,
+                f"{m.lacking_text(ctx.file)}; {fn} runs only in the system process "
+                f"({context.reason}), so the handle is not exposed to a user process, but "
+                f"{m.requirement()}: make it a kernel handle",
             )
-
 
 @hookimpl
 def ddilint_rules() -> Sequence[Rule]:

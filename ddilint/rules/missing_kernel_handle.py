@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.analyzer.handle_attributes import missing_kernel_handle
+from ddilint.analyzer.context import ExecutionContext
+from ddilint.analyzer.handle_attributes import MissingFlag, missing_kernel_handle
 from ddilint.analyzer.values import describe_origin
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
@@ -52,21 +53,31 @@ class MissingKernelHandle(Rule):
             context = ctx.execution_context(m.site.function)
             if context.system_only:
                 continue
-            where = f" (through macro {m.site.via})" if m.site.via else ""
             fn = m.site.function.qualname if m.site.function else ""
-            yield ctx.finding(
-                self,
-                m.site.name_start,
-                f"{m.site.callee}{where}: {m.lacking_text(ctx.file)}; {m.requirement()}, and "
-                f"{fn} can run outside it ({context.reason})",
-                trace=[*(ctx.step(b.origin.start, describe_origin(b.origin, ctx.file))
-                         for b in m.lacking), *context.trace],
-                fixes=m.fix(ctx.file),
-                anchor=f"{fn}:{m.site.callee}",
-                routine=m.routine,
-                fact="object_attributes_param" if m.object_attributes else "attributes_param",
+            yield attribute_finding(
+                self, ctx, m, context,
+                f"{m.lacking_text(ctx.file)}; {m.requirement()}, and {fn} can run outside it "
+                f"({context.reason})",
             )
 
+
+def attribute_finding(rule: Rule, ctx: FileContext, m: MissingFlag, context: ExecutionContext,
+                      message: str) -> Finding:
+    """A DDI101/DDI102 finding at the call: the callee (and macro), `message`, the places
+    that set the attributes and the context's chain as trace, the fix, the citation."""
+    where = f" (through macro {m.site.via})" if m.site.via else ""
+    fn = m.site.function.qualname if m.site.function else ""
+    return ctx.finding(
+        rule,
+        m.site.name_start,
+        f"{m.site.callee}{where}: {message}",
+        trace=[*(ctx.step(b.origin.start, describe_origin(b.origin, ctx.file))
+                 for b in m.lacking), *context.trace],
+        fixes=m.fix(ctx.file),
+        anchor=f"{fn}:{m.site.callee}",
+        routine=m.routine,
+        fact="object_attributes_param" if m.object_attributes else "attributes_param",
+    )
 
 @hookimpl
 def ddilint_rules() -> Sequence[Rule]:

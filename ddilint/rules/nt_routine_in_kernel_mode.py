@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.findings import Finding, Fix, Severity, TextEdit
+from ddilint.findings import Finding, Fix, Severity
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Rule, rename_callee
 
 
 class NtRoutineInKernelMode(Rule):
@@ -55,8 +55,7 @@ class NtRoutineInKernelMode(Rule):
             fixes: tuple[Fix, ...] = ()
             releases = ctx.knowledge.get(zw)
             if not call.via and (releases is None or releases.closes_handle_param is None):
-                fixes = (Fix(f"Call {zw}", (TextEdit(call.name_start,
-                                                     call.name_start + len(name), zw),)),)
+                fixes = (rename_callee(call, zw),)
             where = f" (through macro {call.via})" if call.via else ""
             yield ctx.finding(
                 self,
@@ -64,7 +63,7 @@ class NtRoutineInKernelMode(Rule):
                 f"{name} called from kernel-mode code{where}: call {zw} instead; the Nt form "
                 "keeps the caller's previous mode, so a user-mode caller's checks apply",
                 fixes=fixes,
-                anchor=f"{call.function.qualname if call.function else ''}:{name}",
+                anchor=call.anchor,
                 routine=zw,
             )
 

@@ -71,7 +71,7 @@ class ProcessHandleAccess(Rule):
                     "open fails with STATUS_ACCESS_DENIED",
                     trace=[ctx.step(callee_start(opened.call),
                                     f"process handle opened here with {access}")],
-                    anchor=f"{call.function.qualname if call.function else ''}:{call.callee}",
+                    anchor=call.anchor,
                     routine=routine,
                 )
                 break

@@ -55,7 +55,7 @@ class StorportProhibitedDdi(Rule):
                 call.name_start,
                 f"{call.callee}{where} is listed by the {COMPLIANCE_RULE} compliance rule: a "
                 "StorPort miniport must not call it",
-                anchor=f"{call.function.qualname if call.function else ''}:{call.callee}",
+                anchor=call.anchor,
             )
 
 

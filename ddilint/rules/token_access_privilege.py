@@ -63,7 +63,7 @@ class TokenAccessPrivilege(Rule):
                     f"({describe_origin(origin, ctx.file)}), which needs SeSecurityPrivilege; "
                     "without it the call fails with STATUS_PRIVILEGE_NOT_HELD",
                     trace=[ctx.step(origin.start, describe_origin(origin, ctx.file))],
-                    anchor=f"{call.function.qualname if call.function else ''}:{call.callee}",
+                    anchor=call.anchor,
                     routine=routine,
                 )
                 break

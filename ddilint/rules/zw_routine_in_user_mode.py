@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.findings import Finding, Fix, Severity, TextEdit
+from ddilint.findings import Finding, Fix, Severity
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Rule, rename_callee
 
 
 class ZwRoutineInUserMode(Rule):
@@ -42,8 +42,7 @@ class ZwRoutineInUserMode(Rule):
                 continue
             fixes: tuple[Fix, ...] = ()
             if not call.via:
-                fixes = (Fix(f"Call {nt}", (TextEdit(call.name_start,
-                                                     call.name_start + len(name), nt),)),)
+                fixes = (rename_callee(call, nt),)
             where = f" (through macro {call.via})" if call.via else ""
             yield ctx.finding(
                 self,
@@ -51,7 +50,7 @@ class ZwRoutineInUserMode(Rule):
                 f"{name} called from user-mode code{where}: call {nt} instead; the page says "
                 "user-mode callers use the Nt name",
                 fixes=fixes,
-                anchor=f"{call.function.qualname if call.function else ''}:{name}",
+                anchor=call.anchor,
                 routine=name,
             )
 
