@@ -3,16 +3,19 @@
 Two kinds of entries live in one SQLite file (`.ddilint_cache/results.sqlite` under the
 project root by default):
 
-- a file's **summary** (phase one: its picklable summary and reading notices), keyed by
-  the file's path and content hash and the run's *salt*;
+- a file's **facts** (phase one: its summary, the findings the file alone decides and the
+  rules' pending parts; or only its summary, for a file that feeds the model but is not
+  reported), keyed by the file's path and content hash and the run's *salt*;
 - a file's **findings** (phase three), keyed by the file's path and content hash and the
   *project digest*: the salt plus the path and content hash of every file of the run, so
-  that a change anywhere in the driver re-checks the files its facts may reach.
+  that a change anywhere in the driver resolves again the files its facts may reach
+  (from their cached facts: only the changed file is parsed).
 
 The salt covers everything else a result depends on: ddilint's version and the files of
 the installed package (an edited checkout never reuses stale results), the active rules
 and the modules they come from, the knowledge table, and the run's options. A second run
-on an unchanged tree reads every file, hashes it and finds its findings: no parsing. A
+on an unchanged tree reads every file, hashes it and finds its findings: no parsing, no
+project model. A
 cache that cannot be opened or written is switched off with a warning; it never fails a
 run.
 """
@@ -32,7 +35,7 @@ from typing import Any
 import ddilint
 
 CACHE_DIR_NAME = ".ddilint_cache"
-_SCHEMA = 1
+_SCHEMA = 2
 # Entries not used by the last few runs are dropped, so the file stays about the size of
 # the tree's results.
 _KEEP_RUNS = 4
@@ -138,8 +141,10 @@ class ResultCache:
     def enabled(self) -> bool:
         return self._db is not None
 
-    def summary_key(self, path: str, digest: str) -> str:
-        return f"s\0{path}\0{digest}\0{self.salt}"
+    def facts_key(self, path: str, digest: str, checked: bool) -> str:
+        """The key of a file's phase-one facts, with the rules' part (`checked`) or only
+        its summary."""
+        return f"{'c' if checked else 's'}\0{path}\0{digest}\0{self.salt}"
 
     @staticmethod
     def findings_key(path: str, digest: str, project: str) -> str:

@@ -309,8 +309,7 @@ def cmd_roles(args: argparse.Namespace) -> int:
             print(f"ddilint: error: no such file or directory: {m}", file=sys.stderr)
         return EXIT_ERROR
     files = [p for p in files if not cfg.excluded(p)]
-    project, _kept, _notes = build_project(files, knowledge, Options(roles=dict(cfg.roles)),
-                                           keep_bytes=0)
+    project, _notes = build_project(files, knowledge, Options(roles=dict(cfg.roles)))
     rows = []
     for fn, role, ctx, path in project.role_rows():
         if args.with_role and not role:

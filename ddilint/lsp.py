@@ -29,7 +29,8 @@ from ddilint.analyzer.engine import (
     Options,
     analyze_bytes,
     discover,
-    run_rules,
+    file_facts,
+    resolve,
     summarize_bytes,
 )
 from ddilint.analyzer.frontend import SOURCE_SUFFIXES
@@ -256,15 +257,13 @@ class DdilintServer(LanguageServer):
         active = project.active
         data = text.encode("utf-8")
         if not project.project_files():
-            result = analyze_bytes(name, data, active, project.knowledge, options)
-            findings = result.findings
+            findings = analyze_bytes(name, data, active, project.knowledge, options).findings
         else:
-            # Parse once: the buffer's summary joins the project model, its IR is checked.
-            own, fir, findings = summarize_bytes(name, data, project.knowledge, options)
-            if fir is not None:
-                model = self.project_model(project, own, options, buffers or {})
-                findings = [*findings, *run_rules(fir, active, project.knowledge, options,
-                                                  model)]
+            # Parse once: the buffer's summary joins the project model, its pending parts
+            # are resolved on it.
+            facts = file_facts(name, data, active, project.knowledge, options)
+            model = self.project_model(project, facts.summary, options, buffers or {})
+            findings = resolve(facts, name, active, project.knowledge, options, model)
         return keep_findings(findings, project.config, project.select, project.ignore,
                              active, {name}, lambda p: text if p == name else None)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ddilint.analyzer import engine
+from ddilint.analyzer import parallel
 from ddilint.analyzer.engine import Options, discover, run, summarize_bytes
 from ddilint.cache import ResultCache, run_salt
 from ddilint.cli import main
@@ -235,11 +235,11 @@ def test_output_does_not_depend_on_how_the_run_was_split(
         main(argv)
         outputs[label] = capsys.readouterr().out
 
-    for keep in (engine.KEEP_PARSED_BYTES, 0):
-        monkeypatch.setattr(engine, "KEEP_PARSED_BYTES", keep)
+    for batch in (parallel.BATCH_FILES, 1):
+        monkeypatch.setattr(parallel, "BATCH_FILES", batch)
         for jobs in ("1", "2"):
             for _ in range(2):
-                text(f"keep={keep} -j {jobs}", [*base, "--no-cache", "-j", jobs])
+                text(f"batch={batch} -j {jobs}", [*base, "--no-cache", "-j", jobs])
     cache = str(tmp_path / "cache")
     text("cache cold", [*base, "--cache-dir", cache, "-j", "2"])
     (callbacks / "finish.c").write_text(FINISH + "\n")  # summaries cached, findings fresh

@@ -1,8 +1,16 @@
-"""Running the rules over files: discovery, per-file analysis, notices.
+"""Running the rules over files: discovery, the three phases of a run, notices.
 
-`analyze_bytes` is the per-file unit of work (decode, preprocess, parse, run each rule),
-a pure function of its inputs so that it can run in worker processes and be cached. Any
-failure inside it becomes a DDI9xx notice; nothing escapes to the caller.
+1. `file_facts` is the per-file unit of work: decode, preprocess, parse, summarize and run
+   each rule's `check_file`, then let the IR and the syntax tree go. What it returns
+   (`FileFacts`: the summary, the findings the file alone decides, and the rules'
+   `Pending` parts) is small and picklable, a pure function of the file and the run's
+   settings, so it runs in worker processes and is cached by content.
+2. The project model is built from the summaries alone (`project.py`).
+3. `resolve` finishes each file's pending parts on the model (`Rule.resolve`).
+
+No parsed file waits for the whole program, so memory stays at one file per process
+whatever the size of the tree. Any failure becomes a DDI9xx notice naming the file (and
+the rule); nothing escapes to the caller.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from ddilint.analyzer.summary import FileSummary, summarize
 from ddilint.cache import ResultCache, content_hash, project_digest
 from ddilint.findings import Finding, Location
 from ddilint.knowledge import Knowledge
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
 from ddilint.rules.catalogue import notice_entry
 
 SKIP_DIRS = frozenset({
@@ -77,12 +85,6 @@ class Options:
     # File path (as the engine names it) -> "kernel"/"user", from the config's `mode` globs;
     # `mode_override` (the command line's --mode) wins over it.
     file_modes: dict[str, str] = field(default_factory=dict)
-
-# Parsed files kept in memory between the two phases of a run, by source size; beyond it
-# files are parsed again for the rules (a tree costs about 20 times its source). On the
-# 42 MB Windows-driver-samples tree, 32 MB cost 3.7 s of re-parsing (17.0 -> 20.7 s CPU)
-# for no lower peak memory (1.1 GB either way), so the whole tree fits by default.
-KEEP_PARSED_BYTES = 64 * 1024 * 1024
 
 
 def discover(
@@ -174,6 +176,129 @@ def read_source(path: str, raw: bytes) -> tuple[SourceText | None, list[Finding]
     return SourceText(path, decoded.text, decoded.encoding), notes
 
 
+@dataclass
+class FileFacts:
+    """What phase one says about a file (see the module doc): picklable, cached.
+
+    `summary`: None when the file could not be read, parsed or summarized; `findings`: its
+    reading notices, the findings the rules decided from the file alone and the limit
+    notices; `pending`: the rules' parts that wait for the project model; `checked`: the
+    rules ran (False: only summarized, for a file that feeds the model but is not
+    reported).
+    """
+
+    summary: FileSummary | None
+    findings: list[Finding] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    checked: bool = False
+    analyzed: bool = False
+    error_nodes: int = 0
+    mode: str = ""
+
+
+def file_facts(
+    path: str,
+    raw: bytes,
+    rules: Sequence[Rule],
+    knowledge: Knowledge,
+    options: Options | None = None,
+    check: bool = True,
+) -> FileFacts:
+    """Phase one for a file: parse, summarize and (with `check`) run every rule's
+    `check_file`. Never raises: a failure becomes a DDI906 notice (DDI905 when over the
+    file's time budget); a file that could not be summarized gets no rules."""
+    options = options or Options()
+    stage = "reading"
+    facts = FileFacts(None, checked=check)
+    fir: FileIR | None = None
+    try:
+        with time_budget(options.file_timeout) as deadline:
+            source, notes = read_source(path, raw)
+            facts.findings.extend(notes)
+            if source is None:
+                return facts
+            stage = "parsing"
+            fir = parse_file(source, defined=options.defined, undefined=options.undefined)
+            facts.error_nodes = fir.error_nodes
+            stage = "summarizing"
+            facts.summary = summarize(fir, knowledge)
+            facts.analyzed = True
+            if check:
+                stage = "running the rules"
+                facts.mode = file_mode(fir, options)
+                for item in check_rules(fir, rules, knowledge, options, facts.mode, deadline):
+                    if isinstance(item, Pending):
+                        facts.pending.append(item)
+                    else:
+                        facts.findings.append(item)
+    except BudgetExceeded:
+        facts.findings.append(over_budget(path, stage, options))
+    except Exception as exc:  # the file fails, the run goes on
+        facts.findings.append(internal_error(path, stage, exc, options))
+    if facts.summary is None:
+        facts.analyzed = False
+    if fir is not None:
+        facts.findings.extend(limit_notices(fir))
+    return facts
+
+
+def file_mode(fir: FileIR, options: Options) -> str:
+    """"kernel" or "user" for a parsed file (the command line, the config, the file)."""
+    return detect_mode(fir.includes,
+                       options.mode_override or options.file_modes.get(fir.path),
+                       defined=(f.name for f in fir.functions if f.kind != "lambda"),
+                       called=(c.callee for c in fir.calls if not c.indirect))
+
+
+def check_rules(
+    fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options,
+    mode: str | None = None, deadline: Deadline | None = None,
+) -> Iterator[Finding | Pending]:
+    """Each rule's `check_file` on a parsed file; a failing rule becomes a DDI906 notice
+    (and keeps none of its findings for the file)."""
+    ctx = FileContext(fir, knowledge, mode or file_mode(fir, options), options.extra)
+    for rule in rules:
+        if deadline is not None:
+            deadline.check()
+        try:
+            yield from list(rule.check_file(ctx))
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            yield rule_failed(fir.path, rule, exc, options)
+
+
+def rule_failed(path: str, rule: Rule, exc: BaseException, options: Options) -> Finding:
+    """The DDI906 notice of a rule that raised on a file."""
+    detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
+    return notice("DDI906", path, f"rule {rule.code} {rule.name} failed on this file: "
+                  f"{detail}")
+
+
+def resolve(
+    facts: FileFacts, path: str, rules: Sequence[Rule], knowledge: Knowledge,
+    options: Options, project: Project,
+) -> list[Finding]:
+    """Phase three for a file: its findings and what its pending parts give on the
+    project model. A rule that raises becomes a DDI906 notice."""
+    out = list(facts.findings)
+    if not facts.pending:
+        return out
+    by_code = {r.code: r for r in rules}
+    view = ProjectView(project, knowledge, path)
+    failed: set[str] = set()
+    for p in facts.pending:
+        rule = by_code.get(p.rule)
+        if rule is None or p.rule in failed:
+            continue
+        try:
+            out.extend(rule.resolve(p, view))
+        except Exception as exc:
+            failed.add(p.rule)
+            out.append(rule_failed(path, rule, exc, options))
+    return out
+
+
 def analyze_bytes(
     path: str,
     raw: bytes,
@@ -182,37 +307,19 @@ def analyze_bytes(
     options: Options | None = None,
     project: Project | None = None,
 ) -> FileResult:
-    """Analyze one file's bytes with `rules`. Never raises. Without a `project`, the file
-    is a driver of its own."""
+    """Analyze one file's bytes with `rules`: all three phases. Never raises. Without a
+    `project`, the file is a driver of its own; a given `project` should hold the file's
+    summary (the language server builds it with the buffer's)."""
     options = options or Options()
     started = time.perf_counter()
-    result = FileResult(path)
-    stage = "reading"
-    fir: FileIR | None = None
-    try:
-        with time_budget(options.file_timeout) as deadline:
-            source, notes = read_source(path, raw)
-            result.findings.extend(notes)
-            if source is None:
-                return result
-            stage = "parsing"
-            fir = parse_file(source, defined=options.defined, undefined=options.undefined)
-            result.error_nodes = fir.error_nodes
-            result.analyzed = True
-            if project is None:
-                stage = "summarizing"
-                project = Project([summarize(fir, knowledge)], knowledge, options.roles)
-            stage = "running the rules"
-            result.findings.extend(run_rules(fir, rules, knowledge, options, project, deadline))
-    except BudgetExceeded:
-        result.findings.append(over_budget(path, stage, options))
-    except Exception as exc:  # the file fails, the run goes on
-        result.findings.append(internal_error(path, stage, exc, options))
-    finally:
-        result.seconds = time.perf_counter() - started
-    if fir is not None:
-        result.findings.extend(limit_notices(fir))
-    return result
+    facts = file_facts(path, raw, rules, knowledge, options)
+    model = project
+    if model is None:
+        model = Project([facts.summary] if facts.summary is not None else [], knowledge,
+                        options.roles)
+    findings = resolve(facts, path, rules, knowledge, options, model)
+    return FileResult(path, findings, facts.analyzed, time.perf_counter() - started,
+                      facts.error_nodes, facts.mode)
 
 
 def over_budget(path: str, stage: str, options: Options) -> Finding:
@@ -271,23 +378,20 @@ def summarize_bytes(
 
 def run_rules(
     fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options,
-    project: Project | None = None, deadline: Deadline | None = None,
-) -> Iterator[Finding]:
-    """Run each rule on a parsed file; a failing rule becomes a DDI906 notice."""
-    mode = detect_mode(fir.includes,
-                       options.mode_override or options.file_modes.get(fir.path),
-                       defined=(f.name for f in fir.functions if f.kind != "lambda"),
-                       called=(c.callee for c in fir.calls if not c.indirect))
-    ctx = FileContext(fir, knowledge, mode, options.extra, project)
-    for rule in rules:
-        if deadline is not None:
-            deadline.check()
-        try:
-            yield from list(rule.check_file(ctx))
-        except Exception as exc:
-            detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
-            yield notice("DDI906", fir.path, f"rule {rule.code} {rule.name} failed on this "
-                         f"file: {detail}")
+    project: Project | None = None,
+) -> list[Finding]:
+    """Every rule on a parsed file, both steps: `check_file`, then `resolve` on `project`
+    (by default a driver of this file alone)."""
+    mode = file_mode(fir, options)
+    facts = FileFacts(None, checked=True, analyzed=True, mode=mode)
+    for item in check_rules(fir, rules, knowledge, options, mode):
+        if isinstance(item, Pending):
+            facts.pending.append(item)
+        else:
+            facts.findings.append(item)
+    if project is None:
+        project = Project([summarize(fir, knowledge)], knowledge, options.roles)
+    return resolve(facts, fir.path, rules, knowledge, options, project)
 
 
 def analyze_file(
@@ -317,19 +421,6 @@ class RunResult:
     jobs: int = 1
 
 
-# Notices after which a file gets no rules: it could not be read or summarized.
-_NO_RULES = ("DDI901", "DDI902", "DDI904", "DDI905", "DDI906")
-
-
-@dataclass
-class Phase1:
-    """What phase one says about a file: its summary (None when it could not be read or
-    summarized) and its reading notices."""
-
-    summary: FileSummary | None
-    notes: list[Finding]
-
-
 @dataclass
 class Phase3:
     """What the rules said about a file (with its reading and limit notices)."""
@@ -341,15 +432,12 @@ class Phase3:
 
 def build_project(
     files: Sequence[Path], knowledge: Knowledge, options: Options | None = None,
-    keep_bytes: int = KEEP_PARSED_BYTES,
-) -> tuple[Project, dict[str, FileIR], dict[str, list[Finding]]]:
-    """Phase one over `files` and phase two: the project model, the parsed files kept in
-    memory (within `keep_bytes` of source), and each file's reading notices."""
+) -> tuple[Project, dict[str, list[Finding]]]:
+    """Phase one (summaries only) over `files` and phase two: the project model and each
+    file's reading notices."""
     options = options or Options()
     summaries: list[FileSummary] = []
-    kept: dict[str, FileIR] = {}
     notes: dict[str, list[Finding]] = {}
-    budget = keep_bytes
     for path in files:
         name = path.as_posix()
         try:
@@ -357,36 +445,16 @@ def build_project(
         except OSError as exc:
             notes[name] = [notice("DDI901", name, f"cannot read file: {exc.strerror or exc}")]
             continue
-        summary, fir, file_notes = summarize_bytes(name, raw, knowledge, options)
+        summary, _fir, file_notes = summarize_bytes(name, raw, knowledge, options)
         notes[name] = file_notes
         if summary is not None:
             summaries.append(summary)
-        if fir is not None and len(raw) <= budget:
-            kept[name] = fir
-            budget -= len(raw)
-    return Project(summaries, knowledge, options.roles), kept, notes
+    return Project(summaries, knowledge, options.roles), notes
 
 
-def check_parsed(
-    name: str, raw: bytes, fir: FileIR | None, first: Phase1, rules: Sequence[Rule],
-    knowledge: Knowledge, options: Options, project: Project,
-) -> Phase3:
-    """Phase three for one file: the rules, on the kept IR or a fresh parse. Never raises."""
-    if fir is None:
-        if any(n.code in _NO_RULES for n in first.notes):
-            return Phase3(list(first.notes), False, 0)
-        res = analyze_bytes(name, raw, rules, knowledge, options, project)
-        return Phase3(res.findings, res.analyzed, res.error_nodes)
-    findings = list(first.notes)
-    try:
-        with time_budget(options.file_timeout) as deadline:
-            findings.extend(run_rules(fir, rules, knowledge, options, project, deadline))
-    except BudgetExceeded:
-        findings.append(over_budget(name, "running the rules", options))
-    except Exception as exc:
-        findings.append(internal_error(name, "running the rules", exc, options))
-    findings.extend(limit_notices(fir))
-    return Phase3(findings, True, fir.error_nodes)
+def cacheable_facts(facts: FileFacts) -> bool:
+    """Phase-one results that hit the time budget depend on the machine's load."""
+    return cacheable(facts.findings)
 
 
 def cacheable(findings: Iterable[Finding]) -> bool:
@@ -468,15 +536,26 @@ def _run(
     todo = [n for n in wanted if n not in results]
     workers = max(1, min(jobs, len(raws)))
     if todo:
-        if workers > 1 and len(raws) >= 2 * workers:
-            from ddilint.analyzer.parallel import run_parallel
+        done = [len(wanted) - len(todo)]
+        wanted_set = set(todo)
 
-            fresh = run_parallel(raws, todo, rules, knowledge, options, workers, cache,
-                                 digests, progress, len(wanted) - len(todo), len(wanted))
-        else:
+        def tick(name: str) -> None:
+            if name in wanted_set:
+                done[0] += 1
+                if progress is not None:
+                    progress(done[0], len(wanted))
+
+        facts = phase_one(raws, wanted_set, rules, knowledge, options, cache, digests,
+                          workers, tick)
+        if workers > 1 and len(raws) < 2 * workers:
             workers = 1
-            fresh = _run_serial(raws, todo, rules, knowledge, options, cache, digests,
-                                progress, len(wanted) - len(todo), len(wanted))
+        project = Project([s for n in raws if (s := facts[n].summary) is not None],
+                          knowledge, options.roles)
+        fresh: dict[str, Phase3] = {}
+        for name in todo:
+            f = facts[name]
+            fresh[name] = Phase3(resolve(f, name, rules, knowledge, options, project),
+                                 f.analyzed, f.error_nodes)
         results.update(fresh)
         if cache is not None and fkeys:
             cache.put_many((fkeys[n], r) for n, r in fresh.items()
@@ -494,51 +573,48 @@ def _run(
 
 
 def phase_one(
-    names: Sequence[str], raws: Mapping[str, bytes], knowledge: Knowledge, options: Options,
-    cache: ResultCache | None, digests: Mapping[str, str],
-    summarize_one: Callable[[str, bytes], Phase1],
-) -> dict[str, Phase1]:
-    """Summaries of `names`: from the cache, else from `summarize_one` (then cached)."""
-    out: dict[str, Phase1] = {}
-    keys: dict[str, str] = {}
+    raws: Mapping[str, bytes], checked: Collection[str], rules: Sequence[Rule],
+    knowledge: Knowledge, options: Options, cache: ResultCache | None,
+    digests: Mapping[str, str], workers: int = 1,
+    tick: Callable[[str], None] | None = None,
+) -> dict[str, FileFacts]:
+    """`FileFacts` of every file of `raws`: from the cache, else computed (in `workers`
+    processes when more than one) and cached. The files in `checked` get the rules; the
+    others only their summaries (a file with its rules' facts cached serves both)."""
+    out: dict[str, FileFacts] = {}
     if cache is not None and cache.enabled:
-        keys = {n: cache.summary_key(n, digests[n]) for n in names}
-        cached = cache.get_many(list(keys.values()))
-        out = {n: cached[k] for n, k in keys.items() if k in cached}
-    fresh = {n: summarize_one(n, raws[n]) for n in names if n not in out}
-    if cache is not None and keys:
-        cache.put_many((keys[n], r) for n, r in fresh.items() if cacheable(r.notes))
+        keys = {n: cache.facts_key(n, digests[n], True) for n in raws}
+        keys.update({n: cache.facts_key(n, digests[n], False) for n in raws
+                     if n not in checked})
+        found = cache.get_many(list(set(keys.values())))
+        for n in raws:
+            f = found.get(cache.facts_key(n, digests[n], True))
+            if f is None and n not in checked:
+                f = found.get(cache.facts_key(n, digests[n], False))
+            if isinstance(f, FileFacts):
+                out[n] = f
+                if tick is not None:
+                    tick(n)
+    todo = [n for n in raws if n not in out]
+    blobs: dict[str, bytes] = {}
+    if workers > 1 and len(todo) >= 2 * workers:
+        from ddilint.analyzer.parallel import facts_in_parallel
+
+        fresh = facts_in_parallel(todo, raws, checked, rules, knowledge, options, workers,
+                                  blobs if cache is not None and cache.enabled else None,
+                                  tick)
+    else:
+        fresh = {}
+        for n in todo:
+            fresh[n] = file_facts(n, raws[n], rules, knowledge, options, n in checked)
+            if tick is not None:
+                tick(n)
+    if cache is not None and cache.enabled:
+        import pickle
+
+        cache.put_many_raw(
+            (cache.facts_key(n, digests[n], f.checked),
+             blobs.get(n) or pickle.dumps(f, pickle.HIGHEST_PROTOCOL))
+            for n, f in fresh.items() if cacheable_facts(f))
     out.update(fresh)
-    return out
-
-
-def _run_serial(
-    raws: Mapping[str, bytes], todo: Sequence[str], rules: Sequence[Rule], knowledge: Knowledge,
-    options: Options, cache: ResultCache | None, digests: Mapping[str, str],
-    progress: Callable[[int, int], None] | None, done: int, total: int,
-    keep_bytes: int | None = None,
-) -> dict[str, Phase3]:
-    """Phases one to three in this process, keeping parsed files within `keep_bytes`
-    (default: `KEEP_PARSED_BYTES`, read at call time so that tests can change it)."""
-    kept: dict[str, FileIR] = {}
-    budget = [KEEP_PARSED_BYTES if keep_bytes is None else keep_bytes]
-    wanted = set(todo)
-
-    def summarize_one(name: str, raw: bytes) -> Phase1:
-        summary, fir, notes = summarize_bytes(name, raw, knowledge, options)
-        if fir is not None and name in wanted and len(raw) <= budget[0]:
-            kept[name] = fir
-            budget[0] -= len(raw)
-        return Phase1(summary, notes)
-
-    first = phase_one(list(raws), raws, knowledge, options, cache, digests, summarize_one)
-    project = Project([s for n in raws if (s := first[n].summary) is not None],
-                      knowledge, options.roles)
-    out: dict[str, Phase3] = {}
-    for name in todo:
-        out[name] = check_parsed(name, raws[name], kept.pop(name, None), first[name], rules,
-                                 knowledge, options, project)
-        done += 1
-        if progress is not None:
-            progress(done, total)
     return out

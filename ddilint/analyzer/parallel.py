@@ -1,14 +1,14 @@
-"""Worker processes for the per-file phases of a run (`ddilint check -j N`).
+"""Worker processes for phase one of a run (`ddilint check -j N`).
 
-Each worker owns a share of the files (balanced by size) for the whole run, so a file it
-parsed in phase one is still parsed when its rules run in phase three:
-
-1. the main process sends each worker its files; the worker summarizes them, keeps their
-   IR (within its share of the memory budget) and sends back each summary, pickled;
-2. the main process relays every file's pickled summary (fresh or from the cache) to
-   every worker that does not hold it already, without unpickling them itself; each
-   worker builds the project model;
-3. each worker runs the rules on its files and sends back the findings.
+Phase one is the whole per-file cost (parse, IR, summary, every rule's `check_file`) and
+needs nothing but the file, so the workers share it and nothing else: the main process
+hands out batches of files, largest first, to whichever worker asks for more (a big file
+never waits behind a queue of others), and each worker sends back every file's
+`FileFacts`, pickled. Batches go out through one sender thread per worker, so that the
+main process never blocks writing to a worker that is itself blocked writing its
+results: it only ever waits to read. The main process unpickles the facts while the
+workers go on, builds the project model once and resolves the pending parts itself
+(phases two and three are a small share of a run).
 
 Results are gathered by path, so the output does not depend on the number of workers or
 on which one finished first. A worker that dies takes only its unfinished files with it:
@@ -17,30 +17,26 @@ they get a DDI906 notice.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import pickle
+import queue as queues
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ddilint.analyzer import engine
-from ddilint.analyzer.engine import (
-    Options,
-    Phase1,
-    Phase3,
-    cacheable,
-    check_parsed,
-    notice,
-    summarize_bytes,
-)
-from ddilint.analyzer.ir import FileIR
-from ddilint.analyzer.project import Project
-from ddilint.cache import ResultCache
-from ddilint.findings import Finding
+from ddilint.analyzer.engine import FileFacts, Options, file_facts, notice
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
+
+# A batch: at most this many files and (beyond its first file) this much source.
+BATCH_FILES = 8
+BATCH_BYTES = 256 * 1024
+# Batches a worker holds at once: one it works on, one waiting, so it never idles while
+# the main process answers.
+IN_FLIGHT = 2
 
 
 def _context() -> Any:
@@ -49,166 +45,130 @@ def _context() -> Any:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge, options: Options,
-            keep_bytes: int) -> None:
-    kept: dict[str, FileIR] = {}
-    raws: dict[str, bytes] = {}
-    first: dict[str, Phase1] = {}
-    project: Project | None = None
-    budget = keep_bytes
+def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge,
+            options: Options) -> None:
     while True:
         try:
             msg = conn.recv()
         except (EOFError, OSError):
             return
-        kind = msg[0]
-        if kind == "summarize":
-            for name, raw, mine in msg[1]:
-                summary, fir, notes = summarize_bytes(name, raw, knowledge, options)
-                if mine:
-                    raws[name] = raw
-                    if fir is not None and len(raw) <= budget:
-                        kept[name] = fir
-                        budget -= len(raw)
-                # Kept as is: the main process relays only the other workers' summaries.
-                first[name] = Phase1(summary, notes)
-                conn.send(("summary", name, notes,
-                           pickle.dumps(first[name], pickle.HIGHEST_PROTOCOL)))
-            conn.send(("summarized",))
-        elif kind == "project":
-            names, others, blobs = msg[1], msg[2], msg[3]
-            del msg  # the pickled summaries of the tree: not needed once opened
-            first.update((n, pickle.loads(b)) for n, b in zip(others, blobs, strict=True))
-            del blobs
-            project = Project([s for n in names if (s := first[n].summary) is not None],
-                              knowledge, options.roles)
-        elif kind == "check":
-            assert project is not None
-            for name, raw in msg[1]:
-                raw = raws.pop(name, raw)
-                result = check_parsed(name, raw, kept.pop(name, None), first[name], rules,
-                                      knowledge, options, project)
-                conn.send(("result", name, result))
-            conn.send(("checked",))
-        else:
+        if msg[0] != "files":
             return
+        for name, raw, check in msg[1]:
+            facts = file_facts(name, raw, rules, knowledge, options, check)
+            conn.send(("facts", name, pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)))
+        conn.send(("batch",))
 
 
-def _balance(names: Sequence[str], sizes: Mapping[str, int], workers: int) -> list[list[str]]:
-    """Split `names` into `workers` lists of about equal total size (largest first)."""
-    shares: list[list[str]] = [[] for _ in range(workers)]
-    load = [0] * workers
+def batches(names: Sequence[str], sizes: Mapping[str, int]) -> list[list[str]]:
+    """`names` largest first, cut into batches of a few files (see BATCH_FILES/BYTES)."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
     for name in sorted(names, key=lambda n: (-sizes[n], n)):
-        w = load.index(min(load))
-        shares[w].append(name)
-        load[w] += sizes[name] + 1
-    return shares
+        if cur and (len(cur) >= BATCH_FILES or size + sizes[name] > BATCH_BYTES):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(name)
+        size += sizes[name]
+    if cur:
+        out.append(cur)
+    return out
 
 
-def run_parallel(
-    raws: Mapping[str, bytes], todo: Sequence[str], rules: Sequence[Rule], knowledge: Knowledge,
-    options: Options, workers: int, cache: ResultCache | None, digests: Mapping[str, str],
-    progress: Callable[[int, int], None] | None, done: int, total: int,
-) -> dict[str, Phase3]:
-    """Phases one to three of `raws` in `workers` processes; results of the `todo` files."""
-    names = list(raws)
-    sizes = {n: len(raws[n]) for n in names}
-    blobs: dict[str, bytes] = {}
-    skeys: dict[str, str] = {}
-    if cache is not None and cache.enabled:
-        skeys = {n: cache.summary_key(n, digests[n]) for n in names}
-        cached = cache.get_many_raw(list(skeys.values()))
-        blobs = {n: cached[k] for n, k in skeys.items() if k in cached}
-    wanted = set(todo)
-    misses = [n for n in names if n not in blobs]
-    # Every file to check goes to the worker that summarizes it; cached ones are spread too.
-    shares = _balance(misses + [n for n in todo if n in blobs], sizes, workers)
+def facts_in_parallel(
+    todo: Sequence[str], raws: Mapping[str, bytes], checked: Collection[str],
+    rules: Sequence[Rule], knowledge: Knowledge, options: Options, workers: int,
+    blobs: dict[str, bytes] | None, tick: Callable[[str], None] | None,
+) -> dict[str, FileFacts]:
+    """`FileFacts` of the `todo` files, computed in `workers` processes. With `blobs`,
+    each file's pickled facts are left there too (the cache stores them as they came)."""
+    queue = deque(batches(todo, {n: len(raws[n]) for n in todo}))
     ctx = _context()
     conns: list[Connection] = []
     procs = []
-    for _ in range(workers):
+    for _ in range(min(workers, len(queue))):
         parent, child = ctx.Pipe()
-        share = engine.KEEP_PARSED_BYTES // workers
-        proc = ctx.Process(target=_worker, daemon=True,
-                           args=(child, rules, knowledge, options, share))
+        proc = ctx.Process(target=_worker, daemon=True, args=(child, rules, knowledge, options))
         proc.start()
         child.close()
         conns.append(parent)
         procs.append(proc)
-    out: dict[str, Phase3] = {}
-    owner = {n: w for w, share in enumerate(shares) for n in share}
-    alive = set(range(workers))
+    out: dict[str, FileFacts] = {}
+    inflight: list[deque[list[str]]] = [deque() for _ in conns]
+    outboxes: list[queues.SimpleQueue[Any]] = [queues.SimpleQueue() for _ in conns]
+
+    def sender(w: int) -> None:
+        while (msg := outboxes[w].get()) is not None:
+            try:
+                conns[w].send(msg)
+            except (OSError, ValueError):  # the worker is gone: its reader finds out
+                return
+
+    senders = [threading.Thread(target=sender, args=(w,), daemon=True)
+               for w in range(len(conns))]
+    for t in senders:
+        t.start()
+
+    def give(w: int) -> None:
+        while queue and len(inflight[w]) < IN_FLIGHT:
+            batch = queue.popleft()
+            inflight[w].append(batch)
+            outboxes[w].put(("files", [(n, raws[n], n in checked) for n in batch]))
+
+    alive = set(range(len(conns)))
     try:
-        fresh: dict[str, bytes] = {}
-        fresh_notes: dict[str, list[Finding]] = {}
-
-        by: dict[str, int] = {}  # file -> the worker that summarized it (and keeps that)
-
-        def summarized(w: int, m: tuple[Any, ...]) -> None:
-            fresh[m[1]] = m[3]
-            fresh_notes[m[1]] = m[2]
-            by[m[1]] = w
-
-        for w, conn in enumerate(conns):
-            conn.send(("summarize", [(n, raws[n], n in wanted) for n in shares[w]
-                                     if n not in blobs]))
-        _gather(conns, alive, "summarized", summarized)
-        if cache is not None and skeys:
-            cache.put_many_raw((skeys[n], b) for n, b in fresh.items()
-                               if cacheable(fresh_notes[n]))
-        blobs.update(fresh)
-        order = [n for n in names if n in blobs]
-        for w in sorted(alive):
-            others = [n for n in order if by.get(n, -1) != w]
-            conns[w].send(("project", order, others, [blobs[n] for n in others]))
-            conns[w].send(("check", [(n, raws[n] if n in blobs and n not in fresh else b"")
-                                     for n in shares[w] if n in wanted]))
-        blobs.clear()
-        fresh.clear()
-
-        def got(w: int, m: tuple[Any, ...]) -> None:
-            nonlocal done
-            out[m[1]] = m[2]
-            done += 1
-            if progress is not None:
-                progress(done, total)
-
-        _gather(conns, alive, "checked", got)
-    finally:
         for w in alive:
-            with contextlib.suppress(OSError):
-                conns[w].send(("stop",))
+            give(w)
+        index = {id(c): w for w, c in enumerate(conns)}
+        while alive and (queue or any(inflight[w] for w in alive)):
+            for ready in wait([conns[w] for w in alive]):
+                w = index[id(ready)]
+                try:
+                    msg = conns[w].recv()
+                except (EOFError, OSError):
+                    print(f"ddilint: warning: worker process {w} died", file=sys.stderr)
+                    alive.discard(w)
+                    _lost(w, inflight[w], out, tick)
+                    inflight[w].clear()
+                    continue
+                if msg[0] == "facts":
+                    name, blob = msg[1], msg[2]
+                    out[name] = pickle.loads(blob)
+                    if blobs is not None:
+                        blobs[name] = blob
+                    if tick is not None:
+                        tick(name)
+                elif msg[0] == "batch":
+                    inflight[w].popleft()
+                    give(w)
+    finally:
+        for w in range(len(conns)):
+            outboxes[w].put(("stop",) if w in alive else None)
+            outboxes[w].put(None)
+        for t in senders:
+            t.join(timeout=5)
         for proc in procs:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
         for conn in conns:
             conn.close()
-    for name in todo:
-        if name not in out:
-            out[name] = Phase3([notice(
-                "DDI906", name, f"internal error: worker process {owner.get(name, -1)} "
-                "stopped before this file was analyzed (see the other notices of its files)")],
-                False, 0)
+    # Batches no live worker could take (every worker died).
+    _lost(-1, queue, out, tick)
     return out
 
 
-def _gather(conns: Sequence[Connection], alive: set[int], last: str,
-            on_message: Callable[[int, tuple[Any, ...]], None]) -> None:
-    """Receive from the live workers until each has sent `last` (or died)."""
-    waiting = set(alive)
-    index = {id(c): w for w, c in enumerate(conns)}
-    while waiting:
-        for ready in wait([conns[w] for w in waiting]):
-            w = index[id(ready)]
-            try:
-                msg = conns[w].recv()
-            except (EOFError, OSError):
-                print(f"ddilint: warning: worker process {w} died", file=sys.stderr)
-                waiting.discard(w)
-                alive.discard(w)
+def _lost(w: int, lost: Collection[list[str]], out: dict[str, FileFacts],
+          tick: Callable[[str], None] | None) -> None:
+    """DDI906 for the files of `lost` batches that got no facts."""
+    for batch in lost:
+        for name in batch:
+            if name in out:
                 continue
-            if msg[0] == last:
-                waiting.discard(w)
-            else:
-                on_message(w, msg)
+            who = f"worker process {w}" if w >= 0 else "every worker process"
+            out[name] = FileFacts(None, [notice(
+                "DDI906", name, f"internal error: {who} stopped before this file was "
+                "analyzed (see the other notices of its files)")])
+            if tick is not None:
+                tick(name)

@@ -5,22 +5,35 @@ and the documentation section it comes from, an explanation with a bad and a goo
 example) and a `check_file` method that asks the engine questions through `FileContext`
 and yields findings. Rules never walk syntax trees: they read the IR and the engine's
 analyses.
+
+A rule runs in two steps, so that no parsed file has to wait for the whole program:
+
+1. `check_file(ctx)`, in phase one, right after the file is parsed (in a worker process,
+   cached by content): the IR and the per-file analyses are there, the project model is
+   not. It yields findings, and `Pending` parts for what depends on the whole program
+   (`ctx.defer(...)`): the call or function the answer is about, a finding built from the
+   IR so far, and the rule's own plain data.
+2. `resolve(pending, view)`, in phase three, once the project model is built from every
+   file's summary: `view` (a `ProjectView`) answers the whole-program questions for the
+   pending's file (how a function or call runs, which entry reaches it, whether the driver
+   is a StorPort miniport, the annotated project function a call reaches), and the rule
+   yields the findings. Neither the IR nor the syntax tree exists any more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ddilint.analyzer.context import UNKNOWN_CONTEXT, ExecutionContext
 from ddilint.analyzer.ir import CallSite, FileIR, Function
 from ddilint.analyzer.project import Project
-from ddilint.analyzer.summary import summarize
+from ddilint.analyzer.summary import CallInfo, summarize
 from ddilint.findings import Citation, Finding, Fix, Location, Severity, TextEdit, TraceStep
 from ddilint.knowledge import Knowledge, Routine
 
-__all__ = ["Citation", "FileContext", "Rule", "cite_fact"]
+__all__ = ["Citation", "FileContext", "Pending", "ProjectView", "Rule", "cite_fact"]
 
 DOCS_BASE = "https://learn.microsoft.com/windows-hardware/drivers/ddi/"
 
@@ -107,9 +120,16 @@ class Rule:
     good_example: ClassVar[str] = ""
     fix_text: ClassVar[str] = ""
 
-    def check_file(self, ctx: FileContext) -> Iterable[Finding]:
-        """Findings for one file. The default finds nothing."""
+    def check_file(self, ctx: FileContext) -> Iterable[Finding | Pending]:
+        """Findings for one file, and `Pending` parts (`ctx.defer`) that need the whole
+        program. The default finds nothing."""
         return ()
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterable[Finding]:
+        """The findings of one of this rule's `Pending` parts, once the project model is
+        built. The default yields the pending's finding as it is, if it has one."""
+        if pending.finding is not None:
+            yield pending.finding
 
     def citation(
         self,
@@ -176,6 +196,98 @@ class Rule:
 
 def _indent(text: str) -> str:
     return "\n".join("    " + line if line else "" for line in text.strip("\n").splitlines())
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The part of a rule's check that waits for the project model (see the module doc).
+
+    `function`: the start offset of the function the answer is about (-1: none); `call`:
+    the index of the call (into `FileIR.calls`, the same as `FileSummary.calls`; -1:
+    none); `finding`: the finding as far as the file alone tells (its location, trace,
+    fixes, citation), for `resolve` to complete or drop; `data`: the rule's own plain,
+    picklable values. A pending crosses processes and the cache: nothing in it may hold
+    the IR or a syntax tree.
+    """
+
+    rule: str
+    path: str
+    function: int = -1
+    call: int = -1
+    finding: Finding | None = None
+    data: tuple[Any, ...] = ()
+
+
+class ProjectView:
+    """What phase three can ask about one file of the project: `Rule.resolve`'s view.
+
+    Built on the project model alone (summaries, no IR); every answer is about the file
+    `path`.
+    """
+
+    def __init__(self, model: Project, knowledge: Knowledge, path: str) -> None:
+        self.model = model
+        self.knowledge = knowledge
+        self.path = path
+        self._routines: dict[int, Routine] | None = None
+
+    def _node(self, function: int) -> int | None:
+        return self.model.node_for(self.path, function) if function >= 0 else None
+
+    def execution_context(self, function: int) -> ExecutionContext:
+        """How the function starting at offset `function` runs (see
+        `FileContext.execution_context`)."""
+        n = self._node(function)
+        return UNKNOWN_CONTEXT if n is None else self.model.function_context(n)
+
+    def call_context(self, call: int) -> ExecutionContext:
+        """How call `call` of the file runs (see `FileContext.call_context`)."""
+        cc = self.model.call_context(self.path, call) if call >= 0 else None
+        return cc if cc is not None else UNKNOWN_CONTEXT
+
+    def reached_from(
+        self, function: int, role: str, major: str = ""
+    ) -> tuple[str, tuple[TraceStep, ...]] | None:
+        """See `FileContext.reached_from`."""
+        n = self._node(function)
+        if n is None:
+            return None
+        entries = self.model.reachable_from_role(n, role, major)
+        if not entries:
+            return None
+        return self.model.entry_story(entries[0], n)
+
+    def is_storport_miniport(self) -> bool:
+        """See `FileContext.is_storport_miniport`."""
+        return self.model.is_storport(self.path)
+
+    def project_routines(self) -> dict[int, Routine]:
+        """Call index -> the entry made from the IRQL annotation of the project function
+        the call reaches (`project_knowledge`), for every such call of the file."""
+        if self._routines is None:
+            from ddilint.analyzer.project_knowledge import project_routines
+
+            self._routines = project_routines(self.model, self.path)
+        return self._routines
+
+    def call_info(self, call: int) -> CallInfo | None:
+        """The summary of call `call` of the file (callee, place, macro, function)."""
+        fi = self.model.file_index.get(self.path)
+        if fi is None or not 0 <= call < len(self.model.files[fi].calls):
+            return None
+        return self.model.files[fi].calls[call]
+
+    def function_name(self, info: CallInfo) -> str:
+        """The qualified name of the function a call is in ("" outside functions)."""
+        fi = self.model.file_index.get(self.path)
+        if fi is None or info.function < 0:
+            return ""
+        return self.model.files[fi].functions[info.function].qualname
+
+
+def complete(finding: Finding, message: str, trace: Iterable[TraceStep] = ()) -> Finding:
+    """A pending's finding with its message (and more trace steps) filled in."""
+    return replace(finding, message=message, trace=(*finding.trace, *trace))
 
 
 @dataclass
@@ -312,10 +424,39 @@ class FileContext:
                 self._calls_at.setdefault(c.name_start, c)
         return self._calls_at.get(offset)
 
+    def call_index(self, call: CallSite) -> int:
+        """The index of `call` in `FileIR.calls` (the same in `FileSummary.calls`), -1 when
+        it is not one of the file's calls."""
+        if self._call_index is None:
+            self._call_index = {id(c): i for i, c in enumerate(self.file.calls)}
+        return self._call_index.get(id(call), -1)
+
+    def defer(
+        self,
+        rule: Rule,
+        *,
+        function: Function | None = None,
+        call: CallSite | None = None,
+        finding: Finding | None = None,
+        data: Iterable[Any] = (),
+    ) -> Pending:
+        """A `Pending` part of `rule`'s check, about `function` or `call`, for
+        `rule.resolve` to finish once the project model is built."""
+        return Pending(rule.code, self.file.path,
+                       function.start if function is not None else -1,
+                       self.call_index(call) if call is not None else -1,
+                       finding, tuple(data))
+
     def routine_of(self, call: CallSite) -> Routine | None:
-        """The facts that apply to a call: the entry made from the IRQL annotation of the
-        project function it reaches (`Routine.project`, see `project_knowledge`), else the
-        documented routine of that name, else None."""
+        """The facts that apply to a call: the documented routine of that name, else None.
+
+        Given a project model (`FileContext(..., project=...)`), the entry made from the
+        IRQL annotation of the project function the call reaches comes first
+        (`Routine.project`, see `project_knowledge`). In a run, rules get no model in
+        phase one: a rule that checks project annotations asks `ProjectView` in
+        `resolve` (DDI301 does)."""
+        if self.project is None:
+            return self.knowledge.routines.get(call.callee)
         if self._project_routines is None:
             from ddilint.analyzer.project_knowledge import project_routines
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.analyzer.context import irql_name
+from ddilint.analyzer.context import HIGH, ExecutionContext, irql_name
 from ddilint.analyzer.requirements import documented_max_irql
-from ddilint.findings import Finding, Severity
+from ddilint.analyzer.summary import CallInfo
+from ddilint.findings import Finding, Location, Severity
 from ddilint.hookspecs import hookimpl
-from ddilint.knowledge import irql_rank
-from ddilint.rules.base import FileContext, Rule
+from ddilint.knowledge import Routine, irql_rank
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
 
 
 class IrqlTooHigh(Rule):
@@ -48,39 +49,70 @@ class IrqlTooHigh(Rule):
         "item, a system thread, the dispatch routine), or release the lock first."
     )
 
-    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
         if ctx.mode != "kernel":
             return
+        # Calls that reach a project function with an IRQL annotation: which ones they are
+        # is a whole-program answer, so the file's pending without a call stands for them.
+        if any(c.function is not None and not c.indirect for c in ctx.file.calls):
+            yield ctx.defer(self)
         for call, routine in ctx.calls():
-            if call.function is None:
-                continue
-            if not routine.project and ctx.defines_function(call.callee):
+            if call.function is None or ctx.defines_function(call.callee):
                 continue
             bound = documented_max_irql(call, routine)
             limit = irql_rank(bound.level) if bound is not None else None
-            if bound is None or limit is None:
-                continue
-            cc = ctx.call_context(call)
-            if cc.irql_max <= limit:
-                continue
-            where = f" (through macro {call.via})" if call.via else ""
-            if routine.project:
-                short = routine.page.replace("\\", "/").rsplit("/", 1)[-1]
-                rule_text = f"is annotated {routine.irql_text} ({short})"
-            else:
-                rule_text = f"may be called at IRQL <= {irql_name(limit)}"
-                if bound.why:
-                    rule_text += f" when {bound.why}"
-            yield ctx.finding(
-                self,
-                call.name_start,
-                f"{call.callee}{where} {rule_text} but can run at {cc.irql_max_name} here; "
-                f"{cc.reason}",
-                trace=cc.trace,
-                anchor=f"{call.function.qualname}:{call.callee}",
-                routine=routine,
-                fact=bound.fact,
-            )
+            if bound is None or limit is None or limit >= HIGH:
+                continue  # no bound, or one no call can run above
+            # The IRQL the call runs at: phase three.
+            yield ctx.defer(self, call=call, data=(limit, bound.why, bound.fact))
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        annotated = view.project_routines()
+        if pending.call < 0:
+            for ci, routine in sorted(annotated.items()):
+                limit = irql_rank(routine.max_irql) if routine.max_irql else None
+                if limit is not None:
+                    yield from self._check(view, ci, routine, limit, "", "max_irql")
+            return
+        if pending.call in annotated:
+            return  # the annotation of the project function the call reaches decides
+        info = view.call_info(pending.call)
+        documented = view.knowledge.routines.get(info.callee) if info is not None else None
+        if documented is not None:
+            limit, why, fact = pending.data
+            yield from self._check(view, pending.call, documented, limit, why, fact)
+
+    def _check(self, view: ProjectView, ci: int, routine: Routine, limit: int, why: str,
+               fact: str) -> Iterator[Finding]:
+        info = view.call_info(ci)
+        if info is None or info.function < 0:
+            return
+        cc = view.call_context(ci)
+        if cc.irql_max <= limit:
+            return
+        yield self._finding(view, info, routine, limit, why, fact, cc)
+
+    def _finding(self, view: ProjectView, call: CallInfo, routine: Routine, limit: int,
+                 why: str, fact: str, cc: ExecutionContext) -> Finding:
+        where = f" (through macro {call.via})" if call.via else ""
+        if routine.project:
+            short = routine.page.replace("\\", "/").rsplit("/", 1)[-1]
+            rule_text = f"is annotated {routine.irql_text} ({short})"
+        else:
+            rule_text = f"may be called at IRQL <= {irql_name(limit)}"
+            if why:
+                rule_text += f" when {why}"
+        return Finding(
+            code=self.code,
+            name=self.name,
+            severity=self.severity,
+            message=f"{call.callee}{where} {rule_text} but can run at {cc.irql_max_name} "
+                    f"here; {cc.reason}",
+            location=Location(view.path, call.line, call.column),
+            trace=cc.trace,
+            anchor=f"{view.function_name(call)}:{call.callee}",
+            citation=self.citation(view.knowledge, routine, fact),
+        )
 
 
 @hookimpl

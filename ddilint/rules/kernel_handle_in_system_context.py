@@ -8,8 +8,8 @@ from collections.abc import Iterator, Sequence
 from ddilint.analyzer.handle_attributes import missing_kernel_handle
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Rule
-from ddilint.rules.missing_kernel_handle import attribute_finding
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
+from ddilint.rules.missing_kernel_handle import attribute_completed, attribute_finding
 
 
 class KernelHandleInSystemContext(Rule):
@@ -44,20 +44,23 @@ class KernelHandleInSystemContext(Rule):
     )
     fix_text = "Add OBJ_KERNEL_HANDLE to the attributes."
 
-    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
         if ctx.mode != "kernel":
             return
         for m in missing_kernel_handle(ctx.file, ctx.knowledge):
-            context = ctx.execution_context(m.site.function)
-            if not context.system_only:
-                continue
             fn = m.site.function.qualname if m.site.function else ""
-            yield attribute_finding(
-                self, ctx, m, context,
-                f"{m.lacking_text(ctx.file)}; {fn} runs only in the system process "
-                f"({context.reason}), so the handle is not exposed to a user process, but "
-                f"{m.requirement()}: make it a kernel handle",
-            )
+            # Whether every way in is from the system process: phase three.
+            yield ctx.defer(self, function=m.site.function, finding=attribute_finding(
+                self, ctx, m, f"{m.lacking_text(ctx.file)}; {fn} runs only in the system "
+                "process ("), data=(
+                    "), so the handle is not exposed to a user process, but "
+                    f"{m.requirement()}: make it a kernel handle",))
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        context = view.execution_context(pending.function)
+        if not context.system_only or pending.finding is None:
+            return
+        yield attribute_completed(pending, context.reason, context.trace)
 
 @hookimpl
 def ddilint_rules() -> Sequence[Rule]:

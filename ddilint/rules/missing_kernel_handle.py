@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.analyzer.context import ExecutionContext
 from ddilint.analyzer.handle_attributes import MissingFlag, missing_kernel_handle
 from ddilint.analyzer.values import describe_origin
-from ddilint.findings import Finding, Severity
+from ddilint.findings import Finding, Severity, TraceStep
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule, complete
 
 
 class MissingKernelHandle(Rule):
@@ -46,38 +45,50 @@ class MissingKernelHandle(Rule):
     fix_text = ("Add OBJ_KERNEL_HANDLE to the attributes (`--fix` does it where they are "
                 "written in the call or in InitializeObjectAttributes, outside macros).")
 
-    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
         if ctx.mode != "kernel":
             return
         for m in missing_kernel_handle(ctx.file, ctx.knowledge):
-            context = ctx.execution_context(m.site.function)
-            if context.system_only:
-                continue
             fn = m.site.function.qualname if m.site.function else ""
-            yield attribute_finding(
-                self, ctx, m, context,
-                f"{m.lacking_text(ctx.file)}; {m.requirement()}, and {fn} can run outside it "
-                f"({context.reason})",
-            )
+            # Whether the function can run outside the system process: phase three.
+            yield ctx.defer(self, function=m.site.function, finding=attribute_finding(
+                self, ctx, m, f"{m.lacking_text(ctx.file)}; {m.requirement()}, and {fn} can "
+                "run outside it ("), data=(")",))
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        context = view.execution_context(pending.function)
+        if context.system_only or pending.finding is None:
+            return
+        yield attribute_completed(pending, context.reason, context.trace)
 
 
-def attribute_finding(rule: Rule, ctx: FileContext, m: MissingFlag, context: ExecutionContext,
-                      message: str) -> Finding:
-    """A DDI101/DDI102 finding at the call: the callee (and macro), `message`, the places
-    that set the attributes and the context's chain as trace, the fix, the citation."""
+def attribute_finding(rule: Rule, ctx: FileContext, m: MissingFlag, message: str) -> Finding:
+    """A DDI101/DDI102 finding at the call as far as the file tells: the callee (and
+    macro), the start of `message` (the context's reason follows, see
+    `attribute_completed`), the places that set the attributes as trace, the fix, the
+    citation."""
     where = f" (through macro {m.site.via})" if m.site.via else ""
     fn = m.site.function.qualname if m.site.function else ""
     return ctx.finding(
         rule,
         m.site.name_start,
         f"{m.site.callee}{where}: {message}",
-        trace=[*(ctx.step(b.origin.start, describe_origin(b.origin, ctx.file))
-                 for b in m.lacking), *context.trace],
+        trace=[ctx.step(b.origin.start, describe_origin(b.origin, ctx.file))
+               for b in m.lacking],
         fixes=m.fix(ctx.file),
         anchor=f"{fn}:{m.site.callee}",
         routine=m.routine,
         fact="object_attributes_param" if m.object_attributes else "attributes_param",
     )
+
+
+def attribute_completed(pending: Pending, reason: str, trace: Sequence[TraceStep]) -> Finding:
+    """The pending's finding with the execution context's reason between the message's
+    start and the rest kept in `pending.data`, and the context's chain after the trace."""
+    assert pending.finding is not None
+    (rest,) = pending.data
+    return complete(pending.finding, f"{pending.finding.message}{reason}{rest}", trace)
+
 
 @hookimpl
 def ddilint_rules() -> Sequence[Rule]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule, complete
 
 COMPLIANCE_RULE = "PowerIrpDDis"
 
@@ -50,7 +50,7 @@ class PowerIrpDdi(Rule):
     fix_text = "Do the work outside the power path (at device start, or in a work item queued " \
                "after the power IRP completes)."
 
-    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
         if ctx.mode != "kernel":
             return
         for call, routine in ctx.calls():
@@ -58,18 +58,21 @@ class PowerIrpDdi(Rule):
                 continue
             if ctx.defines_function(call.callee):
                 continue
-            way = ctx.reached_from(call.function, "dispatch", "IRP_MJ_POWER")
-            if way is None:
-                continue
-            text, trace = way
-            yield ctx.finding(
+            # Whether an IRP_MJ_POWER dispatch routine reaches the call: phase three.
+            yield ctx.defer(self, function=call.function, finding=ctx.finding(
                 self,
                 call.name_start,
                 f"{call.callee} is listed by the {COMPLIANCE_RULE} compliance rule and must not "
-                f"be called while handling IRP_MJ_POWER; reached from {text}",
-                trace=trace,
+                f"be called while handling IRP_MJ_POWER; reached from ",
                 anchor=f"{call.function.qualname}:{call.callee}",
-            )
+            ))
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        way = view.reached_from(pending.function, "dispatch", "IRP_MJ_POWER")
+        if way is None or pending.finding is None:
+            return
+        text, trace = way
+        yield complete(pending.finding, pending.finding.message + text, trace)
 
 
 @hookimpl

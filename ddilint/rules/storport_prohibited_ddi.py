@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
 
 COMPLIANCE_RULE = "HwStorPortProhibitedDDIs"
 
@@ -38,25 +38,25 @@ class StorportProhibitedDdi(Rule):
     fix_text = "Use the StorPort routine for the job (StorPortAllocatePool, StorPortIssueDpc, " \
                "StorPortInitializeTimer, ...)."
 
-    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
         if ctx.mode != "kernel":
             return
-        storport: bool | None = None
         for call, routine in ctx.calls():
             if COMPLIANCE_RULE not in routine.compliance or ctx.defines_function(call.callee):
                 continue
-            if storport is None:
-                storport = ctx.is_storport_miniport()
-            if not storport:
-                return
             where = f" (through macro {call.via})" if call.via else ""
-            yield ctx.finding(
+            # Whether the file belongs to a StorPort miniport: phase three.
+            yield ctx.defer(self, call=call, finding=ctx.finding(
                 self,
                 call.name_start,
                 f"{call.callee}{where} is listed by the {COMPLIANCE_RULE} compliance rule: a "
                 "StorPort miniport must not call it",
                 anchor=call.anchor,
-            )
+            ))
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        if pending.finding is not None and view.is_storport_miniport():
+            yield pending.finding
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from ddilint.analyzer.handle_attributes import KERNEL_HANDLE_FLAG, attributes_fo
 from ddilint.analyzer.ir import CallSite
 from ddilint.findings import Finding, Fix, Severity, TextEdit
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule, complete
 
 
 class TokenOpenWithoutAttributes(Rule):
@@ -38,7 +38,7 @@ class TokenOpenWithoutAttributes(Rule):
     fix_text = ("Call the Ex form and pass OBJ_KERNEL_HANDLE as HandleAttributes (`--fix` "
                 "does it for calls written outside macros).")
 
-    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
         if ctx.mode != "kernel":
             return
         for call in ctx.file.calls:
@@ -47,23 +47,28 @@ class TokenOpenWithoutAttributes(Rule):
             ex = attributes_form(ctx.knowledge, call.callee)
             if ex is None or ctx.defines_function(call.callee):
                 continue
-            context = ctx.execution_context(call.function)
-            if context.system_only:
-                continue
             where = f" (through macro {call.via})" if call.via else ""
             fn = call.function.qualname
-            yield ctx.finding(
+            # Whether the function can run outside the system process: phase three.
+            yield ctx.defer(self, function=call.function, finding=ctx.finding(
                 self,
                 call.name_start,
                 f"{call.callee}{where} cannot take OBJ_KERNEL_HANDLE, and {fn} can run outside "
-                f"the system process ({context.reason}): the token handle lands in the current "
-                f"process's handle table; to give a token handle attributes the "
-                f"documentation says to use {ex}: call it with OBJ_KERNEL_HANDLE",
-                trace=context.trace,
+                "the system process (",
                 fixes=_ex_fix(ctx, call, ex),
                 anchor=f"{fn}:{call.callee}",
                 routine=call.callee,
-            )
+            ), data=("): the token handle lands in the current process's handle table; to "
+                     "give a token handle attributes the documentation says to use "
+                     f"{ex}: call it with OBJ_KERNEL_HANDLE",))
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        context = view.execution_context(pending.function)
+        if context.system_only or pending.finding is None:
+            return
+        (rest,) = pending.data
+        yield complete(pending.finding, f"{pending.finding.message}{context.reason}{rest}",
+                       context.trace)
 
 
 def _ex_fix(ctx: FileContext, call: CallSite, ex: str) -> tuple[Fix, ...]:
