@@ -63,6 +63,8 @@ class Config:
 
     def mode_for(self, path: str | Path) -> str | None:
         """"kernel" or "user" when the config fixes the mode of this file, else None."""
+        if not self.modes:
+            return None
         rel = self.relative(path)
         for pattern, mode in self.modes:
             if glob_match(rel, pattern):
@@ -71,6 +73,8 @@ class Config:
 
     def ignored_for(self, path: str | Path) -> list[str]:
         """The per-file-ignores selectors that apply to this file."""
+        if not self.per_file_ignores:
+            return []
         rel = self.relative(path)
         out: list[str] = []
         for pattern, selectors in self.per_file_ignores:
@@ -80,6 +84,8 @@ class Config:
 
     def excluded(self, path: str | Path) -> bool:
         """Whether the config's `exclude` globs drop this file."""
+        if not self.exclude:
+            return False
         rel = self.relative(path)
         return any(glob_match(rel, pattern) for pattern in self.exclude)
 

@@ -513,15 +513,20 @@ def _run(
     started = time.perf_counter()
     names = [p.as_posix() for p in files]
     wanted = [n for n in names if report is None or n in report]
-    raws: dict[str, bytes] = {}
+    # Each file is read and hashed here, and read again by whoever analyzes it: the main
+    # process keeps no file's bytes, and the workers it forks inherit none.
+    digests: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     unreadable: dict[str, list[Finding]] = {}
-    for path, name in zip(files, names, strict=True):
+    for name in names:
         try:
-            raws[name] = path.read_bytes()
+            with open(name, "rb") as fh:
+                raw = fh.read()
         except OSError as exc:
-            unreadable[name] = [notice("DDI901", name,
-                                       f"cannot read file: {exc.strerror or exc}")]
-    digests = {name: content_hash(raw) for name, raw in raws.items()}
+            unreadable[name] = [cannot_read(name, exc)]
+            continue
+        digests[name] = content_hash(raw)
+        sizes[name] = len(raw)
     results: dict[str, Phase3] = {n: Phase3(unreadable[n], False, 0) for n in unreadable}
     hits = 0
     fkeys: dict[str, str] = {}
@@ -534,7 +539,9 @@ def _run(
                 results[n] = cached[key]
                 hits += 1
     todo = [n for n in wanted if n not in results]
-    workers = max(1, min(jobs, len(raws)))
+    workers = max(1, min(jobs, len(digests)))
+    if workers > 1 and len(digests) < 2 * workers:
+        workers = 1
     if todo:
         done = [len(wanted) - len(todo)]
         wanted_set = set(todo)
@@ -545,11 +552,9 @@ def _run(
                 if progress is not None:
                     progress(done[0], len(wanted))
 
-        facts = phase_one(raws, wanted_set, rules, knowledge, options, cache, digests,
+        facts = phase_one(sizes, wanted_set, rules, knowledge, options, cache, digests,
                           workers, tick)
-        if workers > 1 and len(raws) < 2 * workers:
-            workers = 1
-        project = Project([s for n in raws if (s := facts[n].summary) is not None],
+        project = Project([s for n in digests if (s := facts[n].summary) is not None],
                           knowledge, options.roles)
         fresh: dict[str, Phase3] = {}
         for name in todo:
@@ -572,22 +577,49 @@ def _run(
                      hits, workers)
 
 
+def cannot_read(name: str, exc: OSError) -> Finding:
+    """The DDI901 notice of a file that cannot be read."""
+    return notice("DDI901", name, f"cannot read file: {exc.strerror or exc}")
+
+
+def read_and_facts(
+    name: str, rules: Sequence[Rule], knowledge: Knowledge, options: Options, check: bool,
+) -> tuple[FileFacts, str]:
+    """Read a file and compute its `FileFacts`; also the hash of the bytes it read ("" when
+    it could not be read: the facts then hold the DDI901 notice)."""
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        return FileFacts(None, [cannot_read(name, exc)]), ""
+    return file_facts(name, raw, rules, knowledge, options, check), content_hash(raw)
+
+
+# Files analyzed in one process between two full garbage collections: the IR of a file
+# holds reference cycles (functions and their calls point at each other), and with the
+# collector tuned for few passes (`quiet_gc`) they would pile up in the oldest generation.
+COLLECT_EVERY = 8
+
+
 def phase_one(
-    raws: Mapping[str, bytes], checked: Collection[str], rules: Sequence[Rule],
+    sizes: Mapping[str, int], checked: Collection[str], rules: Sequence[Rule],
     knowledge: Knowledge, options: Options, cache: ResultCache | None,
     digests: Mapping[str, str], workers: int = 1,
     tick: Callable[[str], None] | None = None,
 ) -> dict[str, FileFacts]:
-    """`FileFacts` of every file of `raws`: from the cache, else computed (in `workers`
-    processes when more than one) and cached. The files in `checked` get the rules; the
-    others only their summaries (a file with its rules' facts cached serves both)."""
+    """`FileFacts` of every file of `sizes` (path -> size): from the cache, else read and
+    computed (in `workers` processes when more than one) and cached. The files in
+    `checked` get the rules; the others only their summaries (a file with its rules'
+    facts cached serves both). `digests` are the content hashes the cache keys use; a
+    file that changed since it was hashed is analyzed as it is now and not cached."""
     out: dict[str, FileFacts] = {}
-    if cache is not None and cache.enabled:
-        keys = {n: cache.facts_key(n, digests[n], True) for n in raws}
-        keys.update({n: cache.facts_key(n, digests[n], False) for n in raws
+    on = cache is not None and cache.enabled
+    if cache is not None and on:
+        keys = {n: cache.facts_key(n, digests[n], True) for n in sizes}
+        keys.update({n: cache.facts_key(n, digests[n], False) for n in sizes
                      if n not in checked})
         found = cache.get_many(list(set(keys.values())))
-        for n in raws:
+        for n in sizes:
             f = found.get(cache.facts_key(n, digests[n], True))
             if f is None and n not in checked:
                 f = found.get(cache.facts_key(n, digests[n], False))
@@ -595,26 +627,30 @@ def phase_one(
                 out[n] = f
                 if tick is not None:
                     tick(n)
-    todo = [n for n in raws if n not in out]
+    todo = [n for n in sizes if n not in out]
     blobs: dict[str, bytes] = {}
+    read_digests: dict[str, str] = {}
     if workers > 1 and len(todo) >= 2 * workers:
         from ddilint.analyzer.parallel import facts_in_parallel
 
-        fresh = facts_in_parallel(todo, raws, checked, rules, knowledge, options, workers,
-                                  blobs if cache is not None and cache.enabled else None,
-                                  tick)
+        fresh = facts_in_parallel(todo, sizes, checked, rules, knowledge, options, workers,
+                                  blobs if on else None, read_digests, tick)
     else:
         fresh = {}
-        for n in todo:
-            fresh[n] = file_facts(n, raws[n], rules, knowledge, options, n in checked)
+        for i, n in enumerate(todo, 1):
+            fresh[n], read_digests[n] = read_and_facts(n, rules, knowledge, options,
+                                                       n in checked)
             if tick is not None:
                 tick(n)
-    if cache is not None and cache.enabled:
+            if i % COLLECT_EVERY == 0:
+                gc.collect()
+    if cache is not None and on:
         import pickle
 
         cache.put_many_raw(
             (cache.facts_key(n, digests[n], f.checked),
              blobs.get(n) or pickle.dumps(f, pickle.HIGHEST_PROTOCOL))
-            for n, f in fresh.items() if cacheable_facts(f))
+            for n, f in fresh.items()
+            if read_digests.get(n) == digests[n] and cacheable_facts(f))
     out.update(fresh)
     return out

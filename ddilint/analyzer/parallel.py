@@ -11,12 +11,14 @@ workers go on, builds the project model once and resolves the pending parts itse
 (phases two and three are a small share of a run).
 
 Results are gathered by path, so the output does not depend on the number of workers or
-on which one finished first. A worker that dies takes only its unfinished files with it:
-they get a DDI906 notice.
+on which one finished first. Workers read the files themselves: the main process keeps
+no source in memory, and the workers it forks inherit none. A worker that dies takes only
+its unfinished files with it: they get a DDI906 notice.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import pickle
 import queue as queues
@@ -27,7 +29,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ddilint.analyzer.engine import FileFacts, Options, file_facts, notice
+from ddilint.analyzer.engine import FileFacts, Options, notice, read_and_facts
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
 
@@ -54,10 +56,11 @@ def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge,
             return
         if msg[0] != "files":
             return
-        for name, raw, check in msg[1]:
-            facts = file_facts(name, raw, rules, knowledge, options, check)
-            conn.send(("facts", name, pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)))
+        for name, check in msg[1]:
+            facts, digest = read_and_facts(name, rules, knowledge, options, check)
+            conn.send(("facts", name, digest, pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)))
         conn.send(("batch",))
+        gc.collect()  # the batch's files, whose IR holds cycles (see engine.COLLECT_EVERY)
 
 
 def batches(names: Sequence[str], sizes: Mapping[str, int]) -> list[list[str]]:
@@ -77,13 +80,15 @@ def batches(names: Sequence[str], sizes: Mapping[str, int]) -> list[list[str]]:
 
 
 def facts_in_parallel(
-    todo: Sequence[str], raws: Mapping[str, bytes], checked: Collection[str],
+    todo: Sequence[str], sizes: Mapping[str, int], checked: Collection[str],
     rules: Sequence[Rule], knowledge: Knowledge, options: Options, workers: int,
-    blobs: dict[str, bytes] | None, tick: Callable[[str], None] | None,
+    blobs: dict[str, bytes] | None, digests: dict[str, str],
+    tick: Callable[[str], None] | None,
 ) -> dict[str, FileFacts]:
-    """`FileFacts` of the `todo` files, computed in `workers` processes. With `blobs`,
-    each file's pickled facts are left there too (the cache stores them as they came)."""
-    queue = deque(batches(todo, {n: len(raws[n]) for n in todo}))
+    """`FileFacts` of the `todo` files, read and computed in `workers` processes; the
+    hash of the bytes each worker read goes to `digests`. With `blobs`, each file's
+    pickled facts are left there too (the cache stores them as they came)."""
+    queue = deque(batches(todo, sizes))
     ctx = _context()
     conns: list[Connection] = []
     procs = []
@@ -114,7 +119,7 @@ def facts_in_parallel(
         while queue and len(inflight[w]) < IN_FLIGHT:
             batch = queue.popleft()
             inflight[w].append(batch)
-            outboxes[w].put(("files", [(n, raws[n], n in checked) for n in batch]))
+            outboxes[w].put(("files", [(n, n in checked) for n in batch]))
 
     alive = set(range(len(conns)))
     try:
@@ -133,7 +138,7 @@ def facts_in_parallel(
                     inflight[w].clear()
                     continue
                 if msg[0] == "facts":
-                    name, blob = msg[1], msg[2]
+                    name, digests[name], blob = msg[1], msg[2], msg[3]
                     out[name] = pickle.loads(blob)
                     if blobs is not None:
                         blobs[name] = blob
