@@ -132,10 +132,18 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
             shutil.rmtree(cache, ignore_errors=True)
             rows.append(measure("ddilint fill", ddilint))
             rows.append(measure("ddilint warm", ddilint))
-        if semgrep and shutil.which("semgrep"):
+        if semgrep:
+            exe = shutil.which("semgrep")
+            if exe is None:
+                raise SystemExit("--semgrep: no semgrep on PATH (pip install semgrep)")
             rule = HERE / "semgrep_one_rule.yaml"
-            rows.append(measure("semgrep 1 rule", ["semgrep", "--config", str(rule), "--quiet",
-                                                   "--metrics=off", "--json", str(corpus)]))
+            argv = [exe, "--config", str(rule), "--quiet", "--metrics=off", "--json",
+                    "--output", os.devnull]
+            if jobs is not None:
+                argv += ["--jobs", str(jobs)]
+            env = {**os.environ, "SEMGREP_ENABLE_VERSION_CHECK": "0"}
+            for _ in range(repeat):
+                rows.append(measure("semgrep 1 rule", [*argv, str(corpus)], env))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     best: dict[str, Measure] = {}

@@ -107,6 +107,25 @@ VOID F(PKSPIN_LOCK Lock) {
     assert by["Passive"] == 0
 
 
+def test_a_local_variable_is_no_reference_to_a_function_of_its_name(tmp_path: Path) -> None:
+    # Another file defines Routine(); here `Routine` is a local, registered as the DPC.
+    util = tmp_path / "util.c"
+    util.write_text("ULONG Routine(VOID) { return 0; }\n")
+    arm = tmp_path / "arm.c"
+    arm.write_text("VOID OnDpc(PKDPC D, PVOID C, PVOID X, PVOID Y) { }\n"
+                   "VOID Arm(PKDPC D) {\n"
+                   "    PKDEFERRED_ROUTINE Routine = OnDpc;\n"
+                   "    KeInitializeDpc(D, Routine, NULL);\n"
+                   "}\n")
+    k = load_knowledge()
+    project, _ = build_project([util, arm], k, Options())
+    util_fn = project.node_for(util.as_posix(), 0)
+    assert util_fn is not None and project.roles_of(util_fn) == []
+    assert project.function_context(util_fn).irql_max == 0
+    fir = parse_text(arm.read_text(), arm.as_posix())
+    assert [r.name for r in fir.refs] == ["OnDpc"]  # the local `Routine` is no reference
+
+
 def test_summaries_pickle_and_link_across_files(tmp_path: Path) -> None:
     a = tmp_path / "a.c"
     b = tmp_path / "b.c"

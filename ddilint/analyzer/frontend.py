@@ -9,6 +9,7 @@ expanding the macro and parsing the expansion (see `macros.py`).
 
 from __future__ import annotations
 
+import operator
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -68,9 +69,20 @@ _FUNCTION_QUERY = {
     "c": "(function_definition) @fn",
     "cpp": "[(function_definition) @fn (lambda_expression) @fn]",
 }
-_CALL_QUERY = "(call_expression function: (_) @callee) @call"
-_ROLE_QUERY = "(declaration type: (type_identifier) @type declarator: (identifier) @name) @decl"
+_CALL_QUERY = "(call_expression function: (_)) @call"
+_ROLE_QUERY = "(declaration type: (type_identifier) declarator: (identifier)) @decl"
 _ERROR_QUERY = "(ERROR) @error"
+# Names a block declares (`NTSTATUS status = ...;`, `PUCHAR p;`, `WCHAR buf[8];`): a local
+# variable is never a function, so a use of its name is no function reference.
+_LOCAL_QUERY = (
+    "(compound_statement (declaration declarator: ["
+    " (identifier) @local"
+    " (init_declarator declarator: (identifier) @local)"
+    " (pointer_declarator declarator: (identifier) @local)"
+    " (array_declarator declarator: (identifier) @local)"
+    " (init_declarator declarator: (pointer_declarator declarator: (identifier) @local))"
+    " (init_declarator declarator: (array_declarator declarator: (identifier) @local))]))"
+)
 # Names in the places a function pointer goes: arguments, right sides of assignments,
 # initializers (possibly behind `&` or a cast).
 _REF_QUERY = (
@@ -88,7 +100,8 @@ _ASSIGN_QUERY = "(assignment_expression) @assign"
 # patterns, so one combined query costs about what one simple query costs (the five
 # separate walks were 20% of a run).
 _FILE_QUERY = {
-    lang: "\n".join((_FUNCTION_QUERY[lang], _CALL_QUERY, _ROLE_QUERY, _ERROR_QUERY, _REF_QUERY))
+    lang: "\n".join((_FUNCTION_QUERY[lang], _CALL_QUERY, _ROLE_QUERY, _ERROR_QUERY, _REF_QUERY,
+                     _LOCAL_QUERY))
     for lang in ("c", "cpp")
 }
 
@@ -99,14 +112,20 @@ def query(lang: str, source: str) -> Query:
     return Query(language(lang), source)
 
 
-def captures(lang: str, source: str, root: Node) -> dict[str, list[Node]]:
+def captures(lang: str, source: str, root: Node, ordered: bool = True) -> dict[str, list[Node]]:
     """The nodes each capture of query `source` finds under `root`, in document order
     (start, outermost first). tree-sitter's own order of a capture's nodes is not stable:
     two parses of the same bytes give the same nodes in a different order, and everything
     built from them (function references, role declarations, calls out of one macro use)
-    would follow it into the project model and the text of traces."""
+    would follow it into the project model and the text of traces. `ordered=False` leaves
+    them in tree-sitter's order, for a caller that orders what it builds from them."""
     found = QueryCursor(query(lang, source)).captures(root)
+    if not ordered:
+        return found
     return {name: sorted(nodes, key=_document_order) for name, nodes in found.items()}
+
+
+_START = operator.attrgetter("start_byte")
 
 
 def _document_order(node: Node) -> tuple[int, int, int]:
@@ -153,7 +172,10 @@ class _FileBuilder:
         self.by_node: dict[int, Function] = {}
         self.budget = ExpansionBudget(len(self.data))
         fir.expansion_budget = self.budget
-        self.caps = captures(lang, _FILE_QUERY[lang], root)
+        # The one walk of the file's query. Its captures are not put in document order
+        # here (sorting every captured node was a tenth of the frontend): each step below
+        # orders what it builds, or the nodes where the order decides the result.
+        self.caps = captures(lang, _FILE_QUERY[lang], root, ordered=False)
 
     def build(self) -> None:
         self._functions()
@@ -280,7 +302,8 @@ class _FileBuilder:
     # -- calls --------------------------------------------------------------------------
     def _calls(self) -> None:
         caps = self.caps
-        calls = caps.get("call", [])
+        # In document order: macro expansions spend the file's budget in that order.
+        calls = sorted(caps.get("call", []), key=_START)
         macros = self.fir.macros
         conv = _Converter(self.data, macros, self.lang, budget=self.budget)
         out = self.fir.calls
@@ -376,12 +399,21 @@ class _FileBuilder:
             self.fir.role_decls.append(
                 RoleDecl(_text(name_node, self.data), typedef, decl.start_byte, tuple(anns))
             )
+        self.fir.role_decls.sort(key=lambda d: d.start)
 
     def _refs(self) -> None:
         caps = self.caps
         data = self.data
         out = self.fir.refs
         seen: set[int] = set()
+        # Argument list id -> its callee and argument texts, shared by every name in it.
+        calls: dict[int, tuple[str, list[Node], tuple[str, ...]]] = {}
+        # Function id -> the names its blocks declare as variables.
+        local_names: dict[int, set[str]] = {}
+        for decl in caps.get("local", []):
+            owner = self.enclosing(decl.start_byte)
+            if owner is not None:
+                local_names.setdefault(id(owner), set()).add(_text(decl, data))
         for value in caps.get("v", []):
             node: Node | None = value
             steps = 0
@@ -409,9 +441,13 @@ class _FileBuilder:
             if _CONSTANT_NAME.match(name):
                 continue  # constants and macros, never a function
             fn = self.enclosing(node.start_byte)
-            if fn is not None and any(p.name == name for p in fn.params):
-                continue  # a parameter shadows any function of that name
-            out.extend(_function_refs(node, name, data, fn.qualname if fn is not None else ""))
+            if fn is not None and (any(p.name == name for p in fn.params)
+                                   or name in local_names.get(id(fn), ())):
+                continue  # a parameter or local variable shadows any function of that name
+            out.extend(_function_refs(node, name, data, fn.qualname if fn is not None else "",
+                                      calls))
+        # One node's references (an assignment chain) stay together in their order.
+        out.sort(key=lambda r: r.offset)
 
     def _prototypes(self) -> None:
         """Annotations on function declarations (prototypes), by function name."""
@@ -466,8 +502,12 @@ class _FileBuilder:
 _ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
-def _function_refs(node: Node, name: str, data: bytes, enclosing: str) -> list[FunctionRef]:
-    """Where a name used as a value goes (see `FunctionRef`)."""
+def _function_refs(
+    node: Node, name: str, data: bytes, enclosing: str,
+    calls: dict[int, tuple[str, list[Node], tuple[str, ...]]] | None = None,
+) -> list[FunctionRef]:
+    """Where a name used as a value goes (see `FunctionRef`). `calls` memoizes what an
+    argument list tells (callee, arguments, their short texts) for its other names."""
     child = node
     p = node.parent
     steps = 0
@@ -484,16 +524,23 @@ def _function_refs(node: Node, name: str, data: bytes, enclosing: str) -> list[F
     off = node.start_byte
     t = p.type
     if t == "argument_list":
-        call = p.parent
-        fn = call.child_by_field_name("function") if call is not None else None
-        if call is None or fn is None:
-            return []
-        callee, _s, _i = _callee(fn, data)
-        args = [c for c in p.named_children if c.type != "comment"]
-        index = next((i for i, a in enumerate(args) if a.id == child.id), -1)
-        # Short literal-like arguments only (`NULL`, `0`, names): what registrations test.
-        texts = tuple(_short_arg(a, data) for a in args)
-        return [FunctionRef(name, off, "arg", index=str(index), callee=callee or "",
+        known = calls.get(p.id) if calls is not None else None
+        if known is None:
+            call = p.parent
+            fn = call.child_by_field_name("function") if call is not None else None
+            if call is None or fn is None:
+                return []
+            callee, _s, _i = _callee(fn, data)
+            args = [c for c in p.named_children if c.type != "comment"]
+            # Short literal-like arguments only (`NULL`, `0`, names): what registrations
+            # test.
+            known = (callee or "", args, tuple(_short_arg(a, data) for a in args))
+            if calls is not None:
+                calls[p.id] = known
+        callee_name, args, texts = known
+        cid = child.id
+        index = next((i for i, a in enumerate(args) if a.id == cid), -1)
+        return [FunctionRef(name, off, "arg", index=str(index), callee=callee_name,
                             args=texts, enclosing=enclosing)]
     if t == "assignment_expression":
         # `a = b = F`: every target in the chain gets F.

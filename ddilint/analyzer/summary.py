@@ -247,6 +247,13 @@ def _positioner(fir: FileIR) -> Callable[[int], tuple[int, int]]:
     data = fir.source.data
     size = len(data)
     find = bisect.bisect_right
+    if data.isascii():  # a byte is a column: no slicing
+        def ascii_position(offset: int) -> tuple[int, int]:
+            offset = 0 if offset < 0 else (size if offset > size else offset)
+            i = find(starts, offset) - 1
+            return i + 1, offset - starts[i] + 1
+
+        return ascii_position
 
     def position(offset: int) -> tuple[int, int]:
         offset = 0 if offset < 0 else (size if offset > size else offset)
