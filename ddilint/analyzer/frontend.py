@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from sys import intern
 
 import tree_sitter_c
 import tree_sitter_cpp
@@ -701,23 +702,26 @@ def _text(node: Node, data: bytes) -> str:
 
 
 def _callee(fn: Node, data: bytes) -> tuple[str | None, int, bool]:
+    """The callee's name (interned: a file calls the same few routines again and again,
+    and one string each pickles and stores once), where it starts, and whether the call
+    goes through a field."""
     t = fn.type
     if t == "identifier":
-        return _text(fn, data), fn.start_byte, False
+        return intern(_text(fn, data)), fn.start_byte, False
     if t == "field_expression":
         f = fn.child_by_field_name("field")
         if f is not None:
-            return _text(f, data), f.start_byte, True
+            return intern(_text(f, data)), f.start_byte, True
     if t == "qualified_identifier":
         n = fn.child_by_field_name("name")
         while n is not None and n.type in ("qualified_identifier", "template_function"):
             n = n.child_by_field_name("name")
         if n is not None and n.type == "identifier":
-            return _text(n, data), n.start_byte, False
+            return intern(_text(n, data)), n.start_byte, False
     if t == "template_function":
         n = fn.child_by_field_name("name")
         if n is not None:
-            return _text(n, data), n.start_byte, False
+            return intern(_text(n, data)), n.start_byte, False
     return None, fn.start_byte, False
 
 

@@ -276,7 +276,7 @@ class Function:
         return None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallSite:
     """A call of a named routine, found in the file (directly or through a project macro).
 

@@ -277,6 +277,36 @@ class ProjectView:
             return None
         return self.model.files[fi].calls[call]
 
+    def finding_at_call(
+        self,
+        rule: Rule,
+        call: int,
+        message: str,
+        *,
+        trace: Iterable[TraceStep] = (),
+        routine: Routine | None = None,
+        fact: str | None = None,
+    ) -> Finding | None:
+        """A finding of `rule` at call `call` of the file (the callee's name, or the
+        macro's), made from the summary alone, with the anchor `Function:callee` and, like
+        `FileContext.finding`, the citation of `routine` (by default the documented
+        routine called, for a rule that declares `facts`). None: no such call."""
+        info = self.call_info(call)
+        if info is None:
+            return None
+        if routine is None and rule.facts:
+            routine = self.knowledge.routines.get(info.callee)
+        return Finding(
+            code=rule.code,
+            name=rule.name,
+            severity=rule.severity,
+            message=message,
+            location=Location(self.path, info.line, info.column),
+            trace=tuple(trace),
+            anchor=f"{self.function_name(info)}:{info.callee}",
+            citation=rule.citation(self.knowledge, routine, fact) if routine else None,
+        )
+
     def function_name(self, info: CallInfo) -> str:
         """The qualified name of the function a call is in ("" outside functions)."""
         fi = self.model.file_index.get(self.path)

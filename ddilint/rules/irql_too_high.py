@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.analyzer.context import HIGH, ExecutionContext, irql_name
+from ddilint.analyzer.context import HIGH, irql_name
 from ddilint.analyzer.requirements import documented_max_irql
-from ddilint.analyzer.summary import CallInfo
-from ddilint.findings import Finding, Location, Severity
+from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
 from ddilint.knowledge import Routine, irql_rank
 from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
@@ -90,11 +89,7 @@ class IrqlTooHigh(Rule):
         cc = view.call_context(ci)
         if cc.irql_max <= limit:
             return
-        yield self._finding(view, info, routine, limit, why, fact, cc)
-
-    def _finding(self, view: ProjectView, call: CallInfo, routine: Routine, limit: int,
-                 why: str, fact: str, cc: ExecutionContext) -> Finding:
-        where = f" (through macro {call.via})" if call.via else ""
+        where = f" (through macro {info.via})" if info.via else ""
         if routine.project:
             short = routine.page.replace("\\", "/").rsplit("/", 1)[-1]
             rule_text = f"is annotated {routine.irql_text} ({short})"
@@ -102,17 +97,11 @@ class IrqlTooHigh(Rule):
             rule_text = f"may be called at IRQL <= {irql_name(limit)}"
             if why:
                 rule_text += f" when {why}"
-        return Finding(
-            code=self.code,
-            name=self.name,
-            severity=self.severity,
-            message=f"{call.callee}{where} {rule_text} but can run at {cc.irql_max_name} "
-                    f"here; {cc.reason}",
-            location=Location(view.path, call.line, call.column),
-            trace=cc.trace,
-            anchor=f"{view.function_name(call)}:{call.callee}",
-            citation=self.citation(view.knowledge, routine, fact),
-        )
+        finding = view.finding_at_call(
+            self, ci, f"{info.callee}{where} {rule_text} but can run at {cc.irql_max_name} "
+            f"here; {cc.reason}", trace=cc.trace, routine=routine, fact=fact)
+        if finding is not None:
+            yield finding
 
 
 @hookimpl

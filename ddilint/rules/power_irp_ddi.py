@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
-from ddilint.rules.base import FileContext, Pending, ProjectView, Rule, complete
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
 
 COMPLIANCE_RULE = "PowerIrpDDis"
 
@@ -59,20 +59,20 @@ class PowerIrpDdi(Rule):
             if ctx.defines_function(call.callee):
                 continue
             # Whether an IRP_MJ_POWER dispatch routine reaches the call: phase three.
-            yield ctx.defer(self, function=call.function, finding=ctx.finding(
-                self,
-                call.name_start,
-                f"{call.callee} is listed by the {COMPLIANCE_RULE} compliance rule and must not "
-                f"be called while handling IRP_MJ_POWER; reached from ",
-                anchor=f"{call.function.qualname}:{call.callee}",
-            ))
+            yield ctx.defer(self, function=call.function, call=call)
 
     def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        info = view.call_info(pending.call)
         way = view.reached_from(pending.function, "dispatch", "IRP_MJ_POWER")
-        if way is None or pending.finding is None:
+        if info is None or way is None:
             return
         text, trace = way
-        yield complete(pending.finding, pending.finding.message + text, trace)
+        finding = view.finding_at_call(
+            self, pending.call, f"{info.callee} is listed by the {COMPLIANCE_RULE} compliance "
+            f"rule and must not be called while handling IRP_MJ_POWER; reached from {text}",
+            trace=trace)
+        if finding is not None:
+            yield finding
 
 
 @hookimpl

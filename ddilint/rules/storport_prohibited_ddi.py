@@ -44,19 +44,20 @@ class StorportProhibitedDdi(Rule):
         for call, routine in ctx.calls():
             if COMPLIANCE_RULE not in routine.compliance or ctx.defines_function(call.callee):
                 continue
-            where = f" (through macro {call.via})" if call.via else ""
             # Whether the file belongs to a StorPort miniport: phase three.
-            yield ctx.defer(self, call=call, finding=ctx.finding(
-                self,
-                call.name_start,
-                f"{call.callee}{where} is listed by the {COMPLIANCE_RULE} compliance rule: a "
-                "StorPort miniport must not call it",
-                anchor=call.anchor,
-            ))
+            yield ctx.defer(self, call=call, data=(call.via,))
 
     def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
-        if pending.finding is not None and view.is_storport_miniport():
-            yield pending.finding
+        info = view.call_info(pending.call)
+        if info is None or not view.is_storport_miniport():
+            return
+        (via,) = pending.data
+        where = f" (through macro {via})" if via else ""
+        finding = view.finding_at_call(
+            self, pending.call, f"{info.callee}{where} is listed by the {COMPLIANCE_RULE} "
+            "compliance rule: a StorPort miniport must not call it")
+        if finding is not None:
+            yield finding
 
 
 @hookimpl
