@@ -239,6 +239,7 @@ def file_facts(
         facts.analyzed = False
     if fir is not None:
         facts.findings.extend(limit_notices(fir))
+        fir.dispose()  # most of it is freed now, not at the next full collection
     return facts
 
 
@@ -595,10 +596,20 @@ def read_and_facts(
     return file_facts(name, raw, rules, knowledge, options, check), content_hash(raw)
 
 
-# Files analyzed in one process between two full garbage collections: the IR of a file
-# holds reference cycles (functions and their calls point at each other), and with the
-# collector tuned for few passes (`quiet_gc`) they would pile up in the oldest generation.
+# Files analyzed in one process between two garbage collections: the IR of a file holds
+# reference cycles (control-flow graphs, analyses), and with the collector tuned for few
+# passes (`quiet_gc`) they would pile up in the oldest generation.
 COLLECT_EVERY = 8
+
+
+def collect_garbage() -> None:
+    """A full collection, then (in a run, where `quiet_gc` froze what was alive before
+    it) freeze what survived: the facts of the files so far, so that the next collection
+    walks only what came after them. Without the freeze every collection walked every
+    file's facts again: on Windows-driver-samples at -j 1, 30 s of a 44 s run."""
+    gc.collect()
+    if gc.get_freeze_count():
+        gc.freeze()
 
 
 def phase_one(
@@ -643,7 +654,7 @@ def phase_one(
             if tick is not None:
                 tick(n)
             if i % COLLECT_EVERY == 0:
-                gc.collect()
+                collect_garbage()
     if cache is not None and on:
         import pickle
 

@@ -406,6 +406,26 @@ class FileIR:
     _globals: Callable[[], list[Decl]] | None = field(default=None, repr=False)
     _globals_cache: list[Decl] | None = field(default=None, repr=False)
 
+    def dispose(self) -> None:
+        """Break the reference cycles the file's IR holds (control-flow graphs, whose
+        blocks and edges point at each other; lazy builders; analyses kept in `memo` that
+        point back at the file), so that it is freed as soon as the last reference to it
+        goes instead of waiting for a full garbage collection. The IR is unusable after."""
+        self.memo.clear()
+        for f in self.functions:
+            cfg = f._cfg
+            if cfg is not None:
+                for b in cfg.blocks:
+                    b.succs.clear()
+                    b.preds.clear()
+            f._cfg = f._body = f._body_builder = f.parent = None
+        for c in self.calls:
+            c._expr = c._expr_builder = c.function = None
+        self.functions.clear()
+        self.calls.clear()
+        self._assignments = self._globals = None
+        self._assignment_cache = self._globals_cache = None
+
     def position(self, offset: int) -> tuple[int, int]:
         """1-based line and character column of a byte offset."""
         return self.source.position(offset)
