@@ -4,13 +4,14 @@ registered on the plugin manager runs like any other."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-from ddilint.analyzer.engine import analyze_bytes
+from ddilint.analyzer.engine import analyze_bytes, run
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
 from ddilint.knowledge import load_knowledge
 from ddilint.plugins import collect_knowledge, collect_rules, plugin_manager
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
 
 
 class NoDbgPrint(Rule):
@@ -23,6 +24,29 @@ class NoDbgPrint(Rule):
         for call in ctx.file.calls:
             if call.callee == "DbgPrint":
                 yield ctx.finding(self, call.name_start, "DbgPrint left in driver code")
+
+
+class NoDbgPrintRaised(Rule):
+    """The README's two-step plugin rule: the IRQL at the call is a whole-program answer."""
+
+    code = "XDBG002"
+    name = "dbgprint-raised"
+    severity = Severity.WARNING
+    summary = "DbgPrint called above PASSIVE_LEVEL."
+
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
+        for call in ctx.file.calls:
+            if call.callee == "DbgPrint" and call.function is not None:
+                yield ctx.defer(self, call=call)
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        cc = view.call_context(pending.call)
+        if cc.irql_max > 0:
+            f = view.finding_at_call(self, pending.call,
+                                     f"DbgPrint at {cc.irql_max_name}: {cc.reason}",
+                                     trace=cc.trace)
+            if f is not None:
+                yield f
 
 
 class ExtraPlugin:
@@ -56,3 +80,24 @@ def test_plugin_knowledge_extends_the_table() -> None:
     r = kn.get("MyOpenHelper")
     assert r is not None and r.handle_out_param == 0 and r.max_irql == "PASSIVE_LEVEL"
     assert kn.get("ZwOpenProcessTokenEx") is not None
+
+
+def test_a_plugin_rule_can_defer_to_the_project_model(tmp_path: Path) -> None:
+    # The DPC is registered in one file, DbgPrint is called by a helper in another.
+    (tmp_path / "arm.c").write_text(
+        "#include <ntddk.h>\nVOID Log(VOID);\n"
+        "VOID OnDpc(PKDPC D, PVOID C, PVOID A, PVOID B) { Log(); }\n"
+        "VOID Arm(PKDPC D) { KeInitializeDpc(D, OnDpc, NULL); }\n")
+    (tmp_path / "log.c").write_text(
+        "#include <ntddk.h>\nVOID Log(VOID) {\n    DbgPrint(\"x\");\n}\n"
+        "VOID Quiet(VOID) { DbgPrint(\"y\"); }\n")
+    files = sorted(tmp_path.glob("*.c"))
+    for jobs in (1, 2):
+        found = run(files, [NoDbgPrintRaised()], load_knowledge(), jobs=jobs).findings
+        assert [(Path(f.location.path).name, f.location.line, f.location.column)
+                for f in found] == [("log.c", 3, 5)], jobs
+        (f,) = found
+        assert f.message.startswith("DbgPrint at DISPATCH_LEVEL: ")
+        assert "OnDpc is a DPC" in f.message
+        assert f.anchor == "Log:DbgPrint"
+        assert [Path(t.location.path).name for t in f.trace][:1] == ["arm.c"]
