@@ -530,18 +530,23 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
         buf[s:e] = m.group(1).lower()
 
 
+_PAREN_STOPS = re.compile(rb"[();{}]")
+
+
 def _match_paren(data: bytes | bytearray, open_index: int, limit: int = 4096) -> int:
+    """The offset of the `)` that closes the `(` at `open_index` (within `limit` bytes),
+    or -1 when a `;`, `{` or `}` (never inside an annotation) comes first."""
     depth = 0
     stop = min(len(data), open_index + limit)
-    for i in range(open_index, stop):
-        c = data[i]
+    for m in _PAREN_STOPS.finditer(data, open_index, stop):
+        c = data[m.start()]
         if c == 40:
             depth += 1
         elif c == 41:
             depth -= 1
             if depth == 0:
-                return i
-        elif c in (59, 123, 125):  # ';', '{', '}' cannot be inside an annotation
+                return m.start()
+        else:  # ';', '{', '}'
             return -1
     return -1
 

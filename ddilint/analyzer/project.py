@@ -749,6 +749,21 @@ class Project:
                                                                   else "")
         return ExecutionContext(self.system[n], hi, lo, reason, tuple(steps))
 
+    def call_irql_max(self, path: str, call_index: int) -> int:
+        """The highest IRQL the call with index `call_index` in `path` can run at (0 when
+        unknown or outside a function): `call_context(...).irql_max` without the reason
+        and trace, for the many calls that turn out to be fine."""
+        fi = self.file_index.get(path)
+        if fi is None or call_index >= len(self.files[fi].calls):
+            return 0
+        call = self.files[fi].calls[call_index]
+        if call.function < 0:
+            return 0
+        n = self.node_of[(fi, call.function)]
+        lo_n, hi_n = self._range(n)
+        ev = _evaluate(self.call_states.get(n, {}).get(call_index, ENTRY_STATE), lo_n, hi_n)
+        return 0 if ev is None else ev[1]
+
     def call_context(self, path: str, call_index: int) -> ExecutionContext | None:
         """How the call with index `call_index` in `path` runs (None: not in a function)."""
         fi = self.file_index.get(path)

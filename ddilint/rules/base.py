@@ -245,6 +245,10 @@ class ProjectView:
         cc = self.model.call_context(self.path, call) if call >= 0 else None
         return cc if cc is not None else UNKNOWN_CONTEXT
 
+    def call_irql_max(self, call: int) -> int:
+        """`call_context(call).irql_max`, without building the reason and trace."""
+        return self.model.call_irql_max(self.path, call) if call >= 0 else 0
+
     def reached_from(
         self, function: int, role: str, major: str = ""
     ) -> tuple[str, tuple[TraceStep, ...]] | None:

@@ -84,7 +84,7 @@ class IrqlTooHigh(Rule):
     def _check(self, view: ProjectView, ci: int, routine: Routine, limit: int, why: str,
                fact: str) -> Iterator[Finding]:
         info = view.call_info(ci)
-        if info is None or info.function < 0:
+        if info is None or info.function < 0 or view.call_irql_max(ci) <= limit:
             return
         cc = view.call_context(ci)
         if cc.irql_max <= limit:
