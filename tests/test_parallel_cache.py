@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ddilint.analyzer import parallel
+from ddilint.analyzer import engine, parallel
 from ddilint.analyzer.engine import Options, discover, run, summarize_bytes
 from ddilint.cache import ResultCache, run_salt
 from ddilint.cli import main
@@ -101,6 +101,37 @@ def test_warm_run_reuses_every_result(driver: Path, tmp_path: Path,
     (driver / "dispatch0.c").write_text((DISPATCH % 0).replace("NtClose", "ZwClose"))
     edited, _hits = once(2)
     assert len([f for f in edited if getattr(f, "code", "") == "DDI401"]) == 5
+
+
+def test_a_file_edited_during_the_run_is_not_cached(
+        tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run hashes a file, then the editor saves it before the analysis reads it: the
+    # results are of the new text, and must not be kept under the old text's hash.
+    src = tmp_path / "d.c"
+    old = "#include <ntddk.h>\nVOID F(HANDLE h) { NtClose(h); }\n"
+    src.write_text(old)
+    options = Options()
+    salt = run_salt(builtin_rules, knowledge, options)
+    real = engine.read_and_facts
+
+    def save_then_read(name: str, *args: object) -> object:
+        src.write_text(old.replace("NtClose", "ZwClose"))
+        return real(name, *args)  # type: ignore[arg-type]
+
+    def once() -> list[str]:
+        cache = ResultCache(tmp_path / "cache", salt)
+        try:
+            res = run([src], builtin_rules, knowledge, options, cache=cache)
+        finally:
+            cache.close()
+        return [f.code for f in res.findings if not f.is_notice]
+
+    monkeypatch.setattr(engine, "read_and_facts", save_then_read)
+    assert once() == []  # what was read: ZwClose
+    monkeypatch.setattr(engine, "read_and_facts", real)
+    src.write_text(old)  # back to the text that was hashed
+    assert once() == ["DDI401"]
 
 
 def test_cache_on_the_command_line(driver: Path, tmp_path: Path,

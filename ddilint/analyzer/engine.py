@@ -553,8 +553,9 @@ def _run(
                 if progress is not None:
                     progress(done[0], len(wanted))
 
+        changed: set[str] = set()
         facts = phase_one(sizes, wanted_set, rules, knowledge, options, cache, digests,
-                          workers, tick)
+                          workers, tick, changed)
         project = Project([s for n in digests if (s := facts[n].summary) is not None],
                           knowledge, options.roles)
         fresh: dict[str, Phase3] = {}
@@ -565,7 +566,7 @@ def _run(
         results.update(fresh)
         if cache is not None and fkeys:
             cache.put_many((fkeys[n], r) for n, r in fresh.items()
-                           if n in fkeys and cacheable(r.findings))
+                           if n in fkeys and n not in changed and cacheable(r.findings))
     findings: list[Finding] = []
     analyzed = errors = 0
     for n in wanted:
@@ -616,13 +617,14 @@ def phase_one(
     sizes: Mapping[str, int], checked: Collection[str], rules: Sequence[Rule],
     knowledge: Knowledge, options: Options, cache: ResultCache | None,
     digests: Mapping[str, str], workers: int = 1,
-    tick: Callable[[str], None] | None = None,
+    tick: Callable[[str], None] | None = None, changed: set[str] | None = None,
 ) -> dict[str, FileFacts]:
     """`FileFacts` of every file of `sizes` (path -> size): from the cache, else read and
     computed (in `workers` processes when more than one) and cached. The files in
     `checked` get the rules; the others only their summaries (a file with its rules'
     facts cached serves both). `digests` are the content hashes the cache keys use; a
-    file that changed since it was hashed is analyzed as it is now and not cached."""
+    file that changed since it was hashed is analyzed as it is now, not cached, and
+    named in `changed`."""
     out: dict[str, FileFacts] = {}
     on = cache is not None and cache.enabled
     if cache is not None and on:
@@ -655,6 +657,8 @@ def phase_one(
                 tick(n)
             if i % COLLECT_EVERY == 0:
                 collect_garbage()
+    if changed is not None:
+        changed.update(n for n in fresh if read_digests.get(n) != digests[n])
     if cache is not None and on:
         import pickle
 
