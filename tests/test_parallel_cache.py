@@ -134,6 +134,37 @@ def test_a_file_edited_during_the_run_is_not_cached(
     assert once() == ["DDI401"]
 
 
+def test_a_project_run_reuses_the_facts_of_a_full_run(
+        driver: Path, tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ddilint check` filled the cache; then a pre-commit run reports one edited file:
+    # only that file is read and analyzed, the others feed the model from the cache.
+    files, _ = discover([driver])
+    options = Options()
+    salt = run_salt(builtin_rules, knowledge, options)
+
+    def once(report: set[str] | None) -> None:
+        cache = ResultCache(tmp_path / "cache", salt)
+        try:
+            run(files, builtin_rules, knowledge, options, cache=cache, report=report)
+        finally:
+            cache.close()
+
+    once(None)
+    edited = driver / "dispatch0.c"
+    edited.write_text(edited.read_text() + "\n")
+    analyzed: list[str] = []
+    real = engine.read_and_facts
+
+    def counting(name: str, *args: object) -> object:
+        analyzed.append(name)
+        return real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "read_and_facts", counting)
+    once({edited.as_posix()})
+    assert analyzed == [edited.as_posix()]
+
+
 def test_cache_on_the_command_line(driver: Path, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     cache = tmp_path / "c"

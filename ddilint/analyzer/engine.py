@@ -628,14 +628,14 @@ def phase_one(
     out: dict[str, FileFacts] = {}
     on = cache is not None and cache.enabled
     if cache is not None and on:
-        keys = {n: cache.facts_key(n, digests[n], True) for n in sizes}
-        keys.update({n: cache.facts_key(n, digests[n], False) for n in sizes
-                     if n not in checked})
-        found = cache.get_many(list(set(keys.values())))
-        for n in sizes:
-            f = found.get(cache.facts_key(n, digests[n], True))
-            if f is None and n not in checked:
-                f = found.get(cache.facts_key(n, digests[n], False))
+        # A file to check needs its rules' facts; any other is served by those too, or by
+        # its summary alone.
+        keys = {n: [cache.facts_key(n, digests[n], True)]
+                + ([] if n in checked else [cache.facts_key(n, digests[n], False)])
+                for n in sizes}
+        found = cache.get_many([k for ks in keys.values() for k in ks])
+        for n, ks in keys.items():
+            f = next((found[k] for k in ks if k in found), None)
             if isinstance(f, FileFacts):
                 out[n] = f
                 if tick is not None:
