@@ -377,24 +377,6 @@ def summarize_bytes(
         return None, None, [*notes, internal_error(path, stage, exc, options)]
 
 
-def run_rules(
-    fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options,
-    project: Project | None = None,
-) -> list[Finding]:
-    """Every rule on a parsed file, both steps: `check_file`, then `resolve` on `project`
-    (by default a driver of this file alone)."""
-    mode = file_mode(fir, options)
-    facts = FileFacts(None, checked=True, analyzed=True, mode=mode)
-    for item in check_rules(fir, rules, knowledge, options, mode):
-        if isinstance(item, Pending):
-            facts.pending.append(item)
-        else:
-            facts.findings.append(item)
-    if project is None:
-        project = Project([summarize(fir, knowledge)], knowledge, options.roles)
-    return resolve(facts, fir.path, rules, knowledge, options, project)
-
-
 def analyze_file(
     path: Path, rules: Sequence[Rule], knowledge: Knowledge, options: Options | None = None,
     project: Project | None = None,
@@ -404,8 +386,7 @@ def analyze_file(
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        message = f"cannot read file: {exc.strerror or exc}"
-        return FileResult(name, [notice("DDI901", name, message)])
+        return FileResult(name, [cannot_read(name, exc)])
     return analyze_bytes(name, raw, rules, knowledge, options, project)
 
 
@@ -444,18 +425,13 @@ def build_project(
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            notes[name] = [notice("DDI901", name, f"cannot read file: {exc.strerror or exc}")]
+            notes[name] = [cannot_read(name, exc)]
             continue
         summary, _fir, file_notes = summarize_bytes(name, raw, knowledge, options)
         notes[name] = file_notes
         if summary is not None:
             summaries.append(summary)
     return Project(summaries, knowledge, options.roles), notes
-
-
-def cacheable_facts(facts: FileFacts) -> bool:
-    """Phase-one results that hit the time budget depend on the machine's load."""
-    return cacheable(facts.findings)
 
 
 def cacheable(findings: Iterable[Finding]) -> bool:
@@ -666,6 +642,6 @@ def phase_one(
             (cache.facts_key(n, digests[n], f.checked),
              blobs.get(n) or pickle.dumps(f, pickle.HIGHEST_PROTOCOL))
             for n, f in fresh.items()
-            if read_digests.get(n) == digests[n] and cacheable_facts(f))
+            if read_digests.get(n) == digests[n] and cacheable(f.findings))
     out.update(fresh)
     return out

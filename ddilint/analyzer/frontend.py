@@ -127,6 +127,8 @@ def captures(lang: str, source: str, root: Node, ordered: bool = True) -> dict[s
 
 
 _START = operator.attrgetter("start_byte")
+# Argument list id -> its callee, its arguments and their short texts (see _function_refs).
+_ArgLists = dict[int, tuple[str, list[Node], tuple[str, ...]]]
 
 
 def _document_order(node: Node) -> tuple[int, int, int]:
@@ -408,7 +410,7 @@ class _FileBuilder:
         out = self.fir.refs
         seen: set[int] = set()
         # Argument list id -> its callee and argument texts, shared by every name in it.
-        calls: dict[int, tuple[str, list[Node], tuple[str, ...]]] = {}
+        calls: _ArgLists = {}
         # Function id -> the names its blocks declare as variables.
         local_names: dict[int, set[str]] = {}
         for decl in caps.get("local", []):
@@ -505,7 +507,7 @@ _ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 def _function_refs(
     node: Node, name: str, data: bytes, enclosing: str,
-    calls: dict[int, tuple[str, list[Node], tuple[str, ...]]] | None = None,
+    calls: _ArgLists | None = None,
 ) -> list[FunctionRef]:
     """Where a name used as a value goes (see `FunctionRef`). `calls` memoizes what an
     argument list tells (callee, arguments, their short texts) for its other names."""

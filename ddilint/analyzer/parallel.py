@@ -18,7 +18,6 @@ its unfinished files with it: they get a DDI906 notice.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import pickle
 import queue as queues
@@ -29,7 +28,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ddilint.analyzer.engine import FileFacts, Options, notice, read_and_facts
+from ddilint.analyzer.engine import (
+    FileFacts,
+    Options,
+    collect_garbage,
+    notice,
+    read_and_facts,
+)
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
 
@@ -60,7 +65,7 @@ def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge,
             facts, digest = read_and_facts(name, rules, knowledge, options, check)
             conn.send(("facts", name, digest, pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)))
         conn.send(("batch",))
-        gc.collect()  # the batch's files, whose IR holds cycles (see engine.COLLECT_EVERY)
+        collect_garbage()  # the batch's files, whose IR holds cycles
 
 
 def batches(names: Sequence[str], sizes: Mapping[str, int]) -> list[list[str]]:

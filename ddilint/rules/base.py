@@ -211,7 +211,6 @@ class Pending:
     """
 
     rule: str
-    path: str
     function: int = -1
     call: int = -1
     finding: Finding | None = None
@@ -229,6 +228,8 @@ class ProjectView:
         self.model = model
         self.knowledge = knowledge
         self.path = path
+        fi = model.file_index.get(path)
+        self._summary = model.files[fi] if fi is not None else None
         self._routines: dict[int, Routine] | None = None
 
     def _node(self, function: int) -> int | None:
@@ -276,10 +277,8 @@ class ProjectView:
 
     def call_info(self, call: int) -> CallInfo | None:
         """The summary of call `call` of the file (callee, place, macro, function)."""
-        fi = self.model.file_index.get(self.path)
-        if fi is None or not 0 <= call < len(self.model.files[fi].calls):
-            return None
-        return self.model.files[fi].calls[call]
+        s = self._summary
+        return s.calls[call] if s is not None and 0 <= call < len(s.calls) else None
 
     def finding_at_call(
         self,
@@ -313,10 +312,8 @@ class ProjectView:
 
     def function_name(self, info: CallInfo) -> str:
         """The qualified name of the function a call is in ("" outside functions)."""
-        fi = self.model.file_index.get(self.path)
-        if fi is None or info.function < 0:
-            return ""
-        return self.model.files[fi].functions[info.function].qualname
+        s = self._summary
+        return s.functions[info.function].qualname if s is not None and info.function >= 0 else ""
 
 
 def complete(finding: Finding, message: str, trace: Iterable[TraceStep] = ()) -> Finding:
@@ -335,7 +332,7 @@ class FileContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     project: Project | None = None
     _call_index: dict[int, int] | None = field(default=None, init=False, repr=False)
-    _project_routines: dict[int, Routine] | None = field(default=None, init=False, repr=False)
+    _view: ProjectView | None = field(default=None, init=False, repr=False)
     _calls_at: dict[int, CallSite] | None = field(default=None, init=False, repr=False)
     _defined: frozenset[str] | None = field(default=None, init=False, repr=False)
     _known_calls: list[tuple[CallSite, Routine]] | None = field(default=None, init=False,
@@ -348,17 +345,19 @@ class FileContext:
             self.project = Project([summarize(self.file, self.knowledge)], self.knowledge)
         return self.project
 
+    @property
+    def view(self) -> ProjectView:
+        """The whole-program answers for this file (on `model`)."""
+        model = self.model
+        if self._view is None or self._view.model is not model:
+            self._view = ProjectView(model, self.knowledge, self.file.path)
+        return self._view
+
     def execution_context(self, fn: Function | None) -> ExecutionContext:
         """How `fn` runs: its IRQL range on entry, whether every way in is from the system
         process, and why. A function nobody is known to call and with no role (or None:
         code outside any function) runs at PASSIVE_LEVEL outside the system process."""
-        if fn is None:
-            return UNKNOWN_CONTEXT
-        model = self.model
-        n = model.node_for(self.file.path, fn.start)
-        if n is None:
-            return UNKNOWN_CONTEXT
-        return model.function_context(n)
+        return UNKNOWN_CONTEXT if fn is None else self.view.execution_context(fn.start)
 
     def reached_from(
         self, fn: Function | None, role: str, major: str = ""
@@ -366,33 +365,19 @@ class FileContext:
         """When an entry function with `role` (a role name or its prefix, e.g. "dispatch";
         `major` the IRP_MJ_ code it was registered for) reaches `fn` through calls: one
         line and the trace steps of the nearest such way. None otherwise."""
-        if fn is None:
-            return None
-        model = self.model
-        n = model.node_for(self.file.path, fn.start)
-        if n is None:
-            return None
-        entries = model.reachable_from_role(n, role, major)
-        if not entries:
-            return None
-        return model.entry_story(entries[0], n)
+        return None if fn is None else self.view.reached_from(fn.start, role, major)
 
     def is_storport_miniport(self) -> bool:
         """Does the file belong to a StorPort miniport (it or a file of its driver includes
         storport.h or calls StorPortInitialize)?"""
-        return self.model.is_storport(self.file.path)
+        return self.view.is_storport_miniport()
 
     def call_context(self, call: CallSite) -> ExecutionContext:
         """How one call runs: the IRQL range at the call (the entry range of its function
         changed by raises, locks and `KeGetCurrentIrql()` checks on the way), the system
         context of its function, and why."""
-        if self._call_index is None:
-            self._call_index = {id(c): i for i, c in enumerate(self.file.calls)}
-        i = self._call_index.get(id(call))
-        if i is None:
-            return self.execution_context(call.function)
-        ctx = self.model.call_context(self.file.path, i)
-        return ctx if ctx is not None else UNKNOWN_CONTEXT
+        i = self.call_index(call)
+        return self.execution_context(call.function) if i < 0 else self.view.call_context(i)
 
     @property
     def path(self) -> str:
@@ -476,7 +461,7 @@ class FileContext:
     ) -> Pending:
         """A `Pending` part of `rule`'s check, about `function` or `call`, for
         `rule.resolve` to finish once the project model is built."""
-        return Pending(rule.code, self.file.path,
+        return Pending(rule.code,
                        function.start if function is not None else -1,
                        self.call_index(call) if call is not None else -1,
                        finding, tuple(data))
@@ -489,17 +474,8 @@ class FileContext:
         (`Routine.project`, see `project_knowledge`). In a run, rules get no model in
         phase one: a rule that checks project annotations asks `ProjectView` in
         `resolve` (DDI301 does)."""
-        if self.project is None:
-            return self.knowledge.routines.get(call.callee)
-        if self._project_routines is None:
-            from ddilint.analyzer.project_knowledge import project_routines
-
-            self._project_routines = project_routines(self.model, self.file.path)
-        if self._project_routines:
-            if self._call_index is None:
-                self._call_index = {id(c): i for i, c in enumerate(self.file.calls)}
-            i = self._call_index.get(id(call))
-            own = self._project_routines.get(i) if i is not None else None
+        if self.project is not None:
+            own = self.view.project_routines().get(self.call_index(call))
             if own is not None:
                 return own
         return self.knowledge.routines.get(call.callee)
