@@ -86,9 +86,7 @@ class IrqlTooHigh(Rule):
         info = view.call_info(ci)
         if info is None or info.function < 0 or view.call_irql_max(ci) <= limit:
             return
-        cc = view.call_context(ci)
-        if cc.irql_max <= limit:
-            return
+        cc = view.call_context(ci)  # the same IRQL, with its reason and trace
         where = f" (through macro {info.via})" if info.via else ""
         if routine.project:
             short = routine.page.replace("\\", "/").rsplit("/", 1)[-1]
