@@ -23,6 +23,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ddilint.analyzer.context import ExecutionContext, irql_name
 from ddilint.analyzer.summary import (
@@ -41,6 +42,7 @@ from ddilint.knowledge import Knowledge, RoleInfo
 
 State = frozenset[Atom]
 ENTRY_STATE: State = frozenset({ENTRY})
+_NO_STATES: dict[int, State] = {}
 UNKNOWN: Atom = ("u", 0, 0, None, NO_GUARD)
 MAX_ROUNDS = 200
 
@@ -74,6 +76,7 @@ class _Node:
     referenced: bool = False  # its name is used as a value somewhere (a callback)
 
 
+@lru_cache(maxsize=1 << 16)
 def _dir(path: str) -> str:
     return os.path.dirname(path.replace("\\", "/"))
 
@@ -89,6 +92,7 @@ def _common(a: str, b: str) -> int:
     return n
 
 
+@lru_cache(maxsize=1 << 16)
 def _near(a: str, b: str) -> tuple[bool, int]:
     """Can code in folder `a` call a function defined in folder `b` (the same folder, one
     inside the other, or siblings such as `drv/sys` and `drv/lib`), and how many folders
@@ -163,6 +167,7 @@ class Project:
         self._storport_dirs: dict[str, bool] = {}
         self.by_name: dict[str, list[int]] = {}
         self.static_by_file: dict[tuple[int, str], list[int]] = {}
+        self._static_names: set[str] = set()
         self.methods: dict[tuple[str, str], list[int]] = {}
         for n, node in enumerate(self.nodes):
             f = node.summary
@@ -170,6 +175,7 @@ class Project:
                 continue
             if f.static and f.kind == "function":
                 self.static_by_file.setdefault((node.file, f.name), []).append(n)
+                self._static_names.add(f.name)
             else:
                 self.by_name.setdefault(f.name, []).append(n)
             if f.class_name:
@@ -190,7 +196,7 @@ class Project:
     def resolve_name(self, name: str, file: int, caller: FunctionSummary | None = None,
                      indirect: bool = False) -> list[int]:
         """The project functions a call of `name` from `file` can reach."""
-        if name not in self.by_name and (file, name) not in self.static_by_file and (
+        if name not in self.by_name and name not in self._static_names and (
                 not indirect or name not in self.field_targets):
             return []
         key = (name, file, caller.class_name if caller is not None else "", indirect)
@@ -227,12 +233,17 @@ class Project:
         return out
 
     def _link_calls(self) -> None:
+        by_name, statics, fields = self.by_name, self._static_names, self.field_targets
         for n, node in enumerate(self.nodes):
             s = self.files[node.file]
             f = node.summary
             for ci in f.calls:
                 call = s.calls[ci]
-                for t in self.resolve_name(call.callee, node.file, f, call.indirect):
+                name = call.callee
+                if name not in by_name and name not in statics and (
+                        not call.indirect or name not in fields):
+                    continue  # most calls: a routine the project does not define
+                for t in self.resolve_name(name, node.file, f, call.indirect):
                     node.callees.append((t, ci))
                     self.nodes[t].callers.append((n, ci))
             if f.kind == "lambda" and f.parent >= 0:
@@ -282,6 +293,9 @@ class Project:
                 for t in self.resolve_name(name, fi):
                     self._annotate(t, anns, None)
             for r in s.refs:
+                name = r.ref.name
+                if name not in self.by_name and name not in self._static_names:
+                    continue  # no function of the project: a variable, a routine
                 self._registration(fi, s, r.ref, Location(s.path, r.line, r.column),
                                    flagged_dirs)
         for n, node in enumerate(self.nodes):
@@ -646,7 +660,7 @@ class Project:
             n = work.popleft()
             queued.discard(n)
             lo_n, hi_n = self._range(n)
-            states = self.call_states.get(n, {})
+            states = self.call_states.get(n, _NO_STATES)
             for t, ci in nodes[n].callees:
                 if t in fixed:
                     continue
@@ -666,23 +680,27 @@ class Project:
             if n not in fixed and not node.callers and not any(
                     self._role_range(r) for r in node.roles):
                 self.irql_min[n] = 0
-        changed = True
-        rounds = 0
-        while changed and rounds < MAX_ROUNDS:
-            changed = False
-            rounds += 1
-            for n, node in enumerate(nodes):
-                lo_n, hi_n = self._range(n)
-                states = self.call_states.get(n, {})
-                for t, ci in node.callees:
-                    if t in fixed:
-                        continue
-                    st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
-                    ev = _evaluate(st, lo_n, hi_n)
-                    lo = ev[0] if ev is not None else 0
-                    if lo < self.irql_min[t]:
-                        self.irql_min[t] = lo
-                        changed = True
+        # A worklist: a minimum only goes down (at most five times per function), and a
+        # function's callees are looked at again only when its own minimum went down.
+        work = deque(range(len(nodes)))
+        queued = set(work)
+        irql_min = self.irql_min
+        while work:
+            n = work.popleft()
+            queued.discard(n)
+            lo_n, hi_n = self._range(n)
+            states = self.call_states.get(n, _NO_STATES)
+            for t, ci in nodes[n].callees:
+                if t in fixed:
+                    continue
+                st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
+                ev = _evaluate(st, lo_n, hi_n)
+                lo = ev[0] if ev is not None else 0
+                if lo < irql_min[t]:
+                    irql_min[t] = lo
+                    if t not in queued:
+                        queued.add(t)
+                        work.append(t)
         for n in range(len(nodes)):
             if self.irql_max[n] < 0:
                 self.irql_max[n] = 0
@@ -1089,6 +1107,9 @@ def _atom_key(a: Atom) -> tuple[int, str, int, int, str]:
 def _evaluate(st: State, emin: int, emax: int) -> tuple[int, int, Atom | None] | None:
     """(lowest, highest, the atom giving the highest) IRQL of a state, given the entry
     range; None when nothing is known."""
+    if st is ENTRY_STATE:  # most calls: no raise or lock before them
+        lo, hi = max(emin, 0), min(emax, 4)
+        return (lo, hi, ENTRY) if lo <= hi else None
     lo_all: int | None = None
     hi_all = -1
     best: Atom | None = None
