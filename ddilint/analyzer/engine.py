@@ -501,24 +501,28 @@ def _run(
     started = time.perf_counter()
     names = [p.as_posix() for p in files]
     wanted = [n for n in names if report is None or n in report]
-    # Each file is read and hashed here, and read again by whoever analyzes it: the main
-    # process keeps no file's bytes, and the workers it forks inherit none.
+    # With a cache, each file is read and hashed here (the keys), and read again by
+    # whoever analyzes it: the main process keeps no file's bytes, and the workers it forks
+    # inherit none. Without one, its size is all this needs (to order the work).
+    caching = cache is not None and cache.enabled
     digests: dict[str, str] = {}
     sizes: dict[str, int] = {}
     unreadable: dict[str, list[Finding]] = {}
     for name in names:
         try:
-            with open(name, "rb") as fh:
-                raw = fh.read()
+            if caching:
+                with open(name, "rb") as fh:
+                    raw = fh.read()
+                digests[name] = content_hash(raw)
+                sizes[name] = len(raw)
+            else:
+                sizes[name] = os.stat(name).st_size
         except OSError as exc:
             unreadable[name] = [cannot_read(name, exc)]
-            continue
-        digests[name] = content_hash(raw)
-        sizes[name] = len(raw)
     results: dict[str, Phase3] = {n: Phase3(unreadable[n], False, 0) for n in unreadable}
     hits = 0
     fkeys: dict[str, str] = {}
-    if cache is not None and cache.enabled:
+    if cache is not None and caching:
         proj = project_digest(cache.salt, digests.items())
         fkeys = {n: cache.findings_key(n, digests[n], proj) for n in wanted if n in digests}
         cached = cache.get_many(list(fkeys.values()))
@@ -527,8 +531,8 @@ def _run(
                 results[n] = cached[key]
                 hits += 1
     todo = [n for n in wanted if n not in results]
-    workers = max(1, min(jobs, len(digests)))
-    if workers > 1 and len(digests) < 2 * workers:
+    workers = max(1, min(jobs, len(sizes)))
+    if workers > 1 and len(sizes) < 2 * workers:
         workers = 1
     if todo:
         done = [len(wanted) - len(todo)]
@@ -543,7 +547,7 @@ def _run(
         changed: set[str] = set()
         facts = phase_one(sizes, wanted_set, rules, knowledge, options, cache, digests,
                           workers, tick, changed)
-        project = Project([s for n in digests if (s := facts[n].summary) is not None],
+        project = Project([s for n in sizes if (s := facts[n].summary) is not None],
                           knowledge, options.roles)
         fresh: dict[str, Phase3] = {}
         for name in todo:
@@ -644,7 +648,7 @@ def phase_one(
                 tick(n)
             if i % COLLECT_EVERY == 0:
                 collect_garbage()
-    if changed is not None:
+    if changed is not None and on:
         changed.update(n for n in fresh if read_digests.get(n) != digests[n])
     if cache is not None and on:
         import pickle
