@@ -10,6 +10,7 @@ visit cap per block, so it always terminates and reports when it gave up.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -79,8 +80,11 @@ class Solution(Generic[S]):
         return self.analysis.edge(edge, self.exit.get(edge.src.id, self.analysis.bottom()))
 
 
-def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True) -> Solution[S]:
-    """Run `analysis` forward over `cfg` to a fixpoint (or the visit cap)."""
+def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True,
+          give_up: Callable[[], bool] | None = None) -> Solution[S]:
+    """Run `analysis` forward over `cfg` to a fixpoint (or the visit cap). `give_up` is
+    asked after each block: when it says so the solution stops there, incomplete (an
+    analysis whose result would be thrown away anyway, such as one over its state cap)."""
     order = cfg.reachable(exceptional)
     rank = {b.id: i for i, b in enumerate(order)}
     bottom = analysis.bottom()
@@ -99,6 +103,9 @@ def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True) -> Solution
         state = sol.entry.get(block.id, bottom)
         for el in block.elements:
             state = analysis.transfer(el, state)
+        if give_up is not None and give_up():
+            sol.complete = False
+            break
         if block.id in sol.exit and sol.exit[block.id] == state:
             continue
         sol.exit[block.id] = state

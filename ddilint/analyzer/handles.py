@@ -487,6 +487,10 @@ class _SiteAnalysis:
         self.learning = True  # record what branches tell about untracked variables
         self.solution: Solution[State] | None = None
 
+    def over_cap(self) -> bool:
+        """Too many distinct paths (or steps in the file): the analysis gives up."""
+        return self.overflow
+
     # -- lattice ------------------------------------------------------------------------
     def initial(self) -> State:
         if self.site.is_param:
@@ -969,7 +973,8 @@ class _FileAnalysis:
             an = _SiteAnalysis(self, fn, site, shape.interesting, shape.locals,
                                shape.lambda_names, shape.shadowed)
             an.learning = learning
-            sol = solve(cfg, an, exceptional=False)
+            # Over the cap of distinct paths, this pass is thrown away: stop it there.
+            sol = solve(cfg, an, exceptional=False, give_up=an.over_cap)
             if sol.complete and not an.overflow:
                 break
         else:
