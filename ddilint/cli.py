@@ -309,7 +309,8 @@ def cmd_roles(args: argparse.Namespace) -> int:
             print(f"ddilint: error: no such file or directory: {m}", file=sys.stderr)
         return EXIT_ERROR
     files = [p for p in files if not cfg.excluded(p)]
-    project, _notes = build_project(files, knowledge, Options(roles=dict(cfg.roles)))
+    jobs = args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
+    project, _notes = build_project(files, knowledge, Options(roles=dict(cfg.roles)), jobs)
     rows = []
     for fn, role, ctx, path in project.role_rows():
         if args.with_role and not role:
@@ -446,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--with-role", action="store_true",
                     help="only functions with a role of their own (entry points)")
     ro.add_argument("--config", help="use this ddilint.toml")
+    ro.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                    help="worker processes for the per-file work (default 0: one per core)")
     ro.add_argument("--isolated", action="store_true", help="ignore configuration files")
     ro.set_defaults(func=cmd_roles)
     r = sub.add_parser("rules", help="list the rule catalogue")

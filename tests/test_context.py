@@ -3,6 +3,7 @@ model across files, and `ddilint roles`."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -148,3 +149,14 @@ def test_roles_command(capsys) -> None:  # type: ignore[no-untyped-def]
     out = capsys.readouterr().out
     assert "RetryOpen: work_item; PASSIVE_LEVEL; system process;" in out
     assert "OpenCallerToken: -; PASSIVE_LEVEL; system process;" in out
+
+
+def test_roles_command_in_worker_processes_says_the_same(capsys) -> None:  # type: ignore[no-untyped-def]
+    # Every fixture folder as one tree: enough files for the workers to share.
+    assert main(["roles", "--isolated", "--format", "json", "-j", "1", str(FIXTURES)]) == 0
+    serial = json.loads(capsys.readouterr().out)
+    assert main(["roles", "--isolated", "--format", "json", "-j", "2", str(FIXTURES)]) == 0
+    parallel = json.loads(capsys.readouterr().out)
+    assert len(serial) > 50
+    assert parallel == serial
+    assert any(r["role"] == "work_item" and r["function"] == "RetryOpen" for r in parallel)

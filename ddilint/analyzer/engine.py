@@ -414,24 +414,27 @@ class Phase3:
 
 def build_project(
     files: Sequence[Path], knowledge: Knowledge, options: Options | None = None,
+    jobs: int = 1,
 ) -> tuple[Project, dict[str, list[Finding]]]:
-    """Phase one (summaries only) over `files` and phase two: the project model and each
-    file's reading notices."""
+    """Phase one (summaries only, in `jobs` worker processes when more than one) over
+    `files` and phase two: the project model and each file's notices."""
     options = options or Options()
-    summaries: list[FileSummary] = []
-    notes: dict[str, list[Finding]] = {}
-    for path in files:
-        name = path.as_posix()
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            notes[name] = [cannot_read(name, exc)]
-            continue
-        summary, _fir, file_notes = summarize_bytes(name, raw, knowledge, options)
-        notes[name] = file_notes
-        if summary is not None:
-            summaries.append(summary)
-    return Project(summaries, knowledge, options.roles), notes
+    with quiet_gc():
+        sizes: dict[str, int] = {}
+        notes: dict[str, list[Finding]] = {}
+        for path in files:
+            name = path.as_posix()
+            try:
+                sizes[name] = os.stat(name).st_size
+            except OSError as exc:
+                notes[name] = [cannot_read(name, exc)]
+        facts = phase_one(sizes, (), [], knowledge, options, None, {},
+                          max(1, min(jobs, len(sizes))))
+        for name, f in facts.items():
+            notes[name] = f.findings
+        project = Project([s for n in sizes if (s := facts[n].summary) is not None],
+                          knowledge, options.roles)
+    return project, notes
 
 
 def cacheable(findings: Iterable[Finding]) -> bool:
