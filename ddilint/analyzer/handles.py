@@ -27,7 +27,8 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ddilint.analyzer.cfg import CFG, Block, Edge, Element
 from ddilint.analyzer.dataflow import Solution, join_sets, solve
@@ -70,9 +71,12 @@ _MACRO_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 Fact = tuple[str, str, int, str]  # (variable, kind: const/status/ptr, value, constant name)
 
 
-@dataclass(frozen=True, slots=True)
-class World:
-    """What happened to one site's handle on a set of paths."""
+class World(NamedTuple):
+    """What happened to one site's handle on a set of paths.
+
+    A named tuple: the analysis makes, hashes and compares worlds by the hundred thousand
+    (in sets of them), and a tuple does all three in C.
+    """
 
     state: str
     holders: frozenset[str] = frozenset()
@@ -588,7 +592,7 @@ class _SiteAnalysis:
             return w
         if any(f[0] == fact[0] for f in w.facts):
             return w
-        return replace(w, facts=w.facts | {fact})
+        return World(w.state, w.holders, w.facts | {fact}, w.ret, w.released_at)
 
     def step(self, el: Element, w: World) -> list[World]:
         self.owner.steps += 1
@@ -657,7 +661,7 @@ class _SiteAnalysis:
             return [w]
         if kind == "ret":
             if w.state == OPEN:
-                return [replace(w, ret=int(str(ev[1])))]
+                return [World(w.state, w.holders, w.facts, int(str(ev[1])), w.released_at)]
             return [w]
         if kind == "assign":
             return [self.assign(w, ev)]
@@ -687,9 +691,10 @@ class _SiteAnalysis:
         if w.state in (ESCAPED,):
             return w
         if alias:
-            w = replace(w, holders=w.holders | {name})
+            w = World(w.state, w.holders | {name}, w.facts, w.ret, w.released_at)
         if val is not None and val[0] != "nonnull" and name in self.interesting:
-            w = replace(w, facts=w.facts | {(name, val[0], val[1], val[2])})
+            w = World(w.state, w.holders, w.facts | {(name, val[0], val[1], val[2])}, w.ret,
+                      w.released_at)
         return w
 
     def kill(self, w: World, name: str) -> World:
@@ -701,7 +706,7 @@ class _SiteAnalysis:
                 if self.sink is not None:
                     self.lost.append((self.current, w))
                 return World(ESCAPED)
-            w = replace(w, holders=holders)
+            w = World(w.state, holders, w.facts, w.ret, w.released_at)
         return w
 
     def call(self, w: World, call: Expr) -> list[World]:
@@ -737,7 +742,7 @@ class _SiteAnalysis:
                 if w.state == RELEASED:
                     self.report("double", call, callee, w.released_at, name)
                     continue
-                w = replace(w, state=RELEASED, released_at=owner.primary(call), ret=-1)
+                w = World(RELEASED, w.holders, w.facts, -1, owner.primary(call))
                 continue
             if how == "use" and w.state == RELEASED:
                 self.report("use", call, callee, w.released_at, name)
@@ -769,16 +774,20 @@ class _SiteAnalysis:
 
 
 def _kill_facts(w: World, name: str) -> World:
+    if not w.facts:
+        return w
     prefix = name + "."
     if any(f[0] == name or f[0].startswith(prefix) for f in w.facts):
-        return replace(w, facts=frozenset(f for f in w.facts
-                                          if f[0] != name and not f[0].startswith(prefix)))
+        return World(w.state, w.holders, frozenset(
+            f for f in w.facts if f[0] != name and not f[0].startswith(prefix)), w.ret,
+            w.released_at)
     return w
 
 
 def _drop_result(w: World) -> World:
-    if any(f[0] == RESULT for f in w.facts):
-        return replace(w, facts=frozenset(f for f in w.facts if f[0] != RESULT))
+    if w.facts and any(f[0] == RESULT for f in w.facts):
+        return World(w.state, w.holders, frozenset(f for f in w.facts if f[0] != RESULT),
+                     w.ret, w.released_at)
     return w
 
 
