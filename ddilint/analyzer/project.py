@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -654,59 +654,57 @@ class Project:
                     self.why[n] = ("role", i, 0, None)
                 self.irql_min[n] = min(self.irql_min[n], rng[0])
         # Maxima: grow to a fixpoint over the call graph.
-        work = deque(range(len(nodes)))
-        queued = set(work)
-        while work:
-            n = work.popleft()
-            queued.discard(n)
-            lo_n, hi_n = self._range(n)
-            states = self.call_states.get(n, _NO_STATES)
-            for t, ci in nodes[n].callees:
-                if t in fixed:
-                    continue
-                st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
-                ev = _evaluate(st, lo_n, hi_n)
-                if ev is None:
-                    continue
-                _lo, hi, atom = ev
-                if hi > self.irql_max[t]:
-                    self.irql_max[t] = hi
-                    self.why[t] = ("call", n, ci, atom)
-                    if t not in queued:
-                        queued.add(t)
-                        work.append(t)
+        def raise_max(n: int, t: int, ci: int, ev: _Evaluated | None) -> bool:
+            if ev is None or ev[1] <= self.irql_max[t]:
+                return False
+            self.irql_max[t] = ev[1]
+            self.why[t] = ("call", n, ci, ev[2])
+            return True
+
+        self._flow_to_callees(fixed, raise_max)
         # Minima: shrink to a fixpoint (functions nobody calls run at PASSIVE_LEVEL).
         for n, node in enumerate(nodes):
             if n not in fixed and not node.callers and not any(
                     self._role_range(r) for r in node.roles):
                 self.irql_min[n] = 0
-        # A worklist: a minimum only goes down (at most five times per function), and a
-        # function's callees are looked at again only when its own minimum went down.
-        work = deque(range(len(nodes)))
-        queued = set(work)
         irql_min = self.irql_min
-        while work:
-            n = work.popleft()
-            queued.discard(n)
-            lo_n, hi_n = self._range(n)
-            states = self.call_states.get(n, _NO_STATES)
-            for t, ci in nodes[n].callees:
-                if t in fixed:
-                    continue
-                st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
-                ev = _evaluate(st, lo_n, hi_n)
-                lo = ev[0] if ev is not None else 0
-                if lo < irql_min[t]:
-                    irql_min[t] = lo
-                    if t not in queued:
-                        queued.add(t)
-                        work.append(t)
+
+        def lower_min(_n: int, t: int, _ci: int, ev: _Evaluated | None) -> bool:
+            lo = ev[0] if ev is not None else 0
+            if lo >= irql_min[t]:
+                return False
+            irql_min[t] = lo  # only ever down, at most five times per function
+            return True
+
+        self._flow_to_callees(fixed, lower_min)
         for n in range(len(nodes)):
             if self.irql_max[n] < 0:
                 self.irql_max[n] = 0
             if self.irql_min[n] > self.irql_max[n]:
                 self.irql_min[n] = min(self.irql_min[n], self.irql_max[n])
                 self.irql_min[n] = min(self.irql_min[n], 4)
+
+    def _flow_to_callees(
+        self, fixed: set[int], update: Callable[[int, int, int, _Evaluated | None], bool],
+    ) -> None:
+        """Call `update(caller, callee, call index, the caller's IRQL at the call)` over
+        every call edge to a callee not in `fixed`, until no callee changes: a worklist,
+        where a function's calls are looked at again only when `update` changed it."""
+        nodes = self.nodes
+        work = deque(range(len(nodes)))
+        queued = set(work)
+        while work:
+            n = work.popleft()
+            queued.discard(n)
+            lo_n, hi_n = self._range(n)
+            states = self.call_states.get(n, _NO_STATES)
+            for t, ci in nodes[n].callees:
+                if t in fixed:
+                    continue
+                st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
+                if update(n, t, ci, _evaluate(st, lo_n, hi_n)) and t not in queued:
+                    queued.add(t)
+                    work.append(t)
 
     def _range(self, n: int) -> tuple[int, int]:
         hi = max(self.irql_max[n], 0)
@@ -1104,7 +1102,10 @@ def _atom_key(a: Atom) -> tuple[int, str, int, int, str]:
     return (kind, o[0], o[1], o[2], o[3]) if o is not None else (kind, "", 0, 0, "")
 
 
-def _evaluate(st: State, emin: int, emax: int) -> tuple[int, int, Atom | None] | None:
+_Evaluated = tuple[int, int, Atom | None]  # lowest, highest IRQL, the atom of the highest
+
+
+def _evaluate(st: State, emin: int, emax: int) -> _Evaluated | None:
     """(lowest, highest, the atom giving the highest) IRQL of a state, given the entry
     range; None when nothing is known."""
     if st is ENTRY_STATE:  # most calls: no raise or lock before them
