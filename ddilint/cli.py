@@ -169,7 +169,7 @@ def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
         where = Path(args.cache_dir) if args.cache_dir else default_cache_dir(
             cfg.root if cfg.path is not None else None)
         cache = ResultCache(where, run_salt(active, knowledge, options))
-    jobs = args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
+    jobs = _jobs(args)
     try:
         with ProgressBar(progress_wanted(quiet=args.quiet)) as bar:
             result = run(files, active, knowledge, options, progress=bar.update, jobs=jobs,
@@ -204,6 +204,11 @@ def _print_skipped(fixed: Sequence[FileFix]) -> None:
     for fx in fixed:
         for why in fx.skipped:
             print(f"ddilint: {fx.path}: {why}", file=sys.stderr)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    """`--jobs`, where 0 (the default) means one worker per core."""
+    return int(args.jobs) if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
 
 
 class MissingPaths(Exception):
@@ -309,8 +314,8 @@ def cmd_roles(args: argparse.Namespace) -> int:
             print(f"ddilint: error: no such file or directory: {m}", file=sys.stderr)
         return EXIT_ERROR
     files = [p for p in files if not cfg.excluded(p)]
-    jobs = args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
-    project, _notes = build_project(files, knowledge, Options(roles=dict(cfg.roles)), jobs)
+    project, _notes = build_project(files, knowledge, Options(roles=dict(cfg.roles)),
+                                    _jobs(args))
     rows = []
     for fn, role, ctx, path in project.role_rows():
         if args.with_role and not role:
