@@ -108,6 +108,9 @@ _DECORATION = re.compile(
     rb"|DECLSPEC_[A-Z0-9_]+|F(?:ORCEINLINE|ASTCALL)|IN|O(?:UT|PTIONAL)"
     rb"|N(?:TAPI|TSYSAPI|TSYSCALLAPI|TKERNELAPI|THALAPI)|WINAPI|EXTERN_C|CALLBACK|APIENTRY"
     rb"|STDMETHODCALLTYPE|UNALIGNED|P(?:OINTER_64|OINTER_32)|RESTRICTED_POINTER"
+    # The samples' section macros (`#define PAGED_CODE_SEG __declspec(code_seg("PAGE"))`
+    # in a header): on the line before a function they broke its parse.
+    rb"|(?:PAGED|INIT|NONPAGED|LOCKED)_CODE_SEG(?:_BEGIN|_END)?"
     rb")\b"
 )
 
