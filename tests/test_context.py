@@ -160,3 +160,16 @@ def test_roles_command_in_worker_processes_says_the_same(capsys) -> None:  # typ
     assert len(serial) > 50
     assert parallel == serial
     assert any(r["role"] == "work_item" and r["function"] == "RetryOpen" for r in parallel)
+
+
+def test_a_cpp_header_method_that_hands_its_work_on_is_in_the_chain(capsys) -> None:  # type: ignore[no-untyped-def]
+    # stream.h is C++ in a .h file: its inline Stream::DpcRoutine calls
+    # m_Detector.DpcRoutine(), which is Detector's method, not a call of itself.
+    folder = FIXTURES / "irql-too-high" / "fires_cpp_header_delegation"
+    assert main(["roles", "--isolated", "--format", "json", str(folder)]) == 0
+    rows = {r["function"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["Stream::DpcRoutine"]["path"].endswith("stream.h")
+    assert rows["Stream::DpcRoutine"]["irql"] == "DISPATCH_LEVEL"
+    why = rows["Detector::DpcRoutine"]["why"]
+    assert "Stream::OnDpc is a DPC" in why
+    assert "-> Stream::DpcRoutine (stream.cpp:8) -> Detector::DpcRoutine (stream.h:12)" in why

@@ -177,3 +177,56 @@ VOID F(VOID)
     from tests.test_cfg import paths
 
     assert sorted(paths(fir.functions[0].cfg)) == [["A"], ["A", "B"]]
+
+
+def test_a_header_written_in_cpp_is_parsed_as_cpp() -> None:
+    cpp = parse_text("""
+#pragma once
+namespace drv {
+template <typename T> class Guard {
+public:
+    ~Guard() { Release(m_p); }
+private:
+    T* m_p;
+};
+}
+""", "guard.h")
+    assert cpp.language == "cpp" and cpp.error_nodes == 0
+    assert [f.qualname for f in cpp.functions] == ["Guard::~Guard"]
+    # C++ only where a C compiler does not look, or in a comment: still C.
+    c = parse_text("""
+// class Helper { public: ... } is how the C++ side wraps this.
+#ifdef __cplusplus
+class Helper { public: void Go(); };
+#endif
+typedef struct _CTX { ULONG class; } CTX;
+VOID Go(CTX *c) { c->class = 0; }
+""", "helper.h")
+    assert c.language == "c" and [f.name for f in c.functions] == ["Go"]
+
+
+def test_section_macros_before_a_function_are_decorations() -> None:
+    fir = parse_text("""
+PAGED_CODE_SEG
+NTSTATUS
+CEngine::Pause()
+{
+    PAGED_CODE();
+    return STATUS_SUCCESS;
+}
+INIT_CODE_SEG
+NTSTATUS DriverEntry(PDRIVER_OBJECT D, PUNICODE_STRING R) { return 0; }
+""", "engine.cpp")
+    assert fir.error_nodes == 0
+    assert [f.qualname for f in fir.functions] == ["CEngine::Pause", "DriverEntry"]
+
+
+def test_a_call_through_this_is_a_call_of_the_method() -> None:
+    fir = parse_text("""
+class Dev {
+    void Stop() { this->Flush(); m_queue->Flush(); }
+    void Flush();
+    Queue *m_queue;
+};
+""", "dev.cpp")
+    assert [(c.callee, c.indirect) for c in fir.calls] == [("Flush", False), ("Flush", True)]

@@ -135,8 +135,18 @@ def _document_order(node: Node) -> tuple[int, int, int]:
     return (node.start_byte, -node.end_byte, node.kind_id)
 
 
+# C++ in a `.h` file, as the C parse view shows it (comments, directives and the
+# `#ifdef __cplusplus` branches blanked): a template, a namespace or class definition, an
+# access label at the start of a line. Parsed as C, the samples' 197 such headers gave 2,838
+# ERROR nodes and 493 functions; as C++, 1,125 and 899.
+_CPP_HEADER = re.compile(
+    rb"^[ \t]*(?:template[ \t]*<|namespace[ \t]+\w+\s*\{|class[ \t]+\w+[^;{}]*\{"
+    rb"|(?:public|private|protected)[ \t]*:(?!:))", re.M)
+
+
 def language_for(path: str) -> str:
-    """"cpp" for C++ file suffixes, "c" otherwise (C headers are parsed as C)."""
+    """"cpp" for C++ file suffixes, "c" otherwise (`parse_file` also reads a `.h` file
+    written in C++ as C++)."""
     lower = path.lower()
     dot = lower.rfind(".")
     return "cpp" if dot >= 0 and lower[dot:] in CPP_SUFFIXES else "c"
@@ -148,9 +158,15 @@ def parse_file(
     defined: Mapping[str, int] | None = None,
     undefined: frozenset[str] = frozenset(),
 ) -> FileIR:
-    """Preprocess, parse and index one decoded file."""
-    lang = lang or language_for(source.path)
-    pre = preprocess(source.data, defined, undefined, cplusplus=lang == "cpp")
+    """Preprocess, parse and index one decoded file (a `.h` file written in C++ is parsed
+    as C++, see `_CPP_HEADER`)."""
+    chosen = lang or language_for(source.path)
+    pre = preprocess(source.data, defined, undefined, cplusplus=chosen == "cpp")
+    if lang is None and chosen == "c" and source.path.lower().endswith(".h") and (
+            _CPP_HEADER.search(pre.view)):
+        chosen = "cpp"
+        pre = preprocess(source.data, defined, undefined, cplusplus=True)
+    lang = chosen
     tree = parser(lang).parse(pre.view)
     root = tree.root_node
     fir = FileIR(path=source.path, language=lang, source=source)
@@ -713,7 +729,10 @@ def _callee(fn: Node, data: bytes) -> tuple[str | None, int, bool]:
     if t == "field_expression":
         f = fn.child_by_field_name("field")
         if f is not None:
-            return intern(_text(f, data)), f.start_byte, True
+            # `this->Method()` is the call `Method()` of a member function, written out.
+            receiver = fn.child_by_field_name("argument")
+            return intern(_text(f, data)), f.start_byte, (
+                receiver is None or receiver.type != "this")
     if t == "qualified_identifier":
         n = fn.child_by_field_name("name")
         while n is not None and n.type in ("qualified_identifier", "template_function"):

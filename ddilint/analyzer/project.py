@@ -103,6 +103,14 @@ def _near(a: str, b: str) -> tuple[bool, int]:
     return n in (la, lb) or (la == lb and n == la - 1), n
 
 
+def _delegates(name: str, caller: FunctionSummary | None, indirect: bool) -> bool:
+    """`m_Detector.DpcRoutine()` in a method `DpcRoutine`: a call through an object of a
+    method of the caller's own name forwards to another class (a recursive call is
+    written `DpcRoutine()` or `this->DpcRoutine()`), so the caller's class is not what it
+    reaches."""
+    return indirect and caller is not None and bool(caller.class_name) and caller.name == name
+
+
 def _inside(a: str, b: str) -> bool:
     """Is one of two folders the other or inside it?"""
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
@@ -163,7 +171,7 @@ class Project:
 
     # -- names and the call graph -------------------------------------------------------
     def _index_names(self) -> None:
-        self._resolved: dict[tuple[str, int, str, bool], list[int]] = {}
+        self._resolved: dict[tuple[str, int, str, bool, bool], list[int]] = {}
         self._storport_dirs: dict[str, bool] = {}
         self.by_name: dict[str, list[int]] = {}
         self.static_by_file: dict[tuple[int, str], list[int]] = {}
@@ -199,7 +207,8 @@ class Project:
         if name not in self.by_name and name not in self._static_names and (
                 not indirect or name not in self.field_targets):
             return []
-        key = (name, file, caller.class_name if caller is not None else "", indirect)
+        key = (name, file, caller.class_name if caller is not None else "", indirect,
+               _delegates(name, caller, indirect))
         hit = self._resolved.get(key)
         if hit is None:
             hit = self._resolve(name, file, caller, indirect)
@@ -212,7 +221,8 @@ class Project:
         local = self.static_by_file.get((file, name))
         if local and not indirect:
             return local
-        if caller is not None and caller.class_name:
+        delegates = _delegates(name, caller, indirect)
+        if caller is not None and caller.class_name and not delegates:
             own = self.methods.get((caller.class_name, name))
             if own:
                 return _nearest(own, self.nodes, path)
@@ -222,7 +232,9 @@ class Project:
                 return _nearest(cands, self.nodes, path)
             return []
         out: list[int] = []
-        meths = [c for c in self.by_name.get(name, ()) if self.nodes[c].summary.class_name]
+        skip = caller.class_name if caller is not None and delegates else None
+        meths = [c for c in self.by_name.get(name, ())
+                 if self.nodes[c].summary.class_name not in ("", skip)]
         near = _nearest(meths, self.nodes, path)
         if len({self.nodes[c].summary.class_name for c in near}) == 1:
             out.extend(near)
