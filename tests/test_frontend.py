@@ -230,3 +230,13 @@ class Dev {
 };
 """, "dev.cpp")
     assert [(c.callee, c.indirect) for c in fir.calls] == [("Flush", False), ("Flush", True)]
+
+
+def test_the_cpp_header_check_reads_a_bounded_class_head() -> None:
+    from ddilint.analyzer.frontend import _CPP_HEADER
+
+    assert _CPP_HEADER.search(b"class CFoo :\n    public CBase\n{\n")
+    # A head is at most a few hundred bytes: past that the check gives up on it, so that
+    # many lines of `class A` without a brace cost linear time, not quadratic.
+    assert not _CPP_HEADER.search(b"class A " + b"x" * 500 + b" {")
+    assert not _CPP_HEADER.search(b"class A\n" * 20000 + b"x")
