@@ -7,8 +7,9 @@ The baseline parses every C/C++ file ddilint would analyze with tree-sitter, in 
 process, and does nothing else. ddilint runs every built-in rule, cold (no cache) and
 warm (the cache filled by the cold run). Each measurement runs in its own process; peak
 RSS is the sum over the process and its workers, sampled from /proc (Linux), else the
-largest process. Timings on a busy machine are noisy: compare the ratios, which are
-measured side by side.
+largest process. Timings on a busy machine are noisy: compare the ratios. Every
+measurement runs once per round (`--repeat` rounds), so each round's ratios are measured
+side by side; the table gives the best times and the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,46 +126,59 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
                "--output", os.devnull, "--cache-dir", str(cache), *extra]
     if jobs is not None:
         ddilint += ["--jobs", str(jobs)]
-    rows: list[Measure] = []
+    semgrep_argv: list[str] = []
+    env = {**os.environ, "SEMGREP_ENABLE_VERSION_CHECK": "0"}
+    if semgrep:
+        exe = shutil.which("semgrep")
+        if exe is None:
+            raise SystemExit("--semgrep: no semgrep on PATH (pip install semgrep)")
+        rule = HERE / "semgrep_one_rule.yaml"
+        semgrep_argv = [exe, "--config", str(rule), "--quiet", "--metrics=off", "--json",
+                        "--output", os.devnull]
+        if jobs is not None:
+            semgrep_argv += ["--jobs", str(jobs)]
+        semgrep_argv.append(str(corpus))
+    # Every measurement runs once per round, so that a machine whose speed drifts slows
+    # all of a round alike: the ratios of a round are what to compare.
+    rounds: list[list[Measure]] = []
     try:
         for _ in range(repeat):
-            rows.append(measure("parse-only", [py, "-c", BASELINE, str(corpus)]))
-            rows.append(measure("ddilint cold", [*ddilint, "--no-cache"]))
+            row = [measure("parse-only", [py, "-c", BASELINE, str(corpus)]),
+                   measure("ddilint cold", [*ddilint, "--no-cache"])]
             shutil.rmtree(cache, ignore_errors=True)
-            rows.append(measure("ddilint fill", ddilint))
-            rows.append(measure("ddilint warm", ddilint))
-        if semgrep:
-            exe = shutil.which("semgrep")
-            if exe is None:
-                raise SystemExit("--semgrep: no semgrep on PATH (pip install semgrep)")
-            rule = HERE / "semgrep_one_rule.yaml"
-            argv = [exe, "--config", str(rule), "--quiet", "--metrics=off", "--json",
-                    "--output", os.devnull]
-            if jobs is not None:
-                argv += ["--jobs", str(jobs)]
-            env = {**os.environ, "SEMGREP_ENABLE_VERSION_CHECK": "0"}
-            for _ in range(repeat):
-                rows.append(measure("semgrep 1 rule", [*argv, str(corpus)], env))
+            row.append(measure("ddilint fill", ddilint))
+            row.append(measure("ddilint warm", ddilint))
+            if semgrep_argv:
+                row.append(measure("semgrep 1 rule", semgrep_argv, env))
+            rounds.append(row)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     best: dict[str, Measure] = {}
-    for m in rows:
+    for m in (m for row in rounds for m in row):
         if m.name not in best or m.seconds < best[m.name].seconds:
             best[m.name] = m
+    # Per round, each run over that round's parse-only time; the median over the rounds.
+    ratios: dict[str, float] = {
+        name: statistics.median(
+            next(m for m in row if m.name == name).seconds / row[0].seconds for row in rounds)
+        for name in best}
     base = best["parse-only"].seconds
     print(f"corpus: {corpus}  files: {files}  MB: {mb:.1f}  cores: {os.cpu_count()}  "
           f"jobs: {jobs if jobs is not None else 'default'}  best of {repeat}")
     print(f"{'run':16} {'seconds':>8} {'cpu s':>8} {'MB/s':>8} {'peak RSS MB':>12} "
-          f"{'x parse-only':>13}")
+          f"{'x parse-only':>13} {'median ratio':>13}")
     for name, m in best.items():
         print(f"{name:16} {m.seconds:8.2f} {m.cpu:8.2f} {mb / m.seconds:8.1f} "
-              f"{m.peak_rss_mb:12.0f} {m.seconds / base:13.2f}")
+              f"{m.peak_rss_mb:12.0f} {m.seconds / base:13.2f} {ratios[name]:13.2f}")
+    print("x parse-only: best time over best parse-only time; median ratio: the median over "
+          "the rounds of each round's own ratio")
     return {
         "corpus": str(corpus), "files": files, "mb": round(mb, 2), "jobs": jobs,
         "runs": {name: {"seconds": round(m.seconds, 3), "cpu": round(m.cpu, 3),
                         "mb_per_s": round(mb / m.seconds, 2),
                         "peak_rss_mb": round(m.peak_rss_mb, 1),
-                        "ratio": round(m.seconds / base, 3)} for name, m in best.items()},
+                        "ratio": round(m.seconds / base, 3),
+                        "median_ratio": round(ratios[name], 3)} for name, m in best.items()},
     }
 
 
