@@ -172,4 +172,23 @@ def test_a_cpp_header_method_that_hands_its_work_on_is_in_the_chain(capsys) -> N
     assert rows["Stream::DpcRoutine"]["irql"] == "DISPATCH_LEVEL"
     why = rows["Detector::DpcRoutine"]["why"]
     assert "Stream::OnDpc is a DPC" in why
-    assert "-> Stream::DpcRoutine (stream.cpp:8) -> Detector::DpcRoutine (stream.h:12)" in why
+    assert "-> Stream::DpcRoutine (stream.cpp:12) -> Detector::DpcRoutine (stream.h:12)" in why
+
+
+def test_a_qualified_reference_reaches_only_its_class(tmp_path: Path) -> None:
+    # `Color::Red` is an enumerator, not the free function Red(): Red keeps its context.
+    a = tmp_path / "a.cpp"
+    a.write_text("enum class Color { Red, Blue };\n"
+                 "void Paint(Color c);\n"
+                 "NTSTATUS DriverEntry(PDRIVER_OBJECT D, PUNICODE_STRING R) {\n"
+                 "    Paint(Color::Red);\n"
+                 "    Red();\n"
+                 "    return 0;\n"
+                 "}\n")
+    b = tmp_path / "b.cpp"
+    b.write_text("void Red() { }\n")
+    project, _ = build_project([a, b], load_knowledge(), Options())
+    red = project.node_for(b.as_posix(), 0)
+    assert red is not None
+    assert project.nodes[red].escapes == []
+    assert project.function_context(red).system_only

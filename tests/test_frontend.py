@@ -240,3 +240,21 @@ def test_the_cpp_header_check_reads_a_bounded_class_head() -> None:
     # many lines of `class A` without a brace cost linear time, not quadratic.
     assert not _CPP_HEADER.search(b"class A " + b"x" * 500 + b" {")
     assert not _CPP_HEADER.search(b"class A\n" * 20000 + b"x")
+
+
+def test_a_qualified_static_method_is_a_function_reference() -> None:
+    fir = parse_text("""
+void Stream::Arm() {
+    KeInitializeDpc(&m_Dpc, &Stream::OnDpc, this);
+    Register(drv::Engine<int>::OnEvent);
+    Paint(Color::Red);
+    KeInitializeDpc(&m_Other, OnOther, this);
+}
+""", "s.cpp")
+    assert [(r.name, r.scope, r.kind, r.callee, r.index) for r in fir.refs
+            if not r.name.startswith("m_")] == [
+        ("OnDpc", "Stream", "arg", "KeInitializeDpc", "1"),
+        ("OnEvent", "Engine", "arg", "Register", "0"),
+        ("Red", "Color", "arg", "Paint", "0"),
+        ("OnOther", "", "arg", "KeInitializeDpc", "1"),
+    ]

@@ -13,6 +13,7 @@ import operator
 import re
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from sys import intern
 
@@ -86,13 +87,18 @@ _LOCAL_QUERY = (
 )
 # Names in the places a function pointer goes: arguments, right sides of assignments,
 # initializers (possibly behind `&` or a cast).
-_REF_QUERY = (
-    "[(argument_list [(identifier) (pointer_expression) (cast_expression)] @v)"
-    " (assignment_expression right: [(identifier) (pointer_expression) (cast_expression)] @v)"
-    " (initializer_list [(identifier) (pointer_expression) (cast_expression)] @v)"
-    " (initializer_pair value: [(identifier) (pointer_expression) (cast_expression)] @v)"
-    " (init_declarator value: [(identifier) (pointer_expression) (cast_expression)] @v)]"
-)
+# (In C++ also `Class::Method` and `&Class::Method`, a static method given as a callback.)
+_REF_VALUES = {"c": "[(identifier) (pointer_expression) (cast_expression)]",
+               "cpp": "[(identifier) (qualified_identifier) (pointer_expression) "
+                      "(cast_expression)]"}
+_REF_QUERY = {
+    lang: (f"[(argument_list {v} @v)"
+           f" (assignment_expression right: {v} @v)"
+           f" (initializer_list {v} @v)"
+           f" (initializer_pair value: {v} @v)"
+           f" (init_declarator value: {v} @v)]")
+    for lang, v in _REF_VALUES.items()
+}
 _CONSTANT_NAME = re.compile(r"^[A-Z0-9_]+$")
 _SHORT_ARG = frozenset({"identifier", "null", "number_literal", "true", "false"})
 _SCOPE_TYPES = ("translation_unit", "declaration_list", "linkage_specification")
@@ -101,8 +107,8 @@ _ASSIGN_QUERY = "(assignment_expression) @assign"
 # patterns, so one combined query costs about what one simple query costs (the five
 # separate walks were 20% of a run).
 _FILE_QUERY = {
-    lang: "\n".join((_FUNCTION_QUERY[lang], _CALL_QUERY, _ROLE_QUERY, _ERROR_QUERY, _REF_QUERY,
-                     _LOCAL_QUERY))
+    lang: "\n".join((_FUNCTION_QUERY[lang], _CALL_QUERY, _ROLE_QUERY, _ERROR_QUERY,
+                     _REF_QUERY[lang], _LOCAL_QUERY))
     for lang in ("c", "cpp")
 }
 
@@ -436,13 +442,19 @@ class _FileBuilder:
                 local_names.setdefault(id(owner), set()).add(_text(decl, data))
         for value in caps.get("v", []):
             node: Node | None = value
+            qualified: Node | None = None  # `Class::Method`: the name is its last part
+            innermost: Node | None = None  # `Engine<T>::OnEvent` of `drv::Engine<T>::OnEvent`
             steps = 0
             while node is not None and node.type != "identifier":
                 steps += 1
                 if steps > 8:
                     node = None
                     break
-                if node.type == "pointer_expression":
+                if node.type == "qualified_identifier":
+                    qualified = qualified or node
+                    innermost = node
+                    node = node.child_by_field_name("name")
+                elif node.type == "pointer_expression":
                     op = node.child_by_field_name("operator")
                     if op is None or op.type != "&":
                         node = None
@@ -454,18 +466,26 @@ class _FileBuilder:
                         node.named_children[0] if node.named_children else None)
                 else:
                     node = None
-            if node is None or node.start_byte in seen:
+            if node is None:
                 continue
-            seen.add(node.start_byte)
+            anchor = qualified or node
+            if anchor.start_byte in seen:
+                continue
+            seen.add(anchor.start_byte)
             name = _text(node, data)
             if _CONSTANT_NAME.match(name):
                 continue  # constants and macros, never a function
-            fn = self.enclosing(node.start_byte)
-            if fn is not None and (any(p.name == name for p in fn.params)
-                                   or name in local_names.get(id(fn), ())):
+            fn = self.enclosing(anchor.start_byte)
+            if qualified is None and fn is not None and (
+                    any(p.name == name for p in fn.params)
+                    or name in local_names.get(id(fn), ())):
                 continue  # a parameter or local variable shadows any function of that name
-            out.extend(_function_refs(node, name, data, fn.qualname if fn is not None else "",
-                                      calls))
+            refs = _function_refs(anchor, name, data, fn.qualname if fn is not None else "",
+                                  calls)
+            if innermost is not None:
+                scope = _scope_class(innermost, data)
+                refs = [replace(r, scope=scope) for r in refs]
+            out.extend(refs)
         # One node's references (an assignment chain) stay together in their order.
         out.sort(key=lambda r: r.offset)
 
@@ -601,6 +621,14 @@ def _function_refs(
         return [FunctionRef(name, off, "init", key=key, index=str(index), args=texts,
                             type_text=type_text, enclosing=enclosing)]
     return [FunctionRef(name, off, "other", enclosing=enclosing)]
+
+
+def _scope_class(qualified: Node, data: bytes) -> str:
+    """The scope of the innermost part of a qualified name, without template arguments:
+    `Stream` of `Stream<T>::OnDpc`."""
+    scope = qualified.child_by_field_name("scope")
+    text = _text(scope, data) if scope is not None else ""
+    return text.split("<", 1)[0].rsplit("::", 1)[-1].strip()
 
 
 def _short_arg(node: Node, data: bytes) -> str:

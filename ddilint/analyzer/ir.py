@@ -354,7 +354,8 @@ class FunctionRef:
     whose declared type is `type_text`), "init" (an element of an initializer list: `key` is
     the designator (`.Field`/`[X]`) or "", `index` the position in its row, `args` the row's
     element texts, `type_text` the declared type of the object initialized), "other".
-    `enclosing` is the qualified name of the function the use is in ("" at file scope).
+    `enclosing` is the qualified name of the function the use is in ("" at file scope);
+    `scope` the class of a C++ qualified name (`&Stream::OnDpc`), "" for a plain name.
     """
 
     name: str
@@ -366,6 +367,7 @@ class FunctionRef:
     args: tuple[str, ...] = ()
     type_text: str = ""
     enclosing: str = ""
+    scope: str = ""  # `Stream` of `&Stream::OnDpc`: the class the name was written with
 
 
 @dataclass(eq=False)

@@ -380,7 +380,10 @@ class Project:
         from ddilint.analyzer.ir import FunctionRef
 
         assert isinstance(ref, FunctionRef)
-        targets = self.resolve_name(ref.name, fi)
+        if ref.scope:  # `&Stream::OnDpc`: that class's method
+            targets = _nearest(self.methods.get((ref.scope, ref.name), []), self.nodes, s.path)
+        else:
+            targets = self.resolve_name(ref.name, fi)
         if not targets:
             return
         k = self.knowledge
