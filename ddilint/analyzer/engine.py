@@ -420,14 +420,7 @@ def build_project(
     `files` and phase two: the project model and each file's notices."""
     options = options or Options()
     with quiet_gc():
-        sizes: dict[str, int] = {}
-        notes: dict[str, list[Finding]] = {}
-        for path in files:
-            name = path.as_posix()
-            try:
-                sizes[name] = os.stat(name).st_size
-            except OSError as exc:
-                notes[name] = [cannot_read(name, exc)]
+        sizes, notes = file_sizes(p.as_posix() for p in files)
         facts = phase_one(sizes, (), [], knowledge, options, None, {},
                           max(1, min(jobs, len(sizes))))
         for name, f in facts.items():
@@ -509,19 +502,20 @@ def _run(
     # inherit none. Without one, its size is all this needs (to order the work).
     caching = cache is not None and cache.enabled
     digests: dict[str, str] = {}
-    sizes: dict[str, int] = {}
-    unreadable: dict[str, list[Finding]] = {}
-    for name in names:
-        try:
-            if caching:
+    if caching:
+        sizes: dict[str, int] = {}
+        unreadable: dict[str, list[Finding]] = {}
+        for name in names:
+            try:
                 with open(name, "rb") as fh:
                     raw = fh.read()
-                digests[name] = content_hash(raw)
-                sizes[name] = len(raw)
-            else:
-                sizes[name] = os.stat(name).st_size
-        except OSError as exc:
-            unreadable[name] = [cannot_read(name, exc)]
+            except OSError as exc:
+                unreadable[name] = [cannot_read(name, exc)]
+                continue
+            digests[name] = content_hash(raw)
+            sizes[name] = len(raw)
+    else:
+        sizes, unreadable = file_sizes(names)
     results: dict[str, Phase3] = {n: Phase3(unreadable[n], False, 0) for n in unreadable}
     hits = 0
     fkeys: dict[str, str] = {}
@@ -571,6 +565,19 @@ def _run(
     findings.sort(key=Finding.sort_key)
     return RunResult(findings, len(files), analyzed, time.perf_counter() - started, errors,
                      hits, workers)
+
+
+def file_sizes(names: Iterable[str]) -> tuple[dict[str, int], dict[str, list[Finding]]]:
+    """Each file's size (to order the work), and the DDI901 notices of those that cannot
+    be looked at."""
+    sizes: dict[str, int] = {}
+    unreadable: dict[str, list[Finding]] = {}
+    for name in names:
+        try:
+            sizes[name] = os.stat(name).st_size
+        except OSError as exc:
+            unreadable[name] = [cannot_read(name, exc)]
+    return sizes, unreadable
 
 
 def cannot_read(name: str, exc: OSError) -> Finding:

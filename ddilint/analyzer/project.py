@@ -204,8 +204,7 @@ class Project:
     def resolve_name(self, name: str, file: int, caller: FunctionSummary | None = None,
                      indirect: bool = False) -> list[int]:
         """The project functions a call of `name` from `file` can reach."""
-        if name not in self.by_name and name not in self._static_names and (
-                not indirect or name not in self.field_targets):
+        if not self._may_reach(name, indirect):
             return []
         key = (name, file, caller.class_name if caller is not None else "", indirect,
                _delegates(name, caller, indirect))
@@ -214,6 +213,12 @@ class Project:
             hit = self._resolve(name, file, caller, indirect)
             self._resolved[key] = hit
         return hit
+
+    def _may_reach(self, name: str, indirect: bool = False) -> bool:
+        """Whether a project function can have `name` (most calls and references name a
+        documented routine or a variable: they are settled by this set lookup)."""
+        return name in self.by_name or name in self._static_names or (
+            indirect and name in self.field_targets)
 
     def _resolve(self, name: str, file: int, caller: FunctionSummary | None,
                  indirect: bool) -> list[int]:
@@ -245,17 +250,12 @@ class Project:
         return out
 
     def _link_calls(self) -> None:
-        by_name, statics, fields = self.by_name, self._static_names, self.field_targets
         for n, node in enumerate(self.nodes):
             s = self.files[node.file]
             f = node.summary
             for ci in f.calls:
                 call = s.calls[ci]
-                name = call.callee
-                if name not in by_name and name not in statics and (
-                        not call.indirect or name not in fields):
-                    continue  # most calls: a routine the project does not define
-                for t in self.resolve_name(name, node.file, f, call.indirect):
+                for t in self.resolve_name(call.callee, node.file, f, call.indirect):
                     node.callees.append((t, ci))
                     self.nodes[t].callers.append((n, ci))
             if f.kind == "lambda" and f.parent >= 0:
@@ -305,9 +305,8 @@ class Project:
                 for t in self.resolve_name(name, fi):
                     self._annotate(t, anns, None)
             for r in s.refs:
-                name = r.ref.name
-                if name not in self.by_name and name not in self._static_names:
-                    continue  # no function of the project: a variable, a routine
+                if not self._may_reach(r.ref.name):
+                    continue  # a variable or a routine: no Location to build
                 self._registration(fi, s, r.ref, Location(s.path, r.line, r.column),
                                    flagged_dirs)
         for n, node in enumerate(self.nodes):
