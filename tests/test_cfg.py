@@ -158,3 +158,26 @@ def test_cpp_try_catch() -> None:
 def test_return_in_middle_leaves_unreachable_code_off_paths() -> None:
     cfg = cfg_of("A();\nreturn 0;\nB();")
     assert paths(cfg) == [["A"]]
+
+
+def test_assertion_statement_is_a_branch_whose_false_side_stops() -> None:
+    # What follows an assertion runs only where its condition holds; the condition's
+    # calls are made once, on the way.
+    cfg = cfg_of("A();\nNT_ASSERT(Check(p) && p != NULL);\nB();")
+    assert sorted(paths(cfg)) == [["A", "Check", "B"]]
+    conds = [el.expr.render() for b in cfg.blocks for el in b.elements if el.kind == "cond"]
+    assert conds == ["Check(p)", "p != NULL"]
+    # The message forms assert their second argument.
+    cfg = cfg_of('ASSERTMSG("no device", p != NULL);\nB();')
+    assert [el.expr.render() for b in cfg.blocks for el in b.elements
+            if el.kind == "cond"] == ["p != NULL"]
+    # An assertion that a place is never reached: nothing after it is on a path.
+    cfg = cfg_of("if (p) { ASSERT(FALSE); Unreached(); }\nB();")
+    assert paths(cfg) == [["B"]]
+    assert ["B"] in paths(cfg_of("ASSERT(TRUE);\nB();"))
+
+
+def test_a_method_or_value_named_like_an_assertion_is_a_plain_call() -> None:
+    fir = parse_text("void F(Checker *c) { c->assert(1 == 2); B(); }", "t.cpp")
+    assert paths(fir.functions[0].cfg) == [["assert", "B"]]
+    assert paths(cfg_of("ASSERT();\nB();")) == [["ASSERT", "B"]]

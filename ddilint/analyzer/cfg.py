@@ -101,6 +101,27 @@ class CFG:
                     yield b, el
 
 
+# Assertion macros (WDK, CRT) -> the argument that is the asserted condition.
+ASSERTIONS = {
+    "ASSERT": 0, "NT_ASSERT": 0, "NT_VERIFY": 0, "NT_FRE_ASSERT": 0, "PAGED_ASSERT": 0,
+    "WDFVERIFY": 0, "assert": 0, "_ASSERT": 0, "_ASSERTE": 0,
+    "ASSERTMSG": 1, "NT_ASSERTMSG": 1, "NT_ASSERTMSGW": 1, "NT_VERIFYMSG": 1,
+    "NT_VERIFYMSGW": 1, "NT_FRE_ASSERTMSG": 1,
+}
+
+
+def assertion(expr: Expr | None) -> Expr | None:
+    """The condition of an assertion written as a statement (`NT_ASSERT(h != NULL)`,
+    `ASSERTMSG("why", e)`), or None."""
+    if expr is None or expr.kind != "call" or expr.children[0].kind != "name":
+        return None
+    index = ASSERTIONS.get(expr.children[0].text)
+    args = expr.args
+    if index is None or index >= len(args):
+        return None
+    return args[index]
+
+
 def constant_truth(expr: Expr | None) -> bool | None:
     """True/False for conditions that are constant (`1`, `TRUE`, `0`, `FALSE`), else None."""
     if expr is None:
@@ -170,6 +191,17 @@ class _Builder:
             return cur
         if k == "expr":
             block = self.live(cur)
+            asserted = assertion(s.expr)
+            if asserted is not None:
+                # `ASSERT(e);` is lowered as `if (!(e)) <stop>`: what follows runs only
+                # where `e` holds (the developer's word that the other side never happens).
+                after = self.new()
+                truth = constant_truth(asserted)
+                if truth is None:
+                    self.cond(asserted, after, self.new(), block)
+                elif truth:
+                    self.link(block, after)
+                return after
             block.elements.append(Element("expr", s.expr, start=s.start))
             return block
         if k == "decl":

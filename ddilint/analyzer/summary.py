@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-from ddilint.analyzer.cfg import Edge
+from ddilint.analyzer.cfg import Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
@@ -64,8 +64,6 @@ _IRQL_WORDS = {
 _MENTIONS = (b"WdfExecutionLevelPassive", b"PassiveHandling")
 # Assertions that state the IRQL (`PAGED_CODE()` asserts IRQL <= APC_LEVEL in checked builds).
 _PAGED = frozenset({"PAGED_CODE", "PAGED_CODE_LOCKED"})
-_ASSERTS = frozenset({"ASSERT", "NT_ASSERT", "NT_ASSERTMSG", "NT_VERIFY", "ASSERTMSG",
-                      "PAGED_ASSERT", "WDFVERIFY", "NT_FRE_ASSERT"})
 _STORPORT_HEADERS = ("storport.h",)
 
 
@@ -356,8 +354,10 @@ def _call_event(
     args = c.args
     line, col = fir.position(c.children[0].start if c.children else c.start)
     eff = r.irql if r is not None else None
-    if name in _ASSERTS and args:
-        lo, hi = _irql_test(args[0].strip(), True)
+    # An assertion inside an expression (as a statement the flow graph branches on it).
+    asserted = assertion(c)
+    if asserted is not None:
+        lo, hi = _irql_test(asserted.strip(), True)
         if (lo, hi) != (0, 4):
             return ("narrow", lo, hi)
     if eff is None:
