@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ddilint.analyzer.context import UNKNOWN_CONTEXT, ExecutionContext
-from ddilint.analyzer.ir import CallSite, FileIR, Function
+from ddilint.analyzer.ir import CallSite, FileIR, Function, compact_pickle
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.summary import CallInfo, summarize
 from ddilint.findings import Citation, Finding, Fix, Location, Severity, TextEdit, TraceStep
@@ -198,6 +198,9 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line if line else "" for line in text.strip("\n").splitlines())
 
 
+# Compact: a run unpickles one for each call a rule asks the project model about (17,000
+# on Windows-driver-samples), in the main process, while the workers go on.
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Pending:
     """The part of a rule's check that waits for the project model (see the module doc).
