@@ -181,3 +181,7 @@ def test_a_method_or_value_named_like_an_assertion_is_a_plain_call() -> None:
     fir = parse_text("void F(Checker *c) { c->assert(1 == 2); B(); }", "t.cpp")
     assert paths(fir.functions[0].cfg) == [["assert", "B"]]
     assert paths(cfg_of("ASSERT();\nB();")) == [["ASSERT", "B"]]
+    # A project's assertion macro asserts its one argument; two arguments: a plain call.
+    assert paths(cfg_of("if (p) { DriverAssert(FALSE); A(); }\nB();")) == [["B"]]
+    assert ["RtlAssert", "B"] in paths(cfg_of('RtlAssert("x", "f.c", 1, NULL);\nB();'))
+    assert paths(cfg_of("if (p) { __assume(0); }\nB();")) == [["B"]]

@@ -101,13 +101,18 @@ class CFG:
                     yield b, el
 
 
-# Assertion macros (WDK, CRT) -> the argument that is the asserted condition.
+# Assertion and assumption macros (WDK, CRT, compiler) -> the argument that is the
+# asserted condition.
 ASSERTIONS = {
     "ASSERT": 0, "NT_ASSERT": 0, "NT_VERIFY": 0, "NT_FRE_ASSERT": 0, "PAGED_ASSERT": 0,
     "WDFVERIFY": 0, "assert": 0, "_ASSERT": 0, "_ASSERTE": 0,
+    "NT_ANALYSIS_ASSUME": 0, "__analysis_assume": 0, "__assume": 0,
     "ASSERTMSG": 1, "NT_ASSERTMSG": 1, "NT_ASSERTMSGW": 1, "NT_VERIFYMSG": 1,
     "NT_VERIFYMSGW": 1, "NT_FRE_ASSERTMSG": 1,
 }
+# A project's own assertion macro: a one-argument call whose name says so (`DmfAssert(e)`,
+# `MxAssert(e)`, `DBG_ASSERT(e)`).
+_ASSERT_SUFFIXES = ("Assert", "ASSERT", "_assert")
 
 
 def assertion(expr: Expr | None) -> Expr | None:
@@ -115,8 +120,11 @@ def assertion(expr: Expr | None) -> Expr | None:
     `ASSERTMSG("why", e)`), or None."""
     if expr is None or expr.kind != "call" or expr.children[0].kind != "name":
         return None
-    index = ASSERTIONS.get(expr.children[0].text)
+    name = expr.children[0].text
     args = expr.args
+    index = ASSERTIONS.get(name)
+    if index is None and len(args) == 1 and name.endswith(_ASSERT_SUFFIXES):
+        index = 0
     if index is None or index >= len(args):
         return None
     return args[index]
