@@ -185,3 +185,13 @@ def test_a_method_or_value_named_like_an_assertion_is_a_plain_call() -> None:
     assert paths(cfg_of("if (p) { DriverAssert(FALSE); A(); }\nB();")) == [["B"]]
     assert ["RtlAssert", "B"] in paths(cfg_of('RtlAssert("x", "f.c", 1, NULL);\nB();'))
     assert paths(cfg_of("if (p) { __assume(0); }\nB();")) == [["B"]]
+
+
+def test_code_after_a_routine_that_never_returns_is_off_every_path() -> None:
+    cfg = cfg_of("if (p) { KeBugCheckEx(1, 2, 3, 4, 5); A(); return 1; }\nB();")
+    assert paths(cfg) == [["B"]]
+    # The call itself is made (its own checks still apply).
+    assert any("KeBugCheckEx" in calls_in(b) for b in cfg.blocks)
+    # A method of that name is an ordinary call.
+    fir = parse_text("void F(Logger *l) { l->exit(0); B(); }", "t.cpp")
+    assert paths(fir.functions[0].cfg) == [["exit", "B"]]

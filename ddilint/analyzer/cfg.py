@@ -110,6 +110,13 @@ ASSERTIONS = {
     "ASSERTMSG": 1, "NT_ASSERTMSG": 1, "NT_ASSERTMSGW": 1, "NT_VERIFYMSG": 1,
     "NT_VERIFYMSGW": 1, "NT_FRE_ASSERTMSG": 1,
 }
+# Routines that never return to their caller (DECLSPEC_NORETURN in the WDK and SDK
+# headers; PsTerminateSystemThread ends the calling thread).
+NO_RETURN = frozenset({
+    "KeBugCheck", "KeBugCheckEx", "ExRaiseStatus", "RtlRaiseStatus", "ExRaiseAccessViolation",
+    "ExRaiseDatatypeMisalignment", "PsTerminateSystemThread", "__fastfail", "RtlFailFast",
+    "abort", "exit", "_exit", "ExitProcess", "ExitThread", "FatalExit",
+})
 # A project's own assertion macro: a one-argument call whose name says so (`DmfAssert(e)`,
 # `MxAssert(e)`, `DBG_ASSERT(e)`).
 _ASSERT_SUFFIXES = ("Assert", "ASSERT", "_assert")
@@ -211,6 +218,10 @@ class _Builder:
                     self.link(block, after)
                 return after
             block.elements.append(Element("expr", s.expr, start=s.start))
+            if s.expr is not None and s.expr.kind == "call" and (
+                    s.expr.children[0].kind == "name"
+                    and s.expr.children[0].text in NO_RETURN):
+                return None  # what follows is unreachable
             return block
         if k == "decl":
             block = self.live(cur)
