@@ -250,11 +250,14 @@ class Project:
         return out
 
     def _link_calls(self) -> None:
+        may_reach = self._may_reach
         for n, node in enumerate(self.nodes):
-            s = self.files[node.file]
+            calls = self.files[node.file].calls
             f = node.summary
             for ci in f.calls:
-                call = s.calls[ci]
+                call = calls[ci]
+                if not may_reach(call.callee, call.indirect):
+                    continue  # a documented routine or a variable: most calls
                 for t in self.resolve_name(call.callee, node.file, f, call.indirect):
                     node.callees.append((t, ci))
                     self.nodes[t].callers.append((n, ci))
@@ -274,6 +277,8 @@ class Project:
 
     def _refine_roles(self) -> None:
         for node in self.nodes:
+            if not node.roles:
+                continue
             if node.callers and not node.referenced and any(r.declared for r in node.roles):
                 # Declared with a role type but only ever called directly (its address is
                 # never taken): the type gave it a signature, the callers give its context.
@@ -311,10 +316,11 @@ class Project:
                                    flagged_dirs)
         for n, node in enumerate(self.nodes):
             f = node.summary
-            loc = Location(node.path, f.line, f.column)
-            self._annotate(n, f.annotations, loc)
+            if f.annotations:
+                self._annotate(n, f.annotations, Location(node.path, f.line, f.column))
             if f.name == "DriverEntry" and f.kind == "function":
-                self._add_role(n, RoleSource("driver_entry", "by its name", loc))
+                self._add_role(n, RoleSource("driver_entry", "by its name",
+                                             Location(node.path, f.line, f.column)))
         self._refine_roles()
         for node in self.nodes:
             f = node.summary
@@ -710,9 +716,12 @@ class Project:
         while work:
             n = work.popleft()
             queued.discard(n)
+            callees = nodes[n].callees
+            if not callees:
+                continue  # most functions call no project function
             lo_n, hi_n = self._range(n)
             states = self.call_states.get(n, _NO_STATES)
-            for t, ci in nodes[n].callees:
+            for t, ci in callees:
                 if t in fixed:
                     continue
                 st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
