@@ -434,12 +434,16 @@ class _FileBuilder:
         seen: set[int] = set()
         # Argument list id -> its callee and argument texts, shared by every name in it.
         calls: _ArgLists = {}
-        # Function id -> the names its blocks declare as variables.
+        # Function id -> the names its parameters and its blocks declare as variables.
         local_names: dict[int, set[str]] = {}
         for decl in caps.get("local", []):
             owner = self.enclosing(decl.start_byte)
             if owner is not None:
-                local_names.setdefault(id(owner), set()).add(_text(decl, data))
+                local_names.setdefault(id(owner), {p.name for p in owner.params}).add(
+                    _text(decl, data))
+        for function in self.fir.functions:
+            if function.params and id(function) not in local_names:
+                local_names[id(function)] = {p.name for p in function.params}
         for value in caps.get("v", []):
             node: Node | None = value
             qualified: Node | None = None  # `Class::Method`: the name is its last part
@@ -476,9 +480,7 @@ class _FileBuilder:
             if _CONSTANT_NAME.match(name):
                 continue  # constants and macros, never a function
             fn = self.enclosing(anchor.start_byte)
-            if qualified is None and fn is not None and (
-                    any(p.name == name for p in fn.params)
-                    or name in local_names.get(id(fn), ())):
+            if qualified is None and fn is not None and name in local_names.get(id(fn), ()):
                 continue  # a parameter or local variable shadows any function of that name
             refs = _function_refs(anchor, name, data, fn.qualname if fn is not None else "",
                                   calls)
