@@ -14,10 +14,16 @@ project root by default):
 The salt covers everything else a result depends on: ddilint's version and the files of
 the installed package (an edited checkout never reuses stale results), the active rules
 and the modules they come from, the knowledge table, and the run's options. A second run
-on an unchanged tree reads every file, hashes it and finds its findings: no parsing, no
-project model. A
-cache that cannot be opened or written is switched off with a warning; it never fails a
-run.
+on an unchanged tree finds every file's findings: no parsing, no project model.
+
+A third table remembers each file's content hash with what `stat` said about the file
+when it was hashed (size, modification and change times, inode), so that an unchanged
+file is not read again to be hashed. The remembered hash is trusted only when all four
+are the same and the file had not been modified within `RACY_NS` before it was hashed (a
+write in the same clock tick as the hash could otherwise go unseen, as git's index knows).
+A file whose bytes differ from the hash it was listed with is analyzed as it is and not
+cached. A cache that cannot be opened or written is switched off with a warning; it never
+fails a run.
 """
 
 from __future__ import annotations
@@ -35,10 +41,20 @@ from typing import Any
 import ddilint
 
 CACHE_DIR_NAME = ".ddilint_cache"
-_SCHEMA = 4
+_SCHEMA = 5
 # Entries not used by the last few runs are dropped, so the file stays about the size of
 # the tree's results.
 _KEEP_RUNS = 4
+# A file modified less than this long before its hash was taken is hashed again next time.
+RACY_NS = 2_000_000_000
+
+# What `stat` says about a file, for the content hashes remembered with it.
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+def stat_key(st: os.stat_result) -> Stat:
+    """The parts of a file's `stat` that change when its content can have changed."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def content_hash(raw: bytes) -> str:
@@ -96,6 +112,13 @@ def project_digest(salt: str, files: Iterable[tuple[str, str]]) -> str:
     return h.hexdigest()
 
 
+def _chunks(items: Sequence[str], size: int = 500) -> Iterable[tuple[Sequence[str], str]]:
+    """`items` in pieces SQLite takes as parameters, each with its `?, ?, ...` list."""
+    for i in range(0, len(items), size):
+        chunk = items[i : i + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def default_cache_dir(root: Path | None) -> Path:
     """`.ddilint_cache` in the project root (the config file's folder), else here."""
     return (root or Path.cwd()) / CACHE_DIR_NAME
@@ -112,6 +135,7 @@ class ResultCache:
         self._db: sqlite3.Connection | None = None
         self._run = 0
         self._touched: list[str] = []
+        self._touched_paths: list[str] = []
         try:
             directory.mkdir(parents=True, exist_ok=True)
             ignore = directory / ".gitignore"
@@ -121,6 +145,9 @@ class ResultCache:
             db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
                        "value BLOB NOT NULL, run INTEGER NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER)")
+            db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, "
+                       "size INTEGER, mtime INTEGER, ctime INTEGER, inode INTEGER, "
+                       "digest TEXT NOT NULL, hashed INTEGER NOT NULL, run INTEGER NOT NULL)")
             row = db.execute("SELECT value FROM meta WHERE name = 'run'").fetchone()
             self._run = (row[0] if row else 0) + 1
             db.execute("INSERT OR REPLACE INTO meta VALUES ('run', ?)", (self._run,))
@@ -167,9 +194,7 @@ class ResultCache:
         if self._db is None or not keys:
             return out
         try:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _chunks(keys):
                 out.update(self._db.execute(
                     f"SELECT key, value FROM results WHERE key IN ({marks})", chunk))
         except sqlite3.Error as exc:
@@ -179,6 +204,37 @@ class ResultCache:
         self.hits += len(out)
         self.misses += len(keys) - len(out)
         return out
+
+    def known_digests(self, paths: Sequence[str]) -> dict[str, tuple[Stat, str, int]]:
+        """Remembered content hashes: path -> (stat when hashed, hash, when it was hashed
+        in ns)."""
+        out: dict[str, tuple[Stat, str, int]] = {}
+        if self._db is None or not paths:
+            return out
+        try:
+            for chunk, marks in _chunks(paths):
+                rows = self._db.execute(
+                    "SELECT path, size, mtime, ctime, inode, digest, hashed FROM digests "
+                    f"WHERE path IN ({marks})", chunk)
+                for path, size, mtime, ctime, inode, digest, hashed in rows:
+                    out[path] = ((size, mtime, ctime, inode), digest, hashed)
+        except sqlite3.Error as exc:
+            self._off(exc)
+            return {}
+        self._touched_paths.extend(out)
+        return out
+
+    def remember_digests(self, items: Iterable[tuple[str, Stat, str, int]]) -> None:
+        """Keep (path, stat when hashed, hash, when it was hashed in ns) for later runs."""
+        if self._db is None:
+            return
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(path, *st, digest, hashed, self._run) for path, st, digest, hashed in items])
+            self._db.commit()
+        except sqlite3.Error as exc:
+            self._off(exc)
 
     def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
         """Store values (pickled)."""
@@ -206,11 +262,14 @@ class ResultCache:
         if db is None:
             return
         try:
-            for i in range(0, len(self._touched), 500):
-                chunk = self._touched[i : i + 500]
-                db.execute(f"UPDATE results SET run = ? WHERE key IN "
-                           f"({','.join('?' * len(chunk))})", (self._run, *chunk))
+            for chunk, marks in _chunks(self._touched):
+                db.execute(f"UPDATE results SET run = ? WHERE key IN ({marks})",
+                           (self._run, *chunk))
+            for chunk, marks in _chunks(self._touched_paths):
+                db.execute(f"UPDATE digests SET run = ? WHERE path IN ({marks})",
+                           (self._run, *chunk))
             db.execute("DELETE FROM results WHERE run < ?", (self._run - _KEEP_RUNS,))
+            db.execute("DELETE FROM digests WHERE run < ?", (self._run - _KEEP_RUNS,))
             db.commit()
             db.close()
         except sqlite3.Error as exc:

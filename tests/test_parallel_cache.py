@@ -12,7 +12,7 @@ import pytest
 
 from ddilint.analyzer import engine, parallel
 from ddilint.analyzer.engine import Options, discover, run, summarize_bytes
-from ddilint.cache import ResultCache, run_salt
+from ddilint.cache import RACY_NS, ResultCache, run_salt, stat_key
 from ddilint.cli import main
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
@@ -163,6 +163,69 @@ def test_a_project_run_reuses_the_facts_of_a_full_run(
     monkeypatch.setattr(engine, "read_and_facts", counting)
     once({edited.as_posix()})
     assert analyzed == [edited.as_posix()]
+
+
+def _age(path: Path, seconds: int = 60) -> None:
+    """Make a file look last modified `seconds` ago (older than the racy window)."""
+    then = path.stat().st_mtime_ns - seconds * 1_000_000_000
+    os.utime(path, ns=(then, then))
+
+
+def test_an_unchanged_file_is_not_hashed_again(
+        driver: Path, tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    files, _ = discover([driver])
+    for f in files:
+        _age(f)
+    options = Options()
+    salt = run_salt(builtin_rules, knowledge, options)
+    hashed: list[int] = []
+    real = engine.content_hash
+
+    def counting(raw: bytes) -> str:
+        hashed.append(len(raw))
+        return real(raw)
+
+    def once() -> list[object]:
+        cache = ResultCache(tmp_path / "cache", salt)
+        try:
+            return list(run(files, builtin_rules, knowledge, options, cache=cache).findings)
+        finally:
+            cache.close()
+
+    monkeypatch.setattr(engine, "content_hash", counting)
+    first = once()
+    assert len(hashed) == 2 * len(files)  # the keys, then each analysis' own check
+    hashed.clear()
+    assert once() == first
+    assert hashed == []  # stat says unchanged: the remembered hashes, no file read
+    # Same size, same modification time put back: the change time still tells.
+    edited = driver / "dispatch0.c"
+    before = edited.stat()
+    edited.write_text(edited.read_text().replace("NtClose", "ZwClose"))
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert edited.stat().st_size == before.st_size
+    after = once()
+    assert 1 <= len(hashed) <= 2 and len(after) == len(first) - 1
+
+
+def test_a_hash_taken_right_after_a_write_is_not_trusted(tmp_path: Path) -> None:
+    # Written and hashed within the same clock tick, a file could be written again unseen
+    # by `stat`: such a remembered hash is checked against the bytes next time.
+    src = tmp_path / "a.c"
+    src.write_text("VOID F(VOID) { }\n")
+    _age(src)
+    st = src.stat()
+    cache = ResultCache(tmp_path / "cache", "salt")
+    name = src.as_posix()
+    real = engine.content_hash(src.read_bytes())
+    try:
+        cache.remember_digests([(name, stat_key(st), "0" * 32, st.st_mtime_ns + 10**6)])
+        assert engine.file_digests([name], cache)[2] == {name: real}
+        cache.remember_digests([(name, stat_key(st), "0" * 32, st.st_mtime_ns + RACY_NS + 1)])
+        assert engine.file_digests([name], cache)[2] == {name: "0" * 32}
+    finally:
+        cache.close()
 
 
 def test_cache_on_the_command_line(driver: Path, tmp_path: Path,

@@ -37,7 +37,14 @@ from ddilint.analyzer.mode import detect_mode
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes
 from ddilint.analyzer.summary import FileSummary, summarize
-from ddilint.cache import ResultCache, content_hash, project_digest
+from ddilint.cache import (
+    RACY_NS,
+    ResultCache,
+    Stat,
+    content_hash,
+    project_digest,
+    stat_key,
+)
 from ddilint.findings import Finding, Location
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
@@ -497,23 +504,14 @@ def _run(
     started = time.perf_counter()
     names = [p.as_posix() for p in files]
     wanted = [n for n in names if report is None or n in report]
-    # With a cache, each file is read and hashed here (the keys), and read again by
-    # whoever analyzes it: the main process keeps no file's bytes, and the workers it forks
-    # inherit none. Without one, its size is all this needs (to order the work).
+    # With a cache, each file's content hash (the keys) is the remembered one when `stat`
+    # shows the file unchanged, else the file is read and hashed here; whoever analyzes it
+    # reads it again: the main process keeps no file's bytes, and the workers it forks
+    # inherit none. Without a cache, its size is all this needs (to order the work).
     caching = cache is not None and cache.enabled
     digests: dict[str, str] = {}
-    if caching:
-        sizes: dict[str, int] = {}
-        unreadable: dict[str, list[Finding]] = {}
-        for name in names:
-            try:
-                with open(name, "rb") as fh:
-                    raw = fh.read()
-            except OSError as exc:
-                unreadable[name] = [cannot_read(name, exc)]
-                continue
-            digests[name] = content_hash(raw)
-            sizes[name] = len(raw)
+    if cache is not None and caching:
+        sizes, unreadable, digests = file_digests(names, cache)
     else:
         sizes, unreadable = file_sizes(names)
     results: dict[str, Phase3] = {n: Phase3(unreadable[n], False, 0) for n in unreadable}
@@ -578,6 +576,37 @@ def file_sizes(names: Iterable[str]) -> tuple[dict[str, int], dict[str, list[Fin
         except OSError as exc:
             unreadable[name] = [cannot_read(name, exc)]
     return sizes, unreadable
+
+
+def file_digests(names: Sequence[str], cache: ResultCache) -> tuple[
+        dict[str, int], dict[str, list[Finding]], dict[str, str]]:
+    """Each file's size, the DDI901 notices of those that cannot be read, and each file's
+    content hash: remembered by the cache where `stat` shows the file unchanged since it
+    was hashed (see `ddilint.cache`), else read and hashed (and remembered)."""
+    sizes: dict[str, int] = {}
+    unreadable: dict[str, list[Finding]] = {}
+    digests: dict[str, str] = {}
+    known = cache.known_digests(names)
+    hashed: list[tuple[str, Stat, str, int]] = []
+    for name in names:
+        try:
+            st = os.stat(name)
+            key = stat_key(st)
+            seen = known.get(name)
+            if seen is not None and seen[0] == key and seen[2] - st.st_mtime_ns > RACY_NS:
+                digests[name] = seen[1]
+                sizes[name] = st.st_size
+                continue
+            with open(name, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            unreadable[name] = [cannot_read(name, exc)]
+            continue
+        digests[name] = content_hash(raw)
+        sizes[name] = len(raw)
+        hashed.append((name, key, digests[name], time.time_ns()))
+    cache.remember_digests(hashed)
+    return sizes, unreadable, digests
 
 
 def cannot_read(name: str, exc: OSError) -> Finding:
