@@ -122,12 +122,19 @@ NO_RETURN = frozenset({
 _ASSERT_SUFFIXES = ("Assert", "ASSERT", "_assert")
 
 
+def _called_name(expr: Expr | None) -> str | None:
+    """The name a call expression calls directly (`F(...)`; not `obj->F(...)`), or None."""
+    if expr is None or expr.kind != "call" or expr.children[0].kind != "name":
+        return None
+    return expr.children[0].text
+
+
 def assertion(expr: Expr | None) -> Expr | None:
     """The condition of an assertion written as a statement (`NT_ASSERT(h != NULL)`,
     `ASSERTMSG("why", e)`), or None."""
-    if expr is None or expr.kind != "call" or expr.children[0].kind != "name":
+    name = _called_name(expr)
+    if expr is None or name is None:
         return None
-    name = expr.children[0].text
     args = expr.args
     index = ASSERTIONS.get(name)
     if index is None and len(args) == 1 and name.endswith(_ASSERT_SUFFIXES):
@@ -218,9 +225,7 @@ class _Builder:
                     self.link(block, after)
                 return after
             block.elements.append(Element("expr", s.expr, start=s.start))
-            if s.expr is not None and s.expr.kind == "call" and (
-                    s.expr.children[0].kind == "name"
-                    and s.expr.children[0].text in NO_RETURN):
+            if _called_name(s.expr) in NO_RETURN:
                 return None  # what follows is unreachable
             return block
         if k == "decl":

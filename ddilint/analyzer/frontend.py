@@ -435,15 +435,11 @@ class _FileBuilder:
         # Argument list id -> its callee and argument texts, shared by every name in it.
         calls: _ArgLists = {}
         # Function id -> the names its parameters and its blocks declare as variables.
-        local_names: dict[int, set[str]] = {}
+        local_names = {id(f): {p.name for p in f.params} for f in self.fir.functions}
         for decl in caps.get("local", []):
             owner = self.enclosing(decl.start_byte)
             if owner is not None:
-                local_names.setdefault(id(owner), {p.name for p in owner.params}).add(
-                    _text(decl, data))
-        for function in self.fir.functions:
-            if function.params and id(function) not in local_names:
-                local_names[id(function)] = {p.name for p in function.params}
+                local_names[id(owner)].add(_text(decl, data))
         for value in caps.get("v", []):
             node: Node | None = value
             qualified: Node | None = None  # `Class::Method`: the name is its last part
