@@ -373,11 +373,15 @@ class _FileBuilder:
     def _object_macro_calls(self) -> None:
         """Object-like macros whose body holds calls (`#define CLOSE_IT ZwClose(h)`)."""
         macros = self.fir.macros
-        names = [n for n, m in macros.items() if m.params is None and "(" in m.body]
+        data = self.data
+        # Only the names the parse view holds (their `#define` lines are blanked there): a
+        # header defines many and uses few, and compiling the alternation of them all was
+        # three quarters of this step on the samples.
+        names = [w for n, m in macros.items()
+                 if m.params is None and "(" in m.body and (w := n.encode()) in data]
         if not names:
             return
-        pattern = re.compile(rb"\b(" + b"|".join(re.escape(n.encode()) for n in names) + rb")\b")
-        data = self.data
+        pattern = re.compile(rb"\b(" + b"|".join(re.escape(n) for n in names) + rb")\b")
         for m in pattern.finditer(data):
             j = m.end()
             while j < len(data) and data[j] in (32, 9, 10, 13):

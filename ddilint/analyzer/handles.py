@@ -1239,8 +1239,24 @@ def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
     key = (id(knowledge), mode)
     got = per.get(key)
     if got is None:
-        got = per[key] = _FileAnalysis(fir, knowledge, mode).analyze()
+        got = per[key] = (_FileAnalysis(fir, knowledge, mode).analyze()
+                          if _opens_or_closes(fir, knowledge) else HandleFacts())
     return got
+
+
+def _opens_or_closes(fir: FileIR, knowledge: Knowledge) -> bool:
+    """Whether a function of the file calls a routine that opens or closes a handle: in
+    most files none does, and the analysis (whose per-file indexes cost more than the
+    scan) has no site to start from."""
+    get = knowledge.get
+    for c in fir.calls:
+        if c.function is None or c.indirect:
+            continue
+        r = get(c.callee)
+        if r is not None and (r.handle_out_param is not None
+                              or r.closes_handle_param is not None):
+            return True
+    return False
 
 
 def iter_leaks(facts: HandleFacts) -> Iterator[Leak]:
