@@ -62,3 +62,29 @@ def test_loops_reach_a_fixpoint() -> None:
     states = [s for b in cfg.blocks for el, s in sol.before_each(b)
               if el.expr is not None and el.expr.callee == "A"]
     assert states == [frozenset({0, 1, 2})]
+
+
+class CountingVisits(ValuesOfX):
+    """ValuesOfX that counts how often each call's element is evaluated."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def transfer(self, element: Element, state: State) -> State:
+        if element.expr is not None and element.expr.kind == "call":
+            name = element.expr.callee or ""
+            self.seen[name] = self.seen.get(name, 0) + 1
+        return super().transfer(element, state)
+
+
+def test_a_join_waits_for_every_branch() -> None:
+    # The then-branch is three blocks long, the else-branch one: visited first in, first
+    # out, the join after them ran once when the short branch arrived and again for the
+    # long one. In reverse post-order it runs once, with both.
+    fir = parse_text("void F(int p, int q, int r) {"
+                     " if (p) { if (q) x = 1; if (r) x = 3; } else x = 2;"
+                     " Join(); }")
+    counting = CountingVisits()
+    sol = solve(fir.functions[0].cfg, counting)
+    assert counting.seen == {"Join": 1}
+    assert sol.complete

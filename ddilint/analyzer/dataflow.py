@@ -9,7 +9,7 @@ visit cap per block, so it always terminates and reports when it gave up.
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -91,10 +91,13 @@ def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True,
     sol: Solution[S] = Solution(cfg, analysis)
     sol.entry[cfg.entry.id] = analysis.initial()
     visits: dict[int, int] = {}
-    work: deque[Block] = deque([cfg.entry])
+    # The queued block first in reverse post-order: a block then waits for all of its
+    # forward predecessors, so outside loops it is visited once with every path's state
+    # (first-in first-out visited a join once per branch as each arrived).
+    work: list[tuple[int, int]] = [(rank[cfg.entry.id], cfg.entry.id)]
     queued = {cfg.entry.id}
     while work:
-        block = work.popleft()
+        block = order[heapq.heappop(work)[0]]
         queued.discard(block.id)
         visits[block.id] = visits.get(block.id, 0) + 1
         if visits[block.id] > MAX_VISITS_PER_BLOCK:
@@ -122,5 +125,5 @@ def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True,
                 sol.entry[dst.id] = new
                 if dst.id not in queued:
                     queued.add(dst.id)
-                    work.append(dst)
+                    heapq.heappush(work, (rank[dst.id], dst.id))
     return sol
