@@ -94,10 +94,10 @@ def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True,
     # The queued block first in reverse post-order: a block then waits for all of its
     # forward predecessors, so outside loops it is visited once with every path's state
     # (first-in first-out visited a join once per branch as each arrived).
-    work: list[tuple[int, int]] = [(rank[cfg.entry.id], cfg.entry.id)]
+    work = [rank[cfg.entry.id]]  # ranks: a block is order[its rank]
     queued = {cfg.entry.id}
     while work:
-        block = order[heapq.heappop(work)[0]]
+        block = order[heapq.heappop(work)]
         queued.discard(block.id)
         visits[block.id] = visits.get(block.id, 0) + 1
         if visits[block.id] > MAX_VISITS_PER_BLOCK:
@@ -125,5 +125,5 @@ def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True,
                 sol.entry[dst.id] = new
                 if dst.id not in queued:
                     queued.add(dst.id)
-                    heapq.heappush(work, (rank[dst.id], dst.id))
+                    heapq.heappush(work, rank[dst.id])
     return sol

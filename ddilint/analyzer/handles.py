@@ -1013,7 +1013,7 @@ class _FileAnalysis:
                 if c.indirect or c.callee in self.defined:
                     continue
                 r = self.knowledge.get(c.callee)
-                if r is None:
+                if r is None or not _opens_or_closes(r):
                     continue
                 if r.handle_out_param is not None:
                     site = self.site_of(fn, c, r)
@@ -1239,24 +1239,19 @@ def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
     key = (id(knowledge), mode)
     got = per.get(key)
     if got is None:
-        got = per[key] = (_FileAnalysis(fir, knowledge, mode).analyze()
-                          if _opens_or_closes(fir, knowledge) else HandleFacts())
+        # Most files call nothing that opens or closes a handle: no site to start from,
+        # and the analysis' per-file indexes would cost more than this scan.
+        got = per[key] = (_FileAnalysis(fir, knowledge, mode).analyze() if any(
+            c.function is not None and not c.indirect
+            and (r := knowledge.get(c.callee)) is not None and _opens_or_closes(r)
+            for c in fir.calls) else HandleFacts())
     return got
 
 
-def _opens_or_closes(fir: FileIR, knowledge: Knowledge) -> bool:
-    """Whether a function of the file calls a routine that opens or closes a handle: in
-    most files none does, and the analysis (whose per-file indexes cost more than the
-    scan) has no site to start from."""
-    get = knowledge.get
-    for c in fir.calls:
-        if c.function is None or c.indirect:
-            continue
-        r = get(c.callee)
-        if r is not None and (r.handle_out_param is not None
-                              or r.closes_handle_param is not None):
-            return True
-    return False
+def _opens_or_closes(r: Routine) -> bool:
+    """Whether a documented routine opens a handle or closes one: where the analysis of a
+    function starts."""
+    return r.handle_out_param is not None or r.closes_handle_param is not None
 
 
 def iter_leaks(facts: HandleFacts) -> Iterator[Leak]:
