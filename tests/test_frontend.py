@@ -258,3 +258,30 @@ void Stream::Arm() {
         ("Red", "Color", "arg", "Paint", "0"),
         ("OnOther", "", "arg", "KeInitializeDpc", "1"),
     ]
+
+
+def test_cpp_cli_handles_read_as_pointers_in_a_managed_file_only() -> None:
+    managed = """
+#using <System.Xml.dll>
+using namespace System;
+ref class Reader {
+public:
+    String^ Name(List<String^>^ items, int i) {
+        Object^ o = gcnew Object();
+        return items[i];
+    }
+};
+"""
+    fir = parse_text(managed, "reader.cpp")
+    # Same length, same offsets: `^` reads `*`, `ref` is blanked, `gcnew` reads `new`.
+    view = preprocess(managed.encode(), cplusplus=True).view
+    assert len(view) == len(managed.encode())
+    assert b"String* Name(List<String*>* items" in view and b"  new Object()" in view
+    assert fir.error_nodes == 0
+    assert [f.qualname for f in fir.functions] == ["Reader::Name"]
+    # No C++/CLI marker: `^` stays the exclusive-or it is in C and C++.
+    plain = b"class Mask { int Flip(int a, int b) { return a^ b; } };\n"
+    assert preprocess(plain, cplusplus=True).view == plain
+    # A C file is never read as C++/CLI.
+    assert preprocess(b"#using <x.dll>\nint f(int a) { return a^ 1; }\n").view.endswith(
+        b"return a^ 1; }\n")
