@@ -41,7 +41,7 @@ from typing import Any
 import ddilint
 
 CACHE_DIR_NAME = ".ddilint_cache"
-_SCHEMA = 5
+_SCHEMA = 6
 # Entries not used by the last few runs are dropped, so the file stays about the size of
 # the tree's results.
 _KEEP_RUNS = 4

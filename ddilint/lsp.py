@@ -31,6 +31,7 @@ from ddilint.analyzer.engine import (
     discover,
     file_facts,
     resolve,
+    settle_modes,
     summarize_bytes,
 )
 from ddilint.analyzer.frontend import SOURCE_SUFFIXES
@@ -263,6 +264,10 @@ class DdilintServer(LanguageServer):
             # are resolved on it.
             facts = file_facts(name, data, active, project.knowledge, options)
             model = self.project_model(project, facts.summary, options, buffers or {})
+            settled = {name: facts}
+            settle_modes(settled, [name],
+                         {s.path: (s.includes, s.header_mode) for s in model.files})
+            facts = settled[name]
             findings = resolve(facts, name, active, project.knowledge, options, model)
         return keep_findings(findings, project.config, project.select, project.ignore,
                              active, {name}, lambda p: text if p == name else None)

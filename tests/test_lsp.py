@@ -168,6 +168,22 @@ def test_whole_program_context_and_related_information(client: LspClient,
     assert client.diagnostics(uri, 2)["diagnostics"] == []
 
 
+
+def test_a_buffer_takes_the_mode_its_project_headers_show(client: LspClient,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / ".ddilint.toml").write_text("")  # the project root
+    (tmp_path / "precomp.h").write_text("#include <windows.h>\n#include <winternl.h>\n")
+    text = '#include "precomp.h"\nNTSTATUS CloseIt(HANDLE h) { return NtClose(h); }\n'
+    tool = tmp_path / "tool.c"
+    tool.write_text(text)
+    _open(client, tool.as_uri(), text)
+    assert client.diagnostics(tool.as_uri(), 1)["diagnostics"] == []
+    # The header on disk now says kernel mode: the Nt name is wrong there.
+    (tmp_path / "precomp.h").write_text("#include <ntddk.h>\n")
+    _change(client, tool.as_uri(), 2, [{"text": text + "\n"}])
+    [d] = client.diagnostics(tool.as_uri(), 2)["diagnostics"]
+    assert d["code"] == "DDI401"
+
 def test_suppression_edit_forms() -> None:
     from ddilint.lsp import suppression_edit
 

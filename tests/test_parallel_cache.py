@@ -387,3 +387,33 @@ def test_output_does_not_depend_on_how_the_run_was_split(
     for f in irql:
         assert "-> ReadDone (queue.c:8) -> FinishPacket" in f["message"]
         assert "calls ReadDone" in [step["message"] for step in f["trace"]]
+
+
+def test_a_cached_file_still_takes_the_mode_its_headers_show(
+        tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    # The mode of a file that includes only a project header is settled after phase one,
+    # from every file's includes: a warm run settles it again, from the cached facts, and
+    # an edit of the header alone changes it.
+    root = tmp_path / "tool"
+    root.mkdir()
+    header = root / "precomp.h"
+    header.write_text("#include <windows.h>\n")
+    (root / "close.c").write_text('#include "precomp.h"\n'
+                                  "NTSTATUS CloseIt(HANDLE h) { return NtClose(h); }\n")
+    files, _ = discover([root])
+    options = Options()
+    salt = run_salt(builtin_rules, knowledge, options)
+
+    def once() -> tuple[list[str], int]:
+        cache = ResultCache(tmp_path / "cache", salt)
+        try:
+            res = run(files, builtin_rules, knowledge, options, jobs=1, cache=cache)
+        finally:
+            cache.close()
+        return [f.code for f in res.findings], res.cache_hits
+
+    assert once() == ([], 0)
+    assert once() == ([], 2)
+    header.write_text("#include <ntddk.h>\n")
+    codes, hits = once()
+    assert codes == ["DDI401"] and hits == 0

@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,10 @@ from ddilint.analyzer.budget import (
 )
 from ddilint.analyzer.frontend import MAX_DEPTH, SOURCE_SUFFIXES, parse_file
 from ddilint.analyzer.ir import FileIR
-from ddilint.analyzer.mode import detect_mode
+from ddilint.analyzer.mode import include_modes
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes
-from ddilint.analyzer.summary import FileSummary, summarize
+from ddilint.analyzer.summary import FileSummary, file_call_mode, file_header_mode, summarize
 from ddilint.cache import (
     RACY_NS,
     ResultCache,
@@ -201,6 +201,11 @@ class FileFacts:
     analyzed: bool = False
     error_nodes: int = 0
     mode: str = ""
+    # For a file whose own includes show no mode (its rules ran in the mode its calls
+    # show, else kernel mode): the other mode, with the findings and pending parts of its
+    # rules run in that mode, taken when the project headers it includes show that mode
+    # (`settle_modes`).
+    if_other: tuple[str, list[Finding], list[Pending]] | None = None
 
 
 def file_facts(
@@ -232,30 +237,51 @@ def file_facts(
             facts.analyzed = True
             if check:
                 stage = "running the rules"
-                facts.mode = file_mode(fir, options)
-                for item in check_rules(fir, rules, knowledge, options, facts.mode, deadline):
-                    if isinstance(item, Pending):
-                        facts.pending.append(item)
-                    else:
-                        facts.findings.append(item)
+                summary = facts.summary
+                forced = options.mode_override or options.file_modes.get(path)
+                facts.mode = forced if forced in ("kernel", "user") else (
+                    summary.header_mode or summary.call_mode or "kernel")
+                ctx = FileContext(fir, knowledge, facts.mode, options.extra)
+                _collect(run_rules(ctx, rules, options, deadline), facts.findings,
+                         facts.pending)
+                if not summary.header_mode and forced not in ("kernel", "user"):
+                    other = "user" if facts.mode == "kernel" else "kernel"
+                    alt: tuple[str, list[Finding], list[Pending]] = (other, list(notes), [])
+                    _collect(run_rules(ctx.in_mode(other), rules, options, deadline),
+                             alt[1], alt[2])
+                    facts.if_other = alt
     except BudgetExceeded:
         facts.findings.append(over_budget(path, stage, options))
+        facts.if_other = None
     except Exception as exc:  # the file fails, the run goes on
         facts.findings.append(internal_error(path, stage, exc, options))
+        facts.if_other = None
     if facts.summary is None:
         facts.analyzed = False
     if fir is not None:
-        facts.findings.extend(limit_notices(fir))
+        limits = limit_notices(fir)
+        facts.findings.extend(limits)
+        if facts.if_other is not None:
+            facts.if_other[1].extend(limits)
         fir.dispose()  # most of it is freed now, not at the next full collection
     return facts
 
 
+def _collect(items: Iterable[Finding | Pending], findings: list[Finding],
+             pending: list[Pending]) -> None:
+    for item in items:
+        if isinstance(item, Pending):
+            pending.append(item)
+        else:
+            findings.append(item)
+
+
 def file_mode(fir: FileIR, options: Options) -> str:
     """"kernel" or "user" for a parsed file (the command line, the config, the file)."""
-    return detect_mode(fir.includes,
-                       options.mode_override or options.file_modes.get(fir.path),
-                       defined=(f.name for f in fir.functions if f.kind != "lambda"),
-                       called=(c.callee for c in fir.calls if not c.indirect))
+    forced = options.mode_override or options.file_modes.get(fir.path)
+    if forced in ("kernel", "user"):
+        return forced
+    return file_header_mode(fir) or file_call_mode(fir) or "kernel"
 
 
 def check_rules(
@@ -264,7 +290,14 @@ def check_rules(
 ) -> Iterator[Finding | Pending]:
     """Each rule's `check_file` on a parsed file; a failing rule becomes a DDI906 notice
     (and keeps none of its findings for the file)."""
-    ctx = FileContext(fir, knowledge, mode or file_mode(fir, options), options.extra)
+    yield from run_rules(FileContext(fir, knowledge, mode or file_mode(fir, options),
+                                     options.extra), rules, options, deadline)
+
+
+def run_rules(ctx: FileContext, rules: Sequence[Rule], options: Options,
+              deadline: Deadline | None = None) -> Iterator[Finding | Pending]:
+    """Each rule's `check_file` in `ctx` (see `check_rules`)."""
+    fir = ctx.file
     for rule in rules:
         if deadline is not None:
             deadline.check()
@@ -542,6 +575,7 @@ def _run(
         changed: set[str] = set()
         facts = phase_one(sizes, wanted_set, rules, knowledge, options, cache, digests,
                           workers, tick, changed)
+        settle_modes(facts, todo)
         project = Project([s for n in sizes if (s := facts[n].summary) is not None],
                           knowledge, options.roles)
         fresh: dict[str, Phase3] = {}
@@ -563,6 +597,29 @@ def _run(
     findings.sort(key=Finding.sort_key)
     return RunResult(findings, len(files), analyzed, time.perf_counter() - started, errors,
                      hits, workers)
+
+
+def settle_modes(
+    facts: dict[str, FileFacts], targets: Iterable[str],
+    includes: Mapping[str, tuple[Sequence[str], str]] | None = None,
+) -> None:
+    """Step 2 of `ddilint.analyzer.mode`: a file of `targets` whose own includes show no
+    mode ran its rules in the mode its calls show, else in kernel mode; where the project
+    headers it includes show the other mode, it takes its rules' results in that mode
+    (`FileFacts.if_other`). `includes`: every project file's `#include`s and the mode
+    they show (default: from the summaries in `facts`). `facts` is updated in place."""
+    undecided = [n for n in targets if (f := facts.get(n)) is not None
+                 and f.if_other is not None]
+    if not undecided:
+        return
+    if includes is None:
+        includes = {n: (f.summary.includes, f.summary.header_mode)
+                    for n, f in facts.items() if f.summary is not None}
+    for n, mode in include_modes(includes, undecided).items():
+        f = facts[n]
+        if f.if_other is not None and mode == f.if_other[0]:
+            facts[n] = replace(f, findings=f.if_other[1], pending=f.if_other[2], mode=mode,
+                               if_other=None)
 
 
 def file_sizes(names: Iterable[str]) -> tuple[dict[str, int], dict[str, list[Finding]]]:

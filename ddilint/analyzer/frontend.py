@@ -180,6 +180,7 @@ def parse_file(
     fir.macros = pre.macros
     fir.annotations = pre.annotations
     fir.includes = pre.includes
+    fir.mode_includes = pre.mode_includes
     fir.pragmas = [(d.text, d.start) for d in pre.pragmas]
     fir.inactive = pre.inactive
     builder = _FileBuilder(fir, pre, lang, root)

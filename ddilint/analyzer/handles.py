@@ -1238,13 +1238,23 @@ def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
     per: dict[tuple[int, str], HandleFacts] = fir.memo.setdefault("handles", {})
     key = (id(knowledge), mode)
     got = per.get(key)
+    if got is not None:
+        return got
+    # The mode only changes what a user-mode-only closer (CloseHandle) does: a file that
+    # calls none has one analysis for both modes (phase one runs the rules of a file
+    # whose includes show no mode in both).
+    same = (id(knowledge), "")
+    got = per.get(same)
     if got is None:
+        get = knowledge.get
         # Most files call nothing that opens or closes a handle: no site to start from,
         # and the analysis' per-file indexes would cost more than this scan.
-        got = per[key] = (_FileAnalysis(fir, knowledge, mode).analyze() if any(
-            c.function is not None and not c.indirect
-            and (r := knowledge.get(c.callee)) is not None and _opens_or_closes(r)
-            for c in fir.calls) else HandleFacts())
+        sites = [r for c in fir.calls if c.function is not None and not c.indirect
+                 and (r := get(c.callee)) is not None and _opens_or_closes(r)]
+        got = (_FileAnalysis(fir, knowledge, mode).analyze() if sites else HandleFacts())
+        if not any(r.user_mode_only for r in sites):
+            per[same] = got
+    per[key] = got
     return got
 
 

@@ -387,6 +387,7 @@ class FileIR:
     # Annotations written on function prototypes (`_IRQL_requires_max_(...) VOID F(...);`).
     prototypes: dict[str, tuple[Annotation, ...]] = field(default_factory=dict)
     includes: list[str] = field(default_factory=list)
+    mode_includes: list[str] = field(default_factory=list)  # see `Preprocessed.mode_includes`
     pragmas: list[tuple[str, int]] = field(default_factory=list)
     inactive: list[tuple[int, int]] = field(default_factory=list)
     error_nodes: int = 0

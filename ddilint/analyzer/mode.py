@@ -2,17 +2,36 @@
 
 A file is kernel-mode code when it includes a kernel header (or the config says so); user
 mode when it includes Win32/native user headers and no kernel header; otherwise kernel mode.
-A file whose headers say nothing (it includes only the project's own headers) is user mode
-when it shows it plainly: it defines a user-mode entry point (`main`, `WinMain`, `DllMain`)
-or calls Win32 routines that do not exist in kernel mode (`CreateFileW`, `CloseHandle`,
-`GetLastError`, `WaitForSingleObject`, ...) without defining them itself, and calls no
-kernel routine (`Ke*`, `Io*`, `Zw*`, ...): mixed evidence keeps the default, kernel mode.
+`wdf.h` is a kernel header unless the file also includes `wudfwdm.h`/`wudfddi.h` or a
+Win32 header: a UMDF 2 driver includes `windows.h` and `wdf.h` (its `wdf.h` pulls
+`wudfwdm.h` in), and no kernel-mode driver can include `windows.h`.
+
+"Includes" means what the compiler sees, as far as the project's own files tell:
+1. the file's own `#include`s decide when they name a kernel or user header;
+2. else the project headers it includes decide, nearest first (`include_modes`): a tool
+   that includes only `"precomp.h"`, which includes `<windows.h>`, is user-mode code; a
+   kernel header beats a user header at the same depth. A header that includes nothing
+   telling takes the mode of the files that include it when they all show the same one
+   by steps 1 and 2 (the inline helpers of a user-mode library's header are user mode).
+   Includes in a branch on the build's mode (`#if !defined(_KERNEL_MODE)`) tell nothing:
+   the file is built for both;
+3. else the file shows it plainly (`call_mode`): it defines a user-mode entry point
+   (`main`, `WinMain`, `DllMain`) or calls Win32 routines that do not exist in kernel mode
+   (`CreateFileW`, `CloseHandle`, `GetLastError`, ...) without defining them itself, and
+   calls no kernel routine (`Ke*`, `Io*`, `Zw*`, ...), or it calls a kernel routine; mixed
+   evidence says nothing;
+4. else kernel mode.
+Steps 1, 3 and 4 need only the file (`detect_mode`). Step 2 needs the project's files:
+phase one runs the rules of a file whose includes show nothing in both modes, and the
+engine picks one when every file's includes are known (`engine.settle_modes`, on
+`FileSummary.includes`).
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 KERNEL_HEADERS = frozenset({
     "ntddk.h", "wdm.h", "ntifs.h", "fltkernel.h", "storport.h", "ndis.h", "ntstrsafe.h",
@@ -55,6 +74,29 @@ _KERNEL_ONLY_CALL = re.compile(
     r"^(Ke|Ex|Io|Ob|Ps|Mm|Flt|Po|Cm|Hal|Se|Ndis|Wsk|StorPort|Zw)[A-Z]")
 
 
+def header_mode(includes: Iterable[str]) -> str | None:
+    """"kernel" or "user" when these `#include` targets name a kernel or user header."""
+    names = {inc.rsplit("/", 1)[-1].lower() for inc in includes}
+    if names & KERNEL_HEADERS:
+        return "kernel"
+    user = bool(names & USER_HEADERS)
+    if "wdf.h" in names and not user:
+        return "kernel"
+    return "user" if user else None
+
+
+def call_mode(defined: Iterable[str] = (), called: Iterable[str] = ()) -> str | None:
+    """"kernel" or "user" when the functions a file defines and the routines it calls show
+    it (step 3 of the module doc); None when they say nothing or disagree."""
+    own = set(defined)
+    calls = {c for c in called if c not in own}
+    if any(_KERNEL_ONLY_CALL.match(c) for c in calls):
+        return "kernel"
+    if own & USER_ENTRY_POINTS or calls & USER_ONLY_CALLS:
+        return "user"
+    return None
+
+
 def detect_mode(
     includes: Iterable[str],
     override: str | None = None,
@@ -62,20 +104,100 @@ def detect_mode(
     called: Iterable[str] = (),
 ) -> str:
     """ "kernel" or "user" for a file with these `#include` targets, defining the functions
-    `defined` and calling the routines `called`."""
+    `defined` and calling the routines `called` (steps 1, 3 and 4 of the module doc)."""
     if override in ("kernel", "user"):
         return override
-    names = {inc.rsplit("/", 1)[-1].lower() for inc in includes}
-    has_wdf = "wdf.h" in names
-    umdf = "wudfwdm.h" in names or "wudfddi.h" in names
-    if names & KERNEL_HEADERS or (has_wdf and not umdf):
-        return "kernel"
-    if names & USER_HEADERS:
-        return "user"
-    own = set(defined)
-    calls = {c for c in called if c not in own}
-    if any(_KERNEL_ONLY_CALL.match(c) for c in calls):
-        return "kernel"
-    if own & USER_ENTRY_POINTS or calls & USER_ONLY_CALLS:
-        return "user"
-    return "kernel"
+    return header_mode(includes) or call_mode(defined, called) or "kernel"
+
+
+# How far `include_modes` follows includes from one file (files visited).
+MAX_INCLUDE_WALK = 4000
+
+
+def include_modes(
+    files: Mapping[str, tuple[Sequence[str], str]], wanted: Iterable[str],
+) -> dict[str, str]:
+    """Step 2 of the module doc: for each path of `wanted`, the mode the project headers it
+    includes show, nearest first, else the mode all the files that include it show by
+    their own or their headers' includes (absent when there is none). `files` maps every
+    project file's path to its `#include` targets and the mode they show ("" for none)."""
+    resolve = IncludeResolver(files)
+    wanted = [w for w in wanted if w in files]
+    out = _downward(files, wanted, resolve)
+    rest = [w for w in wanted if w not in out]
+    if not rest:
+        return out
+    includers: dict[str, set[str]] = {}
+    for path, (incs, _m) in files.items():
+        for inc in incs:
+            target = resolve(inc, path)
+            if target is not None and target != path:
+                includers.setdefault(target, set()).add(path)
+    asked = {i for w in rest for i in includers.get(w, ())}
+    below = _downward(files, [i for i in asked if not files[i][1]], resolve)
+    for w in rest:
+        shown = {files[i][1] or below.get(i, "") for i in includers.get(w, ())}
+        if len(shown) == 1 and "" not in shown:
+            out[w] = shown.pop()
+    return out
+
+
+def _downward(files: Mapping[str, tuple[Sequence[str], str]], wanted: Iterable[str],
+              resolve: IncludeResolver) -> dict[str, str]:
+    """The mode the headers each file of `wanted` includes show, nearest first."""
+    out: dict[str, str] = {}
+    for start in wanted:
+        seen = {start}
+        level = [start]
+        while level and len(seen) < MAX_INCLUDE_WALK:
+            found: set[str] = set()
+            nxt: list[str] = []
+            for path in level:
+                for inc in files[path][0]:
+                    target = resolve(inc, path)
+                    if target is None or target in seen:
+                        continue
+                    seen.add(target)
+                    nxt.append(target)
+                    if files[target][1]:
+                        found.add(files[target][1])
+            if found:
+                out[start] = "kernel" if "kernel" in found else "user"
+                break
+            level = nxt
+    return out
+
+
+class IncludeResolver:
+    """The project file an `#include` names, as a compiler with the project's folders on
+    its include path would find it: the file at that path relative to the including
+    file's folder, else a project file whose path ends with the written path (the one
+    nearest the including file), else None (a system or SDK header). Case-insensitive,
+    as on Windows."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.exact: dict[str, str] = {}
+        self.by_name: dict[str, list[str]] = {}
+        for p in paths:
+            low = p.lower()
+            self.exact[low] = p
+            self.by_name.setdefault(low.rsplit("/", 1)[-1], []).append(p)
+        self.memo: dict[tuple[str, str], str | None] = {}
+
+    def __call__(self, include: str, includer: str) -> str | None:
+        folder = includer.rsplit("/", 1)[0] if "/" in includer else ""
+        key = (include, folder)
+        if key in self.memo:
+            return self.memo[key]
+        written = include.replace("\\", "/").lower()
+        found: str | None = None
+        candidates = self.by_name.get(written.rsplit("/", 1)[-1], [])
+        if candidates:
+            found = self.exact.get(posixpath.normpath(f"{folder.lower()}/{written}"))
+            if found is None:
+                tail = "/" + written.lstrip("./")
+                ends = [c for c in candidates if c.lower().endswith(tail)] or candidates
+                found = max(ends, key=lambda c: (len(posixpath.commonprefix(
+                    [c.lower(), folder.lower() + "/"])), c))
+        self.memo[key] = found
+        return found

@@ -66,6 +66,9 @@ class Preprocessed:
     macros: dict[str, MacroDef] = field(default_factory=dict)
     annotations: list[Annotation] = field(default_factory=list)
     includes: list[str] = field(default_factory=list)
+    # The includes inside a branch on the build's mode (`#if !defined(_KERNEL_MODE)`): a
+    # file built for both modes, whose live branch says nothing about the mode.
+    mode_includes: list[str] = field(default_factory=list)
     pragmas: list[Directive] = field(default_factory=list)
     inactive: list[tuple[int, int]] = field(default_factory=list)
 
@@ -166,12 +169,18 @@ def preprocess(
 # --------------------------------------------------------------------------- directives
 
 
+# A conditional on the build's mode: kernel- or user-mode compilation, or what a kernel
+# header defines.
+_MODE_TEST = re.compile(r"\b(?:_?KERNEL_MODE|_?USER_MODE|_NTDDK_|_NTIFS_|_WDMDDK_)\b")
+
+
 @dataclass(slots=True)
 class _Frame:
     taking: bool  # the current branch is live
     done: bool  # a branch of this chain has been taken (later ones are dead)
     parent_live: bool
     start: int  # offset where the current dead region began (when not taking)
+    on_mode: bool = False  # a condition of this chain, or of one around it, tests the mode
 
 
 def _directives(
@@ -202,13 +211,16 @@ def _directives(
                 value = None if d is None else (not d)
             # Unknown counts as taken: the first plausible branch is the one analyzed.
             take = value is not False
-            frame = _Frame(taking=live and take, done=take, parent_live=live, start=e)
+            frame = _Frame(taking=live and take, done=take, parent_live=live, start=e,
+                           on_mode=bool(stack and stack[-1].on_mode)
+                           or _MODE_TEST.search(rest) is not None)
             stack.append(frame)
             if live and not take:
                 dead_from = e
             live = frame.taking
         elif name in ("elif", "else") and stack:
             frame = stack[-1]
+            frame.on_mode = frame.on_mode or _MODE_TEST.search(rest) is not None
             if frame.taking:
                 dead_from = s
             if name == "elif":
@@ -248,6 +260,8 @@ def _directives(
                 written = bytes(buf[m.start(3):m.end(3)]).decode("utf-8", "replace")
                 inc = written.strip().strip('<>"').strip()
                 result.includes.append(inc.replace("\\", "/"))
+                if stack and stack[-1].on_mode:
+                    result.mode_includes.append(result.includes[-1])
             elif name == "pragma":
                 result.pragmas.append(Directive("pragma", rest, s))
         # The directive line itself never reaches the parser.

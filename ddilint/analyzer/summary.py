@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from ddilint.analyzer.cfg import Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
+from ddilint.analyzer.mode import call_mode, header_mode
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
 Origin = tuple[str, int, int, str]  # path, line, column, what happened there
@@ -165,13 +166,20 @@ class FileSummary:
     prototypes: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
     storport: bool
     power_pagable: bool
+    # Its `#include` targets as written, but those in a branch on the build's mode (see
+    # `mode_includes`); the mode they show and the mode what it defines and calls shows
+    # ("kernel", "user", "" for none): see `ddilint.analyzer.mode`.
+    includes: tuple[str, ...] = ()
+    header_mode: str = ""
+    call_mode: str = ""
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The calls as plain tuples, made named tuples again without a Python-level
         # `__new__` call each.
         return _file_summary, (self.path, self.functions, tuple(map(tuple, self.calls)),
                                self.refs, self.role_decls, self.prototypes, self.storport,
-                               self.power_pagable)
+                               self.power_pagable, self.includes, self.header_mode,
+                               self.call_mode)
 
 
 _as_call = partial(tuple.__new__, CallInfo)
@@ -247,7 +255,29 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     storport = any(inc.lower().rsplit("/", 1)[-1] in _STORPORT_HEADERS for inc in fir.includes)
     storport = storport or any(c.callee == "StorPortInitialize" for c in fir.calls)
     return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
-                       prototypes, storport, b"DO_POWER_PAGABLE" in code)
+                       prototypes, storport, b"DO_POWER_PAGABLE" in code,
+                       tuple(mode_includes(fir)), file_header_mode(fir) or "",
+                       file_call_mode(fir) or "")
+
+
+def mode_includes(fir: FileIR) -> list[str]:
+    """The file's includes that say what mode it is built for: all but those in a branch
+    on the build's mode (`#if !defined(_KERNEL_MODE)`, in a file built for both)."""
+    if not fir.mode_includes:
+        return fir.includes
+    dual = set(fir.mode_includes)
+    return [i for i in fir.includes if i not in dual]
+
+
+def file_header_mode(fir: FileIR) -> str | None:
+    """The mode the file's includes show (None: none); see `mode_includes`."""
+    return header_mode(mode_includes(fir))
+
+
+def file_call_mode(fir: FileIR) -> str | None:
+    """The mode what the file defines and calls shows (None: none)."""
+    return call_mode((f.name for f in fir.functions if f.kind != "lambda"),
+                     (c.callee for c in fir.calls if not c.indirect))
 
 
 _COMMENT = re.compile(rb"//[^\n]*|/\*.*?\*/", re.S)

@@ -341,6 +341,14 @@ class FileContext:
     _known_calls: list[tuple[CallSite, Routine]] | None = field(default=None, init=False,
                                                                  repr=False)
 
+    def in_mode(self, mode: str) -> FileContext:
+        """This context in another mode, sharing what it has found about the file."""
+        other = replace(self, mode=mode)
+        other._call_index, other._calls_at = self._call_index, self._calls_at
+        other._defined, other._known_calls = self._defined, self._known_calls
+        other._view = self._view
+        return other
+
     @property
     def model(self) -> Project:
         """The project model (a driver of this one file when none was given)."""

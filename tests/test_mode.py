@@ -1,0 +1,115 @@
+"""Kernel or user mode: a file's own includes, then the project headers it includes (nearest
+first) or the files that include it, then what it calls (`ddilint.analyzer.mode`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ddilint.analyzer.engine import run
+from ddilint.analyzer.mode import IncludeResolver, header_mode, include_modes
+from ddilint.analyzer.preprocess import preprocess
+from ddilint.knowledge import Knowledge
+from ddilint.rules.base import Rule
+
+
+def test_the_framework_header_beside_win32_headers_is_umdf() -> None:
+    assert header_mode(["wdf.h"]) == "kernel"
+    assert header_mode(["windows.h", "wdf.h"]) == "user"  # UMDF 2
+    assert header_mode(["wdf.h", "wudfwdm.h"]) == "user"
+    assert header_mode(["ntddk.h", "windows.h"]) == "kernel"
+    assert header_mode(["stdio.h", '"local.h"']) is None
+
+
+def test_includes_resolve_like_a_compiler_with_the_project_folders() -> None:
+    paths = ["/p/drv/inc/shared.h", "/p/tool/inc/shared.h", "/p/drv/filter.h",
+             "/p/drv/src/filter.c", "/p/tool/main.c", "/p/Common/Defs.H"]
+    resolve = IncludeResolver(paths)
+    # Relative to the including file first, `..` included.
+    assert resolve("../filter.h", "/p/drv/src/filter.c") == "/p/drv/filter.h"
+    # Else the project file that ends with the written path, nearest the includer.
+    assert resolve("inc/shared.h", "/p/drv/src/filter.c") == "/p/drv/inc/shared.h"
+    assert resolve("shared.h", "/p/tool/main.c") == "/p/tool/inc/shared.h"
+    # Case does not matter (Windows); a system header is no project file.
+    assert resolve("common/defs.h", "/p/tool/main.c") == "/p/Common/Defs.H"
+    assert resolve("ntddk.h", "/p/tool/main.c") is None
+
+
+def test_the_nearest_header_that_tells_decides() -> None:
+    files = {
+        "/p/tool.c": (["tool.h"], ""),
+        "/p/tool.h": (["public.h", "win.h"], ""),
+        "/p/public.h": (["deep.h"], ""),
+        "/p/deep.h": (["ntddk.h"], "kernel"),
+        "/p/win.h": (["windows.h"], "user"),
+        "/p/both.c": (["win.h", "deep.h"], ""),
+        "/p/loop1.h": (["loop2.h"], ""),
+        "/p/loop2.h": (["loop1.h"], ""),
+    }
+    modes = include_modes(files, ["/p/tool.c", "/p/both.c", "/p/loop1.h", "/p/missing.c"])
+    # tool.h -> win.h (depth 2) before public.h -> deep.h (depth 3).
+    assert modes["/p/tool.c"] == "user"
+    # At the same depth a kernel header wins.
+    assert modes["/p/both.c"] == "kernel"
+    # An include cycle that tells nothing ends; an unknown path has no mode.
+    assert "/p/loop1.h" not in modes and "/p/missing.c" not in modes
+
+
+def test_a_header_that_tells_nothing_takes_the_mode_of_its_includers() -> None:
+    files = {
+        "/p/lib/inline.h": (["types.h"], ""),
+        "/p/lib/types.h": ([], ""),
+        "/p/lib/a.c": (["lib.h", "inline.h"], ""),
+        "/p/lib/b.c": (["windows.h", "inline.h"], "user"),
+        "/p/lib/lib.h": (["winternl.h"], "user"),
+        "/p/shared/both.h": ([], ""),
+        "/p/drv/d.c": (["ntddk.h", "../shared/both.h"], "kernel"),
+        "/p/lib/c.c": (["windows.h", "../shared/both.h"], "user"),
+    }
+    modes = include_modes(files, ["/p/lib/inline.h", "/p/shared/both.h", "/p/lib/types.h"])
+    # Included by b.c (user by its own includes) and a.c (user through lib.h).
+    assert modes["/p/lib/inline.h"] == "user"
+    # Included from both modes, or only by files that tell nothing: no mode.
+    assert "/p/shared/both.h" not in modes and "/p/lib/types.h" not in modes
+
+
+def test_includes_in_a_branch_on_the_mode_are_recorded_apart() -> None:
+    pre = preprocess(b"""#include "config.h"
+#if !defined(_KERNEL_MODE)
+#include <windows.h>
+#if defined(TRACE)
+#include "trace.h"
+#endif
+#else
+#include <ntifs.h>
+#endif
+#ifdef DBG
+#include "debug.h"
+#endif
+""")
+    # The first branch is the one analyzed; what it includes says nothing about the mode.
+    assert pre.includes == ["config.h", "windows.h", "trace.h", "debug.h"]
+    assert pre.mode_includes == ["windows.h", "trace.h"]
+
+
+def _findings(root: Path, rules: list[Rule], knowledge: Knowledge, jobs: int = 1,
+              ) -> list[tuple[str, int, str]]:
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".c", ".h"))
+    return [(f.location.path, f.location.line, f.code)
+            for f in run(files, rules, knowledge, jobs=jobs).findings]
+
+
+def test_each_file_of_a_tree_takes_the_mode_of_what_it_includes(
+        tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    (tmp_path / "drv").mkdir()
+    (tmp_path / "app").mkdir()
+    (tmp_path / "drv" / "drv.h").write_text("#include <ntddk.h>\n")
+    close = "NTSTATUS Close%d(HANDLE h) { return NtClose(h); }\n"
+    for i in range(3):
+        (tmp_path / "drv" / f"d{i}.c").write_text('#include "drv.h"\n' + close % i)
+        (tmp_path / "app" / f"a{i}.c").write_text('#include "precomp.h"\n' + close % i)
+    (tmp_path / "app" / "precomp.h").write_text("#include <windows.h>\n#include <winternl.h>\n")
+    serial = _findings(tmp_path, builtin_rules, knowledge)
+    assert [(Path(p).parent.name, line, code) for p, line, code in serial] == [
+        ("drv", 2, "DDI401")] * 3
+    # The same with the per-file work in worker processes.
+    assert _findings(tmp_path, builtin_rules, knowledge, jobs=2) == serial
