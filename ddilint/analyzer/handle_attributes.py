@@ -10,6 +10,7 @@ attributes, the documented routine that does (`NtOpenProcessToken` -> `NtOpenPro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ddilint.analyzer.ir import CallSite, Expr, FileIR
@@ -121,7 +122,7 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
         values = cv.object_attributes(arg) if is_oa else cv.values(arg)
         lacking: dict[tuple[int, int], Bits] = {}
         for b in sorted(values, key=lambda b: (b.origin.start, b.ones)):
-            if b.lacks(flag):
+            if b.lacks(flag) and not _chosen_by_requestor_mode(b.origin.expr):
                 lacking.setdefault((b.origin.start, b.origin.end), b)
         if lacking:
             out.append(MissingFlag(site, routine, index, is_oa, arg, tuple(lacking.values()),
@@ -135,6 +136,26 @@ def _for_another_process(routine: Routine) -> bool:
     TargetProcessHandle parameter): it may be meant for that process, so the attributes are
     not judged."""
     return any(name == "TargetProcessHandle" for name, _ in routine.params)
+
+
+# Names that say who asked: the processor mode of the request or of the calling thread.
+_REQUESTOR_MODE = re.compile(r"(?:Requestor|Previous|Access|Processor|Caller)Mode$"
+                             r"|^(?:UserMode|ExGetPreviousMode|KeGetPreviousMode)$")
+
+
+def _chosen_by_requestor_mode(e: Expr | None) -> bool:
+    """`(RequestorMode ? 0 : OBJ_KERNEL_HANDLE)`: the attributes are chosen by who asked,
+    with OBJ_KERNEL_HANDLE written in one arm. The handle without it is made for the user
+    process that made the request, on purpose (as `_for_user_mode`). A choice on anything
+    else (a flag of the driver's) still lands a user handle in whatever process runs."""
+    if e is None:
+        return False
+    e = e.strip()
+    if e.kind != "cond" or len(e.children) != 3:
+        return False
+    test, *arms = e.children
+    return (any(KERNEL_HANDLE_FLAG in arm.names() for arm in arms)
+            and any(_REQUESTOR_MODE.search(n) for n in test.names()))
 
 
 def _for_user_mode(cv: CallValues, routine: Routine) -> bool:
