@@ -113,3 +113,14 @@ def test_each_file_of_a_tree_takes_the_mode_of_what_it_includes(
         ("drv", 2, "DDI401")] * 3
     # The same with the per-file work in worker processes.
     assert _findings(tmp_path, builtin_rules, knowledge, jobs=2) == serial
+
+
+def test_the_walk_is_linear_in_the_include_edges() -> None:
+    # 20,000 headers in one chain: every one of them reaches <windows.h> at the end; a walk
+    # from each file would be quadratic.
+    n = 20000
+    files: dict[str, tuple[list[str], str]] = {
+        f"/p/h{i}.h": ([f"h{i + 1}.h"], "") for i in range(n)}
+    files[f"/p/h{n}.h"] = (["windows.h"], "user")
+    modes = include_modes(files, list(files))
+    assert len(modes) == n + 1 and set(modes.values()) == {"user"}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
 KERNEL_HEADERS = frozenset({
@@ -110,10 +111,6 @@ def detect_mode(
     return header_mode(includes) or call_mode(defined, called) or "kernel"
 
 
-# How far `include_modes` follows includes from one file (files visited).
-MAX_INCLUDE_WALK = 4000
-
-
 def include_modes(
     files: Mapping[str, tuple[Sequence[str], str]], wanted: Iterable[str],
 ) -> dict[str, str]:
@@ -122,49 +119,44 @@ def include_modes(
     their own or their headers' includes (absent when there is none). `files` maps every
     project file's path to its `#include` targets and the mode they show ("" for none)."""
     resolve = IncludeResolver(files)
-    wanted = [w for w in wanted if w in files]
-    out = _downward(files, wanted, resolve)
-    rest = [w for w in wanted if w not in out]
-    if not rest:
-        return out
     includers: dict[str, set[str]] = {}
     for path, (incs, _m) in files.items():
         for inc in incs:
             target = resolve(inc, path)
             if target is not None and target != path:
                 includers.setdefault(target, set()).add(path)
-    asked = {i for w in rest for i in includers.get(w, ())}
-    below = _downward(files, [i for i in asked if not files[i][1]], resolve)
-    for w in rest:
-        shown = {files[i][1] or below.get(i, "") for i in includers.get(w, ())}
-        if len(shown) == 1 and "" not in shown:
-            out[w] = shown.pop()
-    return out
+    # Distances to the nearest header that shows each mode, by a walk back along the
+    # include edges from every such header (linear in the edges, however the headers
+    # nest).
+    far = len(files) + 1
+    dist = {mode: dict.fromkeys(files, far) for mode in ("kernel", "user")}
+    for mode, d in dist.items():
+        queue = deque(p for p, (_i, m) in files.items() if m == mode)
+        for p in queue:
+            d[p] = 0
+        while queue:
+            p = queue.popleft()
+            for q in includers.get(p, ()):
+                if d[q] > d[p] + 1:
+                    d[q] = d[p] + 1
+                    queue.append(q)
 
+    def below(path: str) -> str:
+        k, u = dist["kernel"][path], dist["user"][path]
+        if files[path][1]:  # its own includes tell: how far are the others?
+            return files[path][1]
+        return "kernel" if k < far and k <= u else ("user" if u < far else "")
 
-def _downward(files: Mapping[str, tuple[Sequence[str], str]], wanted: Iterable[str],
-              resolve: IncludeResolver) -> dict[str, str]:
-    """The mode the headers each file of `wanted` includes show, nearest first."""
     out: dict[str, str] = {}
-    for start in wanted:
-        seen = {start}
-        level = [start]
-        while level and len(seen) < MAX_INCLUDE_WALK:
-            found: set[str] = set()
-            nxt: list[str] = []
-            for path in level:
-                for inc in files[path][0]:
-                    target = resolve(inc, path)
-                    if target is None or target in seen:
-                        continue
-                    seen.add(target)
-                    nxt.append(target)
-                    if files[target][1]:
-                        found.add(files[target][1])
-            if found:
-                out[start] = "kernel" if "kernel" in found else "user"
-                break
-            level = nxt
+    for w in wanted:
+        if w not in files:
+            continue
+        shown = below(w)
+        if not shown:
+            ups = {below(i) for i in includers.get(w, ())}
+            shown = ups.pop() if len(ups) == 1 else ""
+        if shown:
+            out[w] = shown
     return out
 
 
