@@ -285,3 +285,19 @@ public:
     # A C file is never read as C++/CLI.
     assert preprocess(b"#using <x.dll>\nint f(int a) { return a^ 1; }\n").view.endswith(
         b"return a^ 1; }\n")
+
+
+def test_the_upper_case_const_of_windows_headers_reads_as_const() -> None:
+    fir = parse_text("""
+NTSTATUS OpenPipeDevice(PHANDLE Handle)
+{
+    static CONST UNICODE_STRING name = RTL_CONSTANT_STRING(L"\\\\Device\\\\NamedPipe");
+    CONST ULONG share = FILE_SHARE_READ;
+    return OpenByName(Handle, &name, share);
+}
+""", "pipe.c")
+    assert fir.error_nodes == 0
+    assert [c.callee for c in fir.calls] == ["RTL_CONSTANT_STRING", "OpenByName"]
+    # A file that gives CONST another meaning keeps it.
+    own = b"#define CONST 3\nint Limit(void) { return CONST; }\n"
+    assert preprocess(own).view.count(b"CONST") == 1

@@ -532,18 +532,21 @@ def _decorations(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) 
         buf[s:end] = buf[s:end].translate(_BLANK)
 
 
-# Upper-case spellings of keywords that WDK samples define as macros (`}WHILE (FALSE);`
-# wraps `while` in warning pragmas). Same length, so offsets stay true.
-_KEYWORD_ALIAS = re.compile(rb"\b(WHILE)\b")
+# Upper-case spellings of keywords that Windows headers and WDK samples define as macros
+# (`}WHILE (FALSE);` wraps `while` in warning pragmas; winnt.h's `#define CONST const`,
+# which a declaration such as `static CONST UNICODE_STRING Name = ...;` inside a function
+# needs, or tree-sitter reads two type names and the function's body is lost). Same
+# length, so offsets stay true.
+_KEYWORD_ALIAS = re.compile(rb"\b(WHILE|CONST)\b")
 
 
 def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) -> None:
-    if b"WHILE" not in scan:
+    if b"WHILE" not in scan and b"CONST" not in scan:
         return
     for m in _KEYWORD_ALIAS.finditer(scan):
         word = m.group(1).decode()
         macro = result.macros.get(word)
-        if macro is not None and "while" not in macro.body:
+        if macro is not None and word.lower() not in macro.body:
             continue  # the file defines it as something else
         s, e = m.span()
         buf[s:e] = m.group(1).lower()
