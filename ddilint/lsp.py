@@ -265,8 +265,7 @@ class DdilintServer(LanguageServer):
             facts = file_facts(name, data, active, project.knowledge, options)
             model = self.project_model(project, facts.summary, options, buffers or {})
             settled = {name: facts}
-            settle_modes(settled, [name],
-                         {s.path: (s.includes, s.header_mode) for s in model.files})
+            settle_modes(settled, [name], model.files)
             facts = settled[name]
             findings = resolve(facts, name, active, project.knowledge, options, model)
         return keep_findings(findings, project.config, project.select, project.ignore,

@@ -36,7 +36,7 @@ from ddilint.analyzer.ir import FileIR
 from ddilint.analyzer.mode import include_modes
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes
-from ddilint.analyzer.summary import FileSummary, file_call_mode, file_header_mode, summarize
+from ddilint.analyzer.summary import FileSummary, summarize
 from ddilint.cache import (
     RACY_NS,
     ResultCache,
@@ -238,24 +238,23 @@ def file_facts(
             if check:
                 stage = "running the rules"
                 summary = facts.summary
-                forced = options.mode_override or options.file_modes.get(path)
-                facts.mode = forced if forced in ("kernel", "user") else (
-                    summary.header_mode or summary.call_mode or "kernel")
+                forced = forced_mode(options, path)
+                # Steps 1, 3 and 4 of `ddilint.analyzer.mode`, as `detect_mode` takes them,
+                # on what the summary found.
+                facts.mode = forced or summary.header_mode or summary.call_mode or "kernel"
                 ctx = FileContext(fir, knowledge, facts.mode, options.extra)
-                _collect(run_rules(ctx, rules, options, deadline), facts.findings,
+                _collect(check_rules(ctx, rules, options, deadline), facts.findings,
                          facts.pending)
-                if not summary.header_mode and forced not in ("kernel", "user"):
+                if not summary.header_mode and forced is None:
                     other = "user" if facts.mode == "kernel" else "kernel"
                     alt: tuple[str, list[Finding], list[Pending]] = (other, list(notes), [])
-                    _collect(run_rules(ctx.in_mode(other), rules, options, deadline),
+                    _collect(check_rules(ctx.in_mode(other), rules, options, deadline),
                              alt[1], alt[2])
                     facts.if_other = alt
     except BudgetExceeded:
         facts.findings.append(over_budget(path, stage, options))
-        facts.if_other = None
     except Exception as exc:  # the file fails, the run goes on
         facts.findings.append(internal_error(path, stage, exc, options))
-        facts.if_other = None
     if facts.summary is None:
         facts.analyzed = False
     if fir is not None:
@@ -276,27 +275,16 @@ def _collect(items: Iterable[Finding | Pending], findings: list[Finding],
             findings.append(item)
 
 
-def file_mode(fir: FileIR, options: Options) -> str:
-    """"kernel" or "user" for a parsed file (the command line, the config, the file)."""
-    forced = options.mode_override or options.file_modes.get(fir.path)
-    if forced in ("kernel", "user"):
-        return forced
-    return file_header_mode(fir) or file_call_mode(fir) or "kernel"
+def forced_mode(options: Options, path: str) -> str | None:
+    """The mode the command line (`--mode`) or the config fixes for a file, if any."""
+    forced = options.mode_override or options.file_modes.get(path)
+    return forced if forced in ("kernel", "user") else None
 
 
-def check_rules(
-    fir: FileIR, rules: Sequence[Rule], knowledge: Knowledge, options: Options,
-    mode: str | None = None, deadline: Deadline | None = None,
-) -> Iterator[Finding | Pending]:
-    """Each rule's `check_file` on a parsed file; a failing rule becomes a DDI906 notice
-    (and keeps none of its findings for the file)."""
-    yield from run_rules(FileContext(fir, knowledge, mode or file_mode(fir, options),
-                                     options.extra), rules, options, deadline)
-
-
-def run_rules(ctx: FileContext, rules: Sequence[Rule], options: Options,
-              deadline: Deadline | None = None) -> Iterator[Finding | Pending]:
-    """Each rule's `check_file` in `ctx` (see `check_rules`)."""
+def check_rules(ctx: FileContext, rules: Sequence[Rule], options: Options,
+                deadline: Deadline | None = None) -> Iterator[Finding | Pending]:
+    """Each rule's `check_file` on a parsed file, in `ctx`; a failing rule becomes a
+    DDI906 notice (and keeps none of its findings for the file)."""
     fir = ctx.file
     for rule in rules:
         if deadline is not None:
@@ -601,20 +589,20 @@ def _run(
 
 def settle_modes(
     facts: dict[str, FileFacts], targets: Iterable[str],
-    includes: Mapping[str, tuple[Sequence[str], str]] | None = None,
+    summaries: Iterable[FileSummary] | None = None,
 ) -> None:
     """Step 2 of `ddilint.analyzer.mode`: a file of `targets` whose own includes show no
     mode ran its rules in the mode its calls show, else in kernel mode; where the project
     headers it includes show the other mode, it takes its rules' results in that mode
-    (`FileFacts.if_other`). `includes`: every project file's `#include`s and the mode
-    they show (default: from the summaries in `facts`). `facts` is updated in place."""
+    (`FileFacts.if_other`). `summaries`: every project file's (default: those in
+    `facts`), for their includes. `facts` is updated in place."""
     undecided = [n for n in targets if (f := facts.get(n)) is not None
                  and f.if_other is not None]
     if not undecided:
         return
-    if includes is None:
-        includes = {n: (f.summary.includes, f.summary.header_mode)
-                    for n, f in facts.items() if f.summary is not None}
+    if summaries is None:
+        summaries = [f.summary for f in facts.values() if f.summary is not None]
+    includes = {s.path: (s.includes, s.header_mode) for s in summaries}
     for n, mode in include_modes(includes, undecided).items():
         f = facts[n]
         if f.if_other is not None and mode == f.if_other[0]:

@@ -254,10 +254,10 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
                        if _anns(anns))
     storport = any(inc.lower().rsplit("/", 1)[-1] in _STORPORT_HEADERS for inc in fir.includes)
     storport = storport or any(c.callee == "StorPortInitialize" for c in fir.calls)
+    told = mode_includes(fir)
     return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
                        prototypes, storport, b"DO_POWER_PAGABLE" in code,
-                       tuple(mode_includes(fir)), file_header_mode(fir) or "",
-                       file_call_mode(fir) or "")
+                       tuple(told), header_mode(told) or "", file_call_mode(fir) or "")
 
 
 def mode_includes(fir: FileIR) -> list[str]:
@@ -267,11 +267,6 @@ def mode_includes(fir: FileIR) -> list[str]:
         return fir.includes
     dual = set(fir.mode_includes)
     return [i for i in fir.includes if i not in dual]
-
-
-def file_header_mode(fir: FileIR) -> str | None:
-    """The mode the file's includes show (None: none); see `mode_includes`."""
-    return header_mode(mode_includes(fir))
 
 
 def file_call_mode(fir: FileIR) -> str | None:
