@@ -4,7 +4,9 @@ Cheap things are collected for every file with tree-sitter queries (which run in
 functions, call sites, role declarations, parse-error statistics. Function bodies and call
 arguments are converted to the IR on first use only, so a rule that never looks inside a
 function costs nothing there. Calls written through the file's own macros are found by
-expanding the macro and parsing the expansion (see `macros.py`).
+expanding the macro and parsing the expansion (see `macros.py`). The parser reads the
+view without the blanks at its line ends (`compact.py`); every offset the IR holds is an
+offset in the file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tree_sitter_cpp
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from ddilint.analyzer.budget import ExpansionBudget
+from ddilint.analyzer.compact import CompactView, Verbatim
 from ddilint.analyzer.ir import (
     CallSite,
     Decl,
@@ -174,7 +177,10 @@ def parse_file(
         chosen = "cpp"
         pre = preprocess(source.data, defined, undefined, cplusplus=True)
     lang = chosen
-    tree = parser(lang).parse(pre.view)
+    view = CompactView(pre.view)
+    if source._line_starts is None:
+        source._line_starts = view.line_starts  # the view breaks lines where the source does
+    tree = parser(lang).parse(view.parsed)
     root = tree.root_node
     fir = FileIR(path=source.path, language=lang, source=source)
     fir.macros = pre.macros
@@ -183,18 +189,20 @@ def parse_file(
     fir.mode_includes = pre.mode_includes
     fir.pragmas = [(d.text, d.start) for d in pre.pragmas]
     fir.inactive = pre.inactive
-    builder = _FileBuilder(fir, pre, lang, root)
+    builder = _FileBuilder(fir, pre, lang, root, view)
     builder.build()
     return fir
 
 
 class _FileBuilder:
-    def __init__(self, fir: FileIR, pre: Preprocessed, lang: str, root: Node) -> None:
+    def __init__(self, fir: FileIR, pre: Preprocessed, lang: str, root: Node,
+                 view: CompactView) -> None:
         self.fir = fir
         self.pre = pre
         self.lang = lang
         self.root = root
         self.data = pre.view
+        self.src = view  # where the nodes are in the view, and their texts (`compact.py`)
         self.starts: list[int] = []
         self.by_node: dict[int, Function] = {}
         self.budget = ExpansionBudget(len(self.data))
@@ -213,13 +221,14 @@ class _FileBuilder:
         self._prototypes()
         self._errors()
         root = self.root
-        conv = _Converter(self.data, self.fir.macros, self.lang, budget=self.budget)
+        conv = _Converter(self.src, self.fir.macros, self.lang, budget=self.budget)
 
         def assignments() -> list[tuple[Expr, Function | None]]:
             out: list[tuple[Expr, Function | None]] = []
             caps = captures(self.lang, _ASSIGN_QUERY, root)
             for node in caps.get("assign", []):
-                out.append((conv.expr(node), self.enclosing(node.start_byte)))
+                expr = conv.expr(node)
+                out.append((expr, self.enclosing(expr.start)))
             out.sort(key=lambda item: item[0].start)
             return out
 
@@ -248,7 +257,7 @@ class _FileBuilder:
         annotations = sorted(self.pre.annotations, key=lambda a: a.start)
         ann_starts = [a.start for a in annotations]
         stack: list[Function] = []
-        conv = _Converter(self.data, self.fir.macros, self.lang, budget=self.budget)
+        conv = _Converter(self.src, self.fir.macros, self.lang, budget=self.budget)
         for node in nodes:
             fn = self._function(node, conv, annotations, ann_starts)
             if fn is None:
@@ -271,13 +280,15 @@ class _FileBuilder:
         body = node.child_by_field_name("body")
         if body is None:
             return None
+        src = self.src
+        start, end = src.span(node)
+        body_start = src.start(body)
         if node.type == "lambda_expression":
             decl = node.child_by_field_name("declarator")
-            params = _params(decl.child_by_field_name("parameters"), self.data) if decl else []
-            line = self.fir.source.position(node.start_byte)[0]
+            params = _params(decl.child_by_field_name("parameters"), src) if decl else []
+            line = self.fir.source.position(start)[0]
             name = f"<lambda:{line}>"
-            fn = Function(name, name, "lambda", node.start_byte, node.end_byte, node.start_byte,
-                          body.start_byte, params)
+            fn = Function(name, name, "lambda", start, end, start, body_start, params)
         else:
             fdecl = _function_declarator(node.child_by_field_name("declarator"))
             if fdecl is None:
@@ -285,30 +296,30 @@ class _FileBuilder:
             name_node = fdecl.child_by_field_name("declarator")
             if name_node is None:
                 return None
-            name, cls = _declared_name(name_node, self.data)
+            name, cls = _declared_name(name_node, src)
             if not name:
                 return None
             if not cls:
-                cls = _enclosing_class(node, self.data)
+                cls = _enclosing_class(node, src)
             qual = f"{cls}::{name}" if cls else name
-            params = _params(fdecl.child_by_field_name("parameters"), self.data)
+            params = _params(fdecl.child_by_field_name("parameters"), src)
             type_node = node.child_by_field_name("type")
-            ret = _text(type_node, self.data) if type_node is not None else ""
+            ret = src.text(type_node) if type_node is not None else ""
             static = any(
-                c.type == "storage_class_specifier" and _text(c, self.data) == "static"
+                c.type == "storage_class_specifier" and src.text(c) == "static"
                 for c in node.children
             )
-            fn = Function(name, qual, "method" if cls else "function", node.start_byte,
-                          node.end_byte, name_node.start_byte, body.start_byte, params,
+            fn = Function(name, qual, "method" if cls else "function", start, end,
+                          src.start(name_node), body_start, params,
                           class_name=cls, is_static=static, return_type=ret)
             # Annotations written before the definition (down to the previous item) and in
             # its head belong to it.
             prev = node.prev_sibling
-            lo = prev.end_byte if prev is not None else 0
+            lo = src.end(prev) if prev is not None else 0
             import bisect
 
             i = bisect.bisect_left(ann_starts, lo)
-            while i < len(annotations) and annotations[i].start < body.start_byte:
+            while i < len(annotations) and annotations[i].start < body_start:
                 fn.annotations.append(annotations[i])
                 i += 1
         fn._body_builder = _lazy_body(conv, body)
@@ -332,16 +343,18 @@ class _FileBuilder:
         # In document order: macro expansions spend the file's budget in that order.
         calls = sorted(caps.get("call", []), key=_START)
         macros = self.fir.macros
-        conv = _Converter(self.data, macros, self.lang, budget=self.budget)
+        src = self.src
+        conv = _Converter(src, macros, self.lang, budget=self.budget)
         out = self.fir.calls
         for call in calls:
             fn_node = call.child_by_field_name("function")
             if fn_node is None:
                 continue
-            name, name_start, indirect = _callee(fn_node, self.data)
+            name, name_start, indirect = _callee(fn_node, src)
             if name is None:
                 continue
-            enclosing = self.enclosing(call.start_byte)
+            start, end = src.span(call)
+            enclosing = self.enclosing(start)
             if name in macros:
                 macro = macros[name]
                 if macro.params is not None:
@@ -349,12 +362,11 @@ class _FileBuilder:
                     continue
                 alias = resolve_alias(name, macros)
                 if alias != name:
-                    out.append(CallSite(alias, name_start, call.start_byte, call.end_byte,
-                                        enclosing, via=name, indirect=indirect,
-                                        _expr_builder=_lazy_expr(conv, call)))
+                    out.append(CallSite(alias, name_start, start, end, enclosing, via=name,
+                                        indirect=indirect, _expr_builder=_lazy_expr(conv, call)))
                     continue
-            out.append(CallSite(name, name_start, call.start_byte, call.end_byte, enclosing,
-                                indirect=indirect, _expr_builder=_lazy_expr(conv, call)))
+            out.append(CallSite(name, name_start, start, end, enclosing, indirect=indirect,
+                                _expr_builder=_lazy_expr(conv, call)))
         out.sort(key=lambda c: (c.name_start, c.start))
 
     def _macro_calls(
@@ -362,7 +374,7 @@ class _FileBuilder:
         conv: _Converter,
     ) -> None:
         args_node = call.child_by_field_name("arguments")
-        args = _macro_args(args_node, self.data) if args_node is not None else []
+        args = _macro_args(args_node, self.src) if args_node is not None else []
         exp = expand(macro, args, use_start, self.fir.macros)
         if exp is None:
             return
@@ -407,6 +419,7 @@ class _FileBuilder:
         import bisect
 
         starts = [a.start for a in annotations]
+        src = self.src
         for decl in caps.get("decl", []):
             parent = decl.parent
             if parent is None or parent.type not in (
@@ -417,24 +430,25 @@ class _FileBuilder:
             name_node = decl.child_by_field_name("declarator")
             if type_node is None or name_node is None:
                 continue
-            typedef = _text(type_node, self.data)
+            typedef = src.text(type_node)
             if not _ROLE_TYPEDEF.match(typedef):
                 continue
             prev = decl.prev_sibling
-            lo = prev.end_byte if prev is not None else 0
+            lo = src.end(prev) if prev is not None else 0
             i = bisect.bisect_left(starts, lo)
             anns: list[Annotation] = []
-            while i < len(annotations) and annotations[i].start < decl.end_byte:
+            start, end = src.span(decl)
+            while i < len(annotations) and annotations[i].start < end:
                 anns.append(annotations[i])
                 i += 1
             self.fir.role_decls.append(
-                RoleDecl(_text(name_node, self.data), typedef, decl.start_byte, tuple(anns))
+                RoleDecl(src.text(name_node), typedef, start, tuple(anns))
             )
         self.fir.role_decls.sort(key=lambda d: d.start)
 
     def _refs(self) -> None:
         caps = self.caps
-        data = self.data
+        src = self.src
         out = self.fir.refs
         seen: set[int] = set()
         # Argument list id -> its callee and argument texts, shared by every name in it.
@@ -442,9 +456,9 @@ class _FileBuilder:
         # Function id -> the names its parameters and its blocks declare as variables.
         local_names = {id(f): {p.name for p in f.params} for f in self.fir.functions}
         for decl in caps.get("local", []):
-            owner = self.enclosing(decl.start_byte)
+            owner = self.enclosing(src.start(decl))
             if owner is not None:
-                local_names[id(owner)].add(_text(decl, data))
+                local_names[id(owner)].add(src.text(decl))
         for value in caps.get("v", []):
             node: Node | None = value
             qualified: Node | None = None  # `Class::Method`: the name is its last part
@@ -474,19 +488,19 @@ class _FileBuilder:
             if node is None:
                 continue
             anchor = qualified or node
-            if anchor.start_byte in seen:
+            if anchor.start_byte in seen:  # (offsets in the parsed text: only compared)
                 continue
             seen.add(anchor.start_byte)
-            name = _text(node, data)
+            name = src.text(node)
             if _CONSTANT_NAME.match(name):
                 continue  # constants and macros, never a function
-            fn = self.enclosing(anchor.start_byte)
+            fn = self.enclosing(src.start(anchor))
             if qualified is None and fn is not None and name in local_names.get(id(fn), ()):
                 continue  # a parameter or local variable shadows any function of that name
-            refs = _function_refs(anchor, name, data, fn.qualname if fn is not None else "",
+            refs = _function_refs(anchor, name, src, fn.qualname if fn is not None else "",
                                   calls)
             if innermost is not None:
-                scope = _scope_class(innermost, data)
+                scope = _scope_class(innermost, src)
                 refs = [replace(r, scope=scope) for r in refs]
             out.extend(refs)
         # One node's references (an assignment chain) stay together in their order.
@@ -501,10 +515,11 @@ class _FileBuilder:
         starts = [a.start for a in anns]
         import bisect
 
+        src = self.src
         stack = [self.root]
         while stack:
             scope = stack.pop()
-            prev_end = scope.start_byte if scope is not self.root else 0
+            prev_end = src.start(scope) if scope is not self.root else 0
             for item in scope.named_children:
                 t = item.type
                 if t in ("linkage_specification", "declaration_list"):
@@ -516,16 +531,17 @@ class _FileBuilder:
                     fdecl = _function_declarator(item.child_by_field_name("declarator"))
                     name_node = fdecl.child_by_field_name("declarator") if fdecl else None
                     if name_node is not None:
-                        name, _cls = _declared_name(name_node, self.data)
+                        name, _cls = _declared_name(name_node, src)
                         i = bisect.bisect_left(starts, prev_end)
                         found: list[Annotation] = []
-                        while i < len(anns) and anns[i].start < item.end_byte:
+                        item_end = src.end(item)
+                        while i < len(anns) and anns[i].start < item_end:
                             found.append(anns[i])
                             i += 1
                         if name and found:
                             old = self.fir.prototypes.get(name, ())
                             self.fir.prototypes[name] = old + tuple(found)
-                prev_end = item.end_byte
+                prev_end = src.end(item)
 
     def _errors(self) -> None:
         caps = self.caps
@@ -533,12 +549,12 @@ class _FileBuilder:
         self.fir.error_nodes = len(errors)
         covered = 0
         last_end = -1
-        for n in sorted(errors, key=lambda n: n.start_byte):
-            self.fir.error_spans.append((n.start_byte, n.end_byte))
-            s = max(n.start_byte, last_end)
-            if n.end_byte > s:
-                covered += n.end_byte - s
-                last_end = n.end_byte
+        for start, end in sorted(map(self.src.span, errors)):
+            self.fir.error_spans.append((start, end))
+            s = max(start, last_end)
+            if end > s:
+                covered += end - s
+                last_end = end
         self.fir.error_bytes = covered
 
 
@@ -546,7 +562,7 @@ _ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 def _function_refs(
-    node: Node, name: str, data: bytes, enclosing: str,
+    node: Node, name: str, src: Verbatim, enclosing: str,
     calls: _ArgLists | None = None,
 ) -> list[FunctionRef]:
     """Where a name used as a value goes (see `FunctionRef`). `calls` memoizes what an
@@ -556,7 +572,7 @@ def _function_refs(
     steps = 0
     while p is not None and p.type in ("pointer_expression", "cast_expression",
                                        "parenthesized_expression"):
-        if p.type == "pointer_expression" and _text(p, data)[:1] != "&":
+        if p.type == "pointer_expression" and src.text(p)[:1] != "&":
             return []  # `*Name`: a dereference, not the function's address
         steps += 1
         if steps > 8:
@@ -564,7 +580,7 @@ def _function_refs(
         child, p = p, p.parent
     if p is None:
         return []
-    off = node.start_byte
+    off = src.start(node)
     t = p.type
     if t == "argument_list":
         known = calls.get(p.id) if calls is not None else None
@@ -573,11 +589,11 @@ def _function_refs(
             fn = call.child_by_field_name("function") if call is not None else None
             if call is None or fn is None:
                 return []
-            callee, _s, _i = _callee(fn, data)
+            callee, _s, _i = _callee(fn, src)
             args = [c for c in p.named_children if c.type != "comment"]
             # Short literal-like arguments only (`NULL`, `0`, names): what registrations
             # test.
-            known = (callee or "", args, tuple(_short_arg(a, data) for a in args))
+            known = (callee or "", args, tuple(_short_arg(a, src) for a in args))
             if calls is not None:
                 calls[p.id] = known
         callee_name, args, texts = known
@@ -587,17 +603,17 @@ def _function_refs(
                             args=texts, enclosing=enclosing)]
     if t == "assignment_expression":
         # `a = b = F`: every target in the chain gets F.
-        refs = [_assigned_ref(name, off, p.child_by_field_name("left"), data, enclosing)]
+        refs = [_assigned_ref(name, off, p.child_by_field_name("left"), src, enclosing)]
         while p.parent is not None and p.parent.type == "assignment_expression":
             p = p.parent
-            refs.append(_assigned_ref(name, off, p.child_by_field_name("left"), data,
+            refs.append(_assigned_ref(name, off, p.child_by_field_name("left"), src,
                                       enclosing))
         return refs
     if t == "init_declarator":
         decl = p.child_by_field_name("declarator")
-        var, _ptr, _arr = _declarator_name(decl, data)
+        var, _ptr, _arr = _declarator_name(decl, src)
         outer = p.parent
-        type_text = _text_between(data, outer.start_byte, node.start_byte) if outer else ""
+        type_text = _text_between(src.view, src.start(outer), off) if outer else ""
         return [FunctionRef(name, off, "var", key=var, enclosing=enclosing,
                             type_text=type_text)]
     if t in ("initializer_list", "initializer_pair"):
@@ -605,12 +621,12 @@ def _function_refs(
         row = p
         if t == "initializer_pair":
             designator = p.child_by_field_name("designator")
-            key = "".join(_text(designator, data).split()) if designator is not None else ""
+            key = "".join(src.text(designator).split()) if designator is not None else ""
             row = p.parent if p.parent is not None else p
             child = p
         elems = [c for c in row.named_children if c.type != "comment"]
         index = next((i for i, a in enumerate(elems) if a.id == child.id), -1)
-        texts = tuple(" ".join(_text(a, data).split())[:60] for a in elems[:8])
+        texts = tuple(" ".join(src.text(a).split())[:60] for a in elems[:8])
         outer = row.parent
         depth = 0
         while outer is not None and outer.type not in ("init_declarator",) and depth < 6:
@@ -619,22 +635,22 @@ def _function_refs(
         type_text = ""
         if outer is not None and outer.type == "init_declarator" and outer.parent is not None:
             value = outer.child_by_field_name("value")
-            type_text = _text_between(data, outer.parent.start_byte,
-                                      value.start_byte if value is not None else outer.end_byte)
+            type_text = _text_between(src.view, src.start(outer.parent),
+                                      src.start(value) if value is not None else src.end(outer))
         return [FunctionRef(name, off, "init", key=key, index=str(index), args=texts,
                             type_text=type_text, enclosing=enclosing)]
     return [FunctionRef(name, off, "other", enclosing=enclosing)]
 
 
-def _scope_class(qualified: Node, data: bytes) -> str:
+def _scope_class(qualified: Node, src: Verbatim) -> str:
     """The scope of the innermost part of a qualified name, without template arguments:
     `Stream` of `Stream<T>::OnDpc`."""
     scope = qualified.child_by_field_name("scope")
-    text = _text(scope, data) if scope is not None else ""
+    text = src.text(scope) if scope is not None else ""
     return text.split("<", 1)[0].rsplit("::", 1)[-1].strip()
 
 
-def _short_arg(node: Node, data: bytes) -> str:
+def _short_arg(node: Node, src: Verbatim) -> str:
     """The text of a short literal-like argument (`NULL`, `0`, `(HANDLE)0`, a name) without
     casts or parentheses; "" for anything else."""
     depth = 0
@@ -646,7 +662,7 @@ def _short_arg(node: Node, data: bytes) -> str:
         node = inner
         depth += 1
     if node.type in _SHORT_ARG and node.end_byte - node.start_byte < 40:
-        return _text(node, data)
+        return src.text(node)
     return ""
 
 
@@ -656,7 +672,7 @@ def _text_between(data: bytes, start: int, end: int) -> str:
 
 
 def _assigned_ref(
-    name: str, off: int, target: Node | None, data: bytes, enclosing: str
+    name: str, off: int, target: Node | None, src: Verbatim, enclosing: str
 ) -> FunctionRef:
     if target is None:
         return FunctionRef(name, off, "other", enclosing=enclosing)
@@ -666,17 +682,17 @@ def _assigned_ref(
     if target.type == "subscript_expression":
         idx = target.child_by_field_name("index") or target.child_by_field_name("indices")
         if idx is not None:
-            index = " ".join(_text(idx, data).strip("[]").split())
+            index = " ".join(src.text(idx).strip("[]").split())
         arg = target.child_by_field_name("argument")
         if arg is not None:
             target = arg
     if target.type == "field_expression":
         fld = target.child_by_field_name("field")
         if fld is not None:
-            return FunctionRef(name, off, "field", key=_text(fld, data), index=index,
+            return FunctionRef(name, off, "field", key=src.text(fld), index=index,
                                enclosing=enclosing)
     if target.type == "identifier":
-        return FunctionRef(name, off, "var", key=_text(target, data), index=index,
+        return FunctionRef(name, off, "var", key=src.text(target), index=index,
                            enclosing=enclosing)
     return FunctionRef(name, off, "other", enclosing=enclosing)
 
@@ -700,13 +716,14 @@ def _calls_in_expansion(
     tree = parser(lang).parse(snippet)
     caps = captures(lang, _CALL_QUERY, tree.root_node)
     mapper = _offset_mapper(exp, base)
-    conv = _Converter(snippet, macros, lang, mapper, via, depth + 1, budget)
+    text = Verbatim(snippet)
+    conv = _Converter(text, macros, lang, mapper, via, depth + 1, budget)
     out: list[CallSite] = []
     for call in caps.get("call", []):
         fn_node = call.child_by_field_name("function")
         if fn_node is None:
             continue
-        name, name_off, indirect = _callee(fn_node, snippet)
+        name, name_off, indirect = _callee(fn_node, text)
         if name is None or name == "__ddilint_expansion__":
             continue
         if _in_segments(exp, name_off - base):
@@ -716,7 +733,7 @@ def _calls_in_expansion(
             inner = macros[name]
             if inner.params is not None and inner.name != via:
                 args_node = call.child_by_field_name("arguments")
-                raw = _macro_args(args_node, snippet) if args_node is not None else []
+                raw = _macro_args(args_node, text) if args_node is not None else []
                 inner_args = [(t, mapper(o)) for t, o in raw]
                 sub = expand(inner, inner_args, use, macros)
                 if sub is not None:
@@ -747,44 +764,40 @@ def _lazy_body(conv: _Converter, node: Node) -> Callable[[], Stmt]:
     return lambda: conv.stmt(node)
 
 
-def _text(node: Node, data: bytes) -> str:
-    return data[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
-
-
-def _callee(fn: Node, data: bytes) -> tuple[str | None, int, bool]:
+def _callee(fn: Node, src: Verbatim) -> tuple[str | None, int, bool]:
     """The callee's name (interned: a file calls the same few routines again and again,
     and one string each pickles and stores once), where it starts, and whether the call
     goes through a field."""
     t = fn.type
     if t == "identifier":
-        return intern(_text(fn, data)), fn.start_byte, False
+        return intern(src.text(fn)), src.start(fn), False
     if t == "field_expression":
         f = fn.child_by_field_name("field")
         if f is not None:
             # `this->Method()` is the call `Method()` of a member function, written out.
             receiver = fn.child_by_field_name("argument")
-            return intern(_text(f, data)), f.start_byte, (
+            return intern(src.text(f)), src.start(f), (
                 receiver is None or receiver.type != "this")
     if t == "qualified_identifier":
         n = fn.child_by_field_name("name")
         while n is not None and n.type in ("qualified_identifier", "template_function"):
             n = n.child_by_field_name("name")
         if n is not None and n.type == "identifier":
-            return intern(_text(n, data)), n.start_byte, False
+            return intern(src.text(n)), src.start(n), False
     if t == "template_function":
         n = fn.child_by_field_name("name")
         if n is not None:
-            return intern(_text(n, data)), n.start_byte, False
-    return None, fn.start_byte, False
+            return intern(src.text(n)), src.start(n), False
+    return None, src.start(fn), False
 
 
-def _macro_args(args_node: Node, data: bytes) -> list[tuple[str, int]]:
+def _macro_args(args_node: Node, src: Verbatim) -> list[tuple[str, int]]:
     """Argument texts of a macro use with the offsets where they are written."""
     out: list[tuple[str, int]] = []
     for child in args_node.named_children:
         if child.type == "comment":
             continue
-        out.append((_text(child, data), child.start_byte))
+        out.append((src.text(child), src.start(child)))
     return out
 
 
@@ -808,39 +821,39 @@ def _function_declarator(node: Node | None) -> Node | None:
     return None
 
 
-def _declared_name(node: Node, data: bytes) -> tuple[str, str]:
+def _declared_name(node: Node, src: Verbatim) -> tuple[str, str]:
     """(name, class) of a function declarator's name part."""
     t = node.type
     if t in ("identifier", "field_identifier"):
-        return _text(node, data), ""
+        return src.text(node), ""
     if t == "destructor_name":
-        return _text(node, data), ""
+        return src.text(node), ""
     if t == "operator_name":
-        return _text(node, data), ""
+        return src.text(node), ""
     if t == "qualified_identifier":
         scope = node.child_by_field_name("scope")
         name = node.child_by_field_name("name")
         if name is None:
             return "", ""
-        inner, inner_cls = _declared_name(name, data)
-        cls = _text(scope, data) if scope is not None else ""
+        inner, inner_cls = _declared_name(name, src)
+        cls = src.text(scope) if scope is not None else ""
         if inner_cls:
             cls = f"{cls}::{inner_cls}" if cls else inner_cls
         # For `A::B::m`, the class is the last scope part.
         return inner, cls.split("::")[-1] if cls else ""
     if t == "template_function":
         n = node.child_by_field_name("name")
-        return (_text(n, data), "") if n is not None else ("", "")
+        return (src.text(n), "") if n is not None else ("", "")
     return "", ""
 
 
-def _enclosing_class(node: Node, data: bytes) -> str:
+def _enclosing_class(node: Node, src: Verbatim) -> str:
     p = node.parent
     depth = 0
     while p is not None and depth < 12:
         if p.type in ("class_specifier", "struct_specifier", "union_specifier"):
             n = p.child_by_field_name("name")
-            return _text(n, data) if n is not None else ""
+            return src.text(n) if n is not None else ""
         if p.type in ("translation_unit", "compound_statement"):
             return ""
         p = p.parent
@@ -848,7 +861,7 @@ def _enclosing_class(node: Node, data: bytes) -> str:
     return ""
 
 
-def _params(node: Node | None, data: bytes) -> list[Param]:
+def _params(node: Node | None, src: Verbatim) -> list[Param]:
     if node is None:
         return []
     out: list[Param] = []
@@ -858,16 +871,16 @@ def _params(node: Node | None, data: bytes) -> list[Param]:
                 out.append(Param(len(out), "...", "..."))
             continue
         type_node = child.child_by_field_name("type")
-        type_text = _text(type_node, data) if type_node is not None else ""
+        type_text = src.text(type_node) if type_node is not None else ""
         decl = child.child_by_field_name("declarator")
-        name, ptr, _arr = _declarator_name(decl, data)
+        name, ptr, _arr = _declarator_name(decl, src)
         if not name and type_text in ("void", "VOID") and not ptr:
             continue
         out.append(Param(len(out), name, type_text + ("*" * ptr)))
     return out
 
 
-def _declarator_name(node: Node | None, data: bytes) -> tuple[str, int, bool]:
+def _declarator_name(node: Node | None, src: Verbatim) -> tuple[str, int, bool]:
     """(name, pointer depth, is array) of a declarator."""
     ptr = 0
     arr = False
@@ -875,7 +888,7 @@ def _declarator_name(node: Node | None, data: bytes) -> tuple[str, int, bool]:
     while node is not None and depth < 32:
         t = node.type
         if t in ("identifier", "field_identifier"):
-            return _text(node, data), ptr, arr
+            return src.text(node), ptr, arr
         if t == "pointer_declarator":
             ptr += 1
         elif t == "array_declarator":
@@ -916,7 +929,7 @@ class _Converter:
 
     def __init__(
         self,
-        data: bytes,
+        src: Verbatim,
         macros: Mapping[str, MacroDef],
         lang: str,
         mapper: Callable[[int], int] | None = None,
@@ -924,7 +937,7 @@ class _Converter:
         depth: int = 0,
         budget: ExpansionBudget | None = None,
     ) -> None:
-        self.data = data
+        self.src = src  # where the nodes are, and their texts (`compact.py`)
         self.budget = budget
         self.memo: dict[int, tuple[Expr, int]] = {}
         self.macros = macros
@@ -936,19 +949,20 @@ class _Converter:
     def _pos(self, node: Node) -> tuple[int, int]:
         m = self.mapper
         if m is None:
-            return node.start_byte, node.end_byte
+            return self.src.span(node)
         s = m(node.start_byte)
         e = m(node.end_byte - 1) + 1 if node.end_byte > node.start_byte else s
         return s, max(e, s)
 
     def text(self, node: Node) -> str:
-        return _text(node, self.data)
+        return self.src.text(node)
 
     def head(self, node: Node, n: int) -> str:
         """The first `n` characters of a node's text (without decoding all of a huge node)."""
-        start = node.start_byte
-        end = min(node.end_byte, start + 4 * n)
-        return self.data[start:end].decode("utf-8", errors="replace")[:n]
+        src = self.src
+        start = src.start(node)
+        end = min(src.end(node), start + 4 * n)
+        return src.view[start:end].decode("utf-8", errors="replace")[:n]
 
     # -- expressions --------------------------------------------------------------------
     def expr(self, node: Node, depth: int = 0) -> Expr:
@@ -1101,7 +1115,7 @@ class _Converter:
             name = self.text(fn)
             macro = self.macros.get(name)
             if macro is not None and macro.params is not None and self.depth < 8:
-                raw = [(self.text(a), a.start_byte) for a in arg_nodes]
+                raw = [(self.text(a), self.src.start(a)) for a in arg_nodes]
                 expanded = self._expand_expr(macro, raw, self._pos(fn)[0])
                 if expanded is not None:
                     return expanded
@@ -1138,8 +1152,9 @@ class _Converter:
         first = body.named_children[0]
         if first.type != "expression_statement" or not first.named_children:
             return None
-        sub = _Converter(snippet, self.macros, self.lang, _offset_mapper(exp, len(prefix)),
-                         self.via or macro.name, self.depth + 1, self.budget)
+        sub = _Converter(Verbatim(snippet), self.macros, self.lang,
+                         _offset_mapper(exp, len(prefix)), self.via or macro.name,
+                         self.depth + 1, self.budget)
         return sub.expr(first.named_children[0])
 
     def _expand_stmt(self, macro: MacroDef, args: list[tuple[str, int]], use: int) -> Stmt | None:
@@ -1157,8 +1172,9 @@ class _Converter:
             tree.root_node.named_children) else None
         if body is None:
             return None
-        sub = _Converter(snippet, self.macros, self.lang, _offset_mapper(exp, len(prefix)),
-                         self.via or macro.name, self.depth + 1, self.budget)
+        sub = _Converter(Verbatim(snippet), self.macros, self.lang,
+                         _offset_mapper(exp, len(prefix)), self.via or macro.name,
+                         self.depth + 1, self.budget)
         block = sub.stmt(body)
         block.via = macro.name
         return block
@@ -1327,7 +1343,7 @@ class _Converter:
             if macro is None or macro.params is None:
                 return None
             args_node = inner.child_by_field_name("arguments")
-            raw = _macro_args(args_node, self.data) if args_node is not None else []
+            raw = _macro_args(args_node, self.src) if args_node is not None else []
             return self._expand_stmt(macro, raw, self._pos(fn)[0])
         if inner.type == "identifier":
             macro = self.macros.get(self.text(inner))
@@ -1371,7 +1387,7 @@ class _Converter:
                     init = self.expr(value, depth)
             elif dnode.type == "function_declarator" and self.lang == "cpp":
                 init = self._constructor_args(dnode)
-            name, ptr, arr = _declarator_name(target, self.data)
+            name, ptr, arr = _declarator_name(target, self.src)
             if not name:
                 continue
             s, e = self._pos(dnode)

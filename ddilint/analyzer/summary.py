@@ -233,8 +233,8 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
         own = by_fn.get(i, [])
         graph = None
         if _needs_graph(fir, own, knowledge) or (
-                b"IRP_MJ_CREATE" in data[f.body_start:f.end]
-                and b"MajorFunction" in data[f.body_start:f.end]):
+                data.find(b"IRP_MJ_CREATE", f.body_start, f.end) >= 0
+                and data.find(b"MajorFunction", f.body_start, f.end) >= 0):
             graph = build_graph(fir, f, own, knowledge)
         parent = fn_index.get(id(f.parent), -1) if f.parent is not None else -1
         cap = 1 if any(fir.calls[c].callee in _PAGED for c in own) else 4
