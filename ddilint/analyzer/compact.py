@@ -44,6 +44,10 @@ class Verbatim:
     def text(self, node: Node) -> str:
         return self.view[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
 
+    def name(self, node: Node) -> str:
+        """The text of a node on one line (an identifier): the parsed text's own bytes."""
+        return self.parsed[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
+
 
 class CompactView(Verbatim):
     """`view` with the blanks at the end of each line taken out (`parsed`, what the

@@ -14,6 +14,7 @@ from __future__ import annotations
 import operator
 import re
 import sys
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import lru_cache
@@ -204,6 +205,9 @@ class _FileBuilder:
         self.data = pre.view
         self.src = view  # where the nodes are in the view, and their texts (`compact.py`)
         self.starts: list[int] = []
+        # Each function's span in the parsed text, and where each starts there.
+        self.parsed_spans: dict[int, tuple[int, int]] = {}
+        self.parsed_starts: list[int] = []
         self.by_node: dict[int, Function] = {}
         self.budget = ExpansionBudget(len(self.data))
         fir.expansion_budget = self.budget
@@ -268,7 +272,9 @@ class _FileBuilder:
             stack.append(fn)
             self.fir.functions.append(fn)
             self.by_node[node.id] = fn
+            self.parsed_spans[id(fn)] = (node.start_byte, node.end_byte)
         self.starts = [f.start for f in self.fir.functions]
+        self.parsed_starts = [self.parsed_spans[id(f)][0] for f in self.fir.functions]
 
     def _function(
         self,
@@ -327,15 +333,30 @@ class _FileBuilder:
 
     def enclosing(self, offset: int) -> Function | None:
         """The innermost function whose text contains `offset`."""
-        import bisect
-
-        i = bisect.bisect_right(self.starts, offset) - 1
+        i = bisect_right(self.starts, offset) - 1
         if i < 0:
             return None
         fn: Function | None = self.fir.functions[i]
         while fn is not None and not (fn.start <= offset < fn.end):
             fn = fn.parent
         return fn
+
+    def enclosing_node(self, node: Node) -> Function | None:
+        """The innermost function around `node`: `enclosing` of where it starts, asked in
+        the parsed text (the same answer, without turning a node's place into an offset in
+        the file: the order of places is the same in both)."""
+        at = node.start_byte
+        i = bisect_right(self.parsed_starts, at) - 1
+        if i < 0:
+            return None
+        fn: Function | None = self.fir.functions[i]
+        spans = self.parsed_spans
+        while fn is not None:
+            start, end = spans[id(fn)]
+            if start <= at < end:
+                return fn
+            fn = fn.parent
+        return None
 
     # -- calls --------------------------------------------------------------------------
     def _calls(self) -> None:
@@ -456,9 +477,9 @@ class _FileBuilder:
         # Function id -> the names its parameters and its blocks declare as variables.
         local_names = {id(f): {p.name for p in f.params} for f in self.fir.functions}
         for decl in caps.get("local", []):
-            owner = self.enclosing(src.start(decl))
+            owner = self.enclosing_node(decl)
             if owner is not None:
-                local_names[id(owner)].add(src.text(decl))
+                local_names[id(owner)].add(src.name(decl))
         for value in caps.get("v", []):
             node: Node | None = value
             qualified: Node | None = None  # `Class::Method`: the name is its last part
@@ -491,10 +512,10 @@ class _FileBuilder:
             if anchor.start_byte in seen:  # (offsets in the parsed text: only compared)
                 continue
             seen.add(anchor.start_byte)
-            name = src.text(node)
+            name = src.name(node)
             if _CONSTANT_NAME.match(name):
                 continue  # constants and macros, never a function
-            fn = self.enclosing(src.start(anchor))
+            fn = self.enclosing_node(anchor)
             if qualified is None and fn is not None and name in local_names.get(id(fn), ()):
                 continue  # a parameter or local variable shadows any function of that name
             refs = _function_refs(anchor, name, src, fn.qualname if fn is not None else "",
@@ -770,13 +791,13 @@ def _callee(fn: Node, src: Verbatim) -> tuple[str | None, int, bool]:
     goes through a field."""
     t = fn.type
     if t == "identifier":
-        return intern(src.text(fn)), src.start(fn), False
+        return intern(src.name(fn)), src.start(fn), False
     if t == "field_expression":
         f = fn.child_by_field_name("field")
         if f is not None:
             # `this->Method()` is the call `Method()` of a member function, written out.
             receiver = fn.child_by_field_name("argument")
-            return intern(src.text(f)), src.start(f), (
+            return intern(src.name(f)), src.start(f), (
                 receiver is None or receiver.type != "this")
     if t == "qualified_identifier":
         n = fn.child_by_field_name("name")
@@ -825,7 +846,7 @@ def _declared_name(node: Node, src: Verbatim) -> tuple[str, str]:
     """(name, class) of a function declarator's name part."""
     t = node.type
     if t in ("identifier", "field_identifier"):
-        return src.text(node), ""
+        return src.name(node), ""
     if t == "destructor_name":
         return src.text(node), ""
     if t == "operator_name":
@@ -888,7 +909,7 @@ def _declarator_name(node: Node | None, src: Verbatim) -> tuple[str, int, bool]:
     while node is not None and depth < 32:
         t = node.type
         if t in ("identifier", "field_identifier"):
-            return src.text(node), ptr, arr
+            return src.name(node), ptr, arr
         if t == "pointer_declarator":
             ptr += 1
         elif t == "array_declarator":
