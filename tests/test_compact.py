@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from tree_sitter import Node
 
-from ddilint.analyzer.compact import CompactView, Verbatim
+from ddilint.analyzer.compact import CompactView, Verbatim, compact_view
 from ddilint.analyzer.frontend import language_for, parser
 from ddilint.analyzer.preprocess import preprocess
 from tests.conftest import FIXTURES, ROOT, parse_text
@@ -106,3 +106,36 @@ def test_positions_after_blanked_comments_and_annotations() -> None:
     (call,) = fir.calls
     assert fir.position(call.name_start) == (6, 12)
     assert fir.source.data[call.start:call.end] == b"ZwClose(h)"
+
+
+def test_seh_keyword_macros_are_read_as_the_keywords() -> None:
+    src = (b"void f(void) {\n"
+           b"    try { a(); if (x) { leave; } } except (Filter(GetExceptionInformation()))"
+           b" { b(); }\n"
+           b"    try {\n        c();\n    } finally {\n        d();\n    }\n}\n")
+    pre = preprocess(src)
+    words = [(src[at:at + length], spelled) for at, length, spelled in pre.rewrites]
+    assert words == [(b"try", b"__try"), (b"leave", b"__leave"), (b"except", b"__except"),
+                     (b"try", b"__try"), (b"finally", b"__finally")]
+    compact = compact_view(pre.view, pre.rewrites)
+    tree = parser("c").parse(compact.parsed)
+    assert not tree.root_node.has_error
+    kinds = {n.type for n in _nodes(tree.root_node)}
+    assert {"seh_try_statement", "seh_except_clause", "seh_finally_clause",
+            "seh_leave_statement"} <= kinds
+    # Every node still lands on its own bytes, also after two longer words on one row.
+    for node in _nodes(tree.root_node):
+        if node.type in ("identifier", "call_expression", "argument_list"):
+            start, end = compact.span(node)
+            assert compact.text(node) == src[start:end].decode()
+    b = next(n for n in _nodes(tree.root_node) if n.type == "identifier"
+             and compact.text(n) == "b")
+    assert compact.start(b) == src.index(b"b()")
+    clause = next(n for n in _nodes(tree.root_node) if n.type == "seh_except_clause")
+    assert compact.text(clause).startswith("except (Filter(")
+
+
+def test_other_words_named_like_seh_macros_stay() -> None:
+    src = (b"void f(int leave) {\n    try { g(); } catch (...) { leave = 1; }\n"
+           b"    if (leave) { finally(); }\n}\n")
+    assert preprocess(src, cplusplus=True).rewrites == []

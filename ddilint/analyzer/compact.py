@@ -12,10 +12,16 @@ parse by a sixth.
 A node's text is the compact text's bytes where it lies on one line (the same bytes as
 the view's), the view's bytes where it spans lines. `Verbatim` answers the same questions
 for a text parsed as it is (a macro expansion).
+
+The few words the parser must read spelled longer than the view can hold (`try` as
+`__try`: `Preprocessed.rewrites`) are written into the compact text too; on their rows
+the columns after such a word are shifted back (`compact_view`).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
 from itertools import accumulate
 
 from tree_sitter import Node
@@ -87,3 +93,63 @@ class CompactView(Verbatim):
         if 10 in part:
             part = self.view[self.start(node):self.end(node)]
         return part.decode("utf-8", errors="replace")
+
+
+class _Rewritten(CompactView):
+    """A `CompactView` in which some words are spelled longer: on the rows that hold one,
+    a column after the word's start is moved back by what it gained."""
+
+    __slots__ = ("_edits",)
+
+    def __init__(self, view: bytes, rewrites: Sequence[tuple[int, int, bytes]]) -> None:
+        super().__init__(view)
+        lines = self.view.split(b"\n")
+        starts = self.line_starts
+        # Row -> [(parsed column of a rewritten word, bytes it gained)], left to right.
+        edits: dict[int, list[tuple[int, int]]] = {}
+        by_row: dict[int, list[tuple[int, int, bytes]]] = {}
+        for at, length, spelled in rewrites:
+            row = bisect_right(starts, at) - 1
+            by_row.setdefault(row, []).append((at - starts[row], length, spelled))
+        for row, words in by_row.items():
+            line = lines[row]
+            parts: list[bytes] = []
+            done = 0
+            gained = 0
+            row_edits = []
+            for column, length, spelled in sorted(words):
+                parts.append(line[done:column])
+                parts.append(spelled)
+                row_edits.append((column + gained, len(spelled) - length))
+                gained += len(spelled) - length
+                done = column + length
+            parts.append(line[done:])
+            lines[row] = b"".join(parts)
+            edits[row] = row_edits
+        self.parsed = b"\n".join(map(bytes.rstrip, lines))
+        self._edits = edits
+
+    def _column(self, row: int, column: int) -> int:
+        for at, gained in self._edits.get(row, ()):
+            if column > at:
+                column -= min(gained, column - at)
+        return column
+
+    def start(self, node: Node) -> int:
+        row, column = node.start_point
+        return self.line_starts[row] + self._column(row, column)
+
+    def end(self, node: Node) -> int:
+        row, column = node.end_point
+        return self.line_starts[row] + self._column(row, column)
+
+    def span(self, node: Node) -> tuple[int, int]:
+        return self.start(node), self.end(node)
+
+    def text(self, node: Node) -> str:
+        return self.view[self.start(node):self.end(node)].decode("utf-8", errors="replace")
+
+
+def compact_view(view: bytes, rewrites: Sequence[tuple[int, int, bytes]] = ()) -> CompactView:
+    """The `CompactView` of `view`, with `rewrites` (offset, length, spelling) applied."""
+    return _Rewritten(view, rewrites) if rewrites else CompactView(view)

@@ -25,7 +25,7 @@ import tree_sitter_cpp
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from ddilint.analyzer.budget import ExpansionBudget
-from ddilint.analyzer.compact import CompactView, Verbatim
+from ddilint.analyzer.compact import CompactView, Verbatim, compact_view
 from ddilint.analyzer.ir import (
     CallSite,
     Decl,
@@ -178,7 +178,7 @@ def parse_file(
         chosen = "cpp"
         pre = preprocess(source.data, defined, undefined, cplusplus=True)
     lang = chosen
-    view = CompactView(pre.view)
+    view = compact_view(pre.view, pre.rewrites)
     if source._line_starts is None:
         source._line_starts = view.line_starts  # the view breaks lines where the source does
     tree = parser(lang).parse(view.parsed)

@@ -71,6 +71,9 @@ class Preprocessed:
     mode_includes: list[str] = field(default_factory=list)
     pragmas: list[Directive] = field(default_factory=list)
     inactive: list[tuple[int, int]] = field(default_factory=list)
+    # Words the parser must read spelled otherwise, which the same-length view cannot
+    # hold: (offset, length, what the parser reads), applied by `compact.CompactView`.
+    rewrites: list[tuple[int, int, bytes]] = field(default_factory=list)
 
 
 # Comments and literals, written as "unrolled loops" (a run of plain bytes, then any number
@@ -162,6 +165,8 @@ def preprocess(
     _keyword_aliases(code, buf, result)
     if cplusplus and any(w in data for w in _CLI_WORDS):
         _cli_syntax(code, buf)
+    if code.find(b"except") >= 0 or code.find(b"finally") >= 0:
+        _seh_keywords(code, result)
     result.view = bytes(buf)
     return result
 
@@ -550,6 +555,50 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
             continue  # the file defines it as something else
         s, e = m.span()
         buf[s:e] = m.group(1).lower()
+
+
+# Structured exception handling written with the WDK's macros (excpt.h defines `try`,
+# `except`, `finally` and `leave` as `__try`, `__except`, `__finally` and `__leave`), as
+# the file-system samples write it: `try { ... } except (Filter) { ... }`. The parser
+# knows only the `__` keywords; read as names, the block was an error that cost the rest
+# of the function. A `try` whose block is followed by `except (` or `finally {`, that
+# word, and each `leave;` inside the block are read with the two underscores (C++'s own
+# `try` is followed by `catch`, and stays).
+_SEH_TRY = re.compile(rb"\btry\b(?=\s*\{)")
+_SEH_AFTER = re.compile(rb"\s*(except\b(?=\s*\()|finally\b(?=\s*\{))")
+_SEH_LEAVE = re.compile(rb"\bleave\b(?=\s*;)")
+_BRACES = re.compile(rb"[{}]")
+
+
+def _seh_keywords(code: bytes | bytearray, result: Preprocessed) -> None:
+    words: dict[int, bytes] = {}
+    pairs: dict[int, int] | None = None
+    for m in _SEH_TRY.finditer(code):
+        if pairs is None:
+            pairs = _brace_pairs(code)
+        open_at = code.index(b"{", m.end())
+        close = pairs.get(open_at, -1)
+        after = _SEH_AFTER.match(code, close + 1) if close >= 0 else None
+        if after is None:
+            continue
+        words[m.start()] = b"try"
+        words[after.start(1)] = after.group(1)
+        for leave in _SEH_LEAVE.finditer(code, open_at, close):
+            words[leave.start()] = b"leave"
+    result.rewrites.extend((at, len(w), b"__" + w) for at, w in sorted(words.items()))
+
+
+def _brace_pairs(code: bytes | bytearray) -> dict[int, int]:
+    """Each `{` of `code` that is closed, with the offset of its `}` (one pass)."""
+    pairs: dict[int, int] = {}
+    opened: list[int] = []
+    for m in _BRACES.finditer(code):
+        at = m.start()
+        if code[at] == 123:  # '{'
+            opened.append(at)
+        elif opened:
+            pairs[opened.pop()] = at
+    return pairs
 
 
 # C++/CLI (managed C++, in user-mode tools beside the drivers): `#using <x.dll>`, `ref
