@@ -301,3 +301,30 @@ NTSTATUS OpenPipeDevice(PHANDLE Handle)
     # A file that gives CONST another meaning keeps it.
     own = b"#define CONST 3\nint Limit(void) { return CONST; }\n"
     assert preprocess(own).view.count(b"CONST") == 1
+
+
+def test_declaration_macros_without_a_semicolon_are_not_functions() -> None:
+    fir = parse_text(
+        "typedef struct _CTX { int a; } CTX;\n"
+        "MODULE_DECLARE_CONTEXT(Timer)\n"
+        "\n// no config\nMODULE_DECLARE_NO_CONFIG(Timer)\n"
+        "DECLARE_CONST_UNICODE_STRING(Name, L\"x\");\n"
+        "_IRQL_requires_max_(PASSIVE_LEVEL)\nNTSTATUS\nTimerStart(int a)\n"
+        "{\n    return Go(a);\n}\n")
+    assert [f.name for f in fir.functions] == ["TimerStart"]
+    assert fir.error_nodes == 0
+    assert [a.name for a in fir.functions[0].annotations] == ["_IRQL_requires_max_"]
+
+
+def test_macros_that_are_part_of_a_declaration_stay() -> None:
+    src = ("STDMETHODIMP_(ULONG)\nCFoo::AddRef()\n{\n    return Bump();\n}\n"
+           "STDMETHODIMP_(HRESULT)\nCFoo::Query(int a) const;\n"
+           "DECLARE_INTERFACE_(IBar, IUnknown)\n{\n    STDMETHOD_(ULONG, Release)(THIS) PURE;\n};\n"
+           "class C {\n    BEGIN_MAP(C)\n    END_MAP()\n};\n"
+           "EXPORTED(Thing);\n")
+    view = preprocess(src.encode(), cplusplus=True).view.decode()
+    for kept in ("STDMETHODIMP_(ULONG)", "STDMETHODIMP_(HRESULT)", "DECLARE_INTERFACE_",
+                 "BEGIN_MAP(C)", "EXPORTED(Thing)"):
+        assert kept in view
+    fir = parse_text(src, "t.cpp")
+    assert "CFoo::AddRef" in [f.qualname for f in fir.functions]

@@ -163,6 +163,7 @@ def preprocess(
     # Neither scan below writes to `code`, so it is scanned in place.
     _decorations(code, buf, result)
     _keyword_aliases(code, buf, result)
+    _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in _CLI_WORDS):
         _cli_syntax(code, buf)
     if code.find(b"except") >= 0 or code.find(b"finally") >= 0:
@@ -555,6 +556,79 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
             continue  # the file defines it as something else
         s, e = m.span()
         buf[s:e] = m.group(1).lower()
+
+
+# A macro used at file scope without a semicolon to declare things the parser cannot see:
+# DMF's `DMF_MODULE_DECLARE_CONFIG(Time)`, KMDF's `WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(...)`
+# written without its `;`. Read with what follows, it became the name of a function that
+# swallowed the next definition (73 functions of DMF were called DMF_MODULE_DECLARE_*).
+# Such a use is blanked: an upper-case name at the start of a line and its arguments
+# alone on their lines, at brace depth 0, after a `;`, `}` or the start of the file (or another such use), and
+# followed by a declaration, not by the rest of one: `;`, `{`, `,`, `=`, or a function's
+# name and parameters (`STDMETHODIMP_(ULONG)` before `CFoo::AddRef() {` is a return
+# type).
+_MACRO_LINE = re.compile(rb"\n([A-Z][A-Z0-9_]*)[ \t]*\(")
+_REST_OF_LINE = re.compile(rb"[ \t\r]*(?:\n|\Z)")
+_UPPER_NAME = re.compile(rb"[A-Z][A-Z0-9_]*")
+_NEXT_TOKEN = re.compile(rb"\s*(?:((?:[A-Za-z_]\w*\s*::\s*)*~?[A-Za-z_]\w*)\s*(\()?|(\S|\Z))")
+# What can follow a function declarator's parameters.
+_AFTER_PARAMETERS = re.compile(
+    rb"\s*(?:[{;,:=]|->|(?:const|override|final|noexcept|throw|volatile|try|__attribute__)\b)")
+
+
+def _declaration_macros(code: bytearray, buf: bytearray) -> None:
+    depth = 0
+    counted = 0
+    for m in _MACRO_LINE.finditer(code):
+        at = m.start(1)
+        depth += code.count(b"{", counted, at) - code.count(b"}", counted, at)
+        counted = at
+        if depth != 0:
+            continue
+        close = _match_paren(code, m.end() - 1)
+        if close < 0 or _REST_OF_LINE.match(code, close + 1) is None:
+            continue
+        if _previous_byte(code, at) not in (-1, 59, 125):  # start, ';', '}'
+            continue
+        if not _declaration_follows(buf, close + 1):
+            continue
+        # Blanked in `code` too: a use on the next line then follows a `;` or `}` as
+        # this one did.
+        blanked = code[at:close + 1].translate(_BLANK)
+        code[at:close + 1] = blanked
+        buf[at:close + 1] = blanked
+
+
+def _declaration_follows(view: bytearray, at: int) -> bool:
+    """Whether a declaration of its own starts at `at` (after blanks), rather than the
+    rest of one begun before it."""
+    m = _NEXT_TOKEN.match(view, at)
+    if m is None or m.group(3) is not None:
+        return False  # `;`, `{`, `,`, `=`, ... or the end of the file
+    if m.group(2) is None:
+        return True  # a type or a keyword: `NTSTATUS`, `typedef`, `static`
+    close = _match_paren(view, m.end() - 1)
+    if close < 0:
+        return True
+    after = _AFTER_PARAMETERS.match(view, close + 1)
+    # `Name(...)` then a body or the rest of a declarator: a function of which the macro
+    # was the return type; but `MACRO(...);` is another use of a macro, with its `;`.
+    # Anything else: another use of a macro.
+    return after is None or (after.group(0).endswith(b";")
+                             and _UPPER_NAME.fullmatch(m.group(1)) is not None)
+
+
+def _previous_byte(code: bytearray, at: int) -> int:
+    """The last byte before `at` that is not a blank, or -1 at the start of the file."""
+    window = 256
+    while True:
+        lo = max(0, at - window)
+        part = bytes(code[lo:at]).rstrip()
+        if part:
+            return part[-1]
+        if lo == 0:
+            return -1
+        window *= 8
 
 
 # Structured exception handling written with the WDK's macros (excpt.h defines `try`,
