@@ -16,7 +16,6 @@ import re
 import sys
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from functools import lru_cache
 from sys import intern
 
@@ -522,7 +521,7 @@ class _FileBuilder:
                                   calls)
             if innermost is not None:
                 scope = _scope_class(innermost, src)
-                refs = [replace(r, scope=scope) for r in refs]
+                refs = [r._replace(scope=scope) for r in refs]
             out.extend(refs)
         # One node's references (an assignment chain) stay together in their order.
         out.sort(key=lambda r: r.offset)

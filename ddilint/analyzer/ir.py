@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ddilint.analyzer.preprocess import Annotation, MacroDef
 
@@ -343,9 +343,7 @@ def compact_pickle(cls: type[_T]) -> type[_T]:
     return cls
 
 
-@compact_pickle
-@dataclass(frozen=True, slots=True)
-class FunctionRef:
+class FunctionRef(NamedTuple):
     """A name used as a value where a function pointer is expected: a candidate callback.
 
     `kind` says where: "arg" (argument `index` of a call of `callee`; `args` holds the call's
@@ -356,13 +354,16 @@ class FunctionRef:
     element texts, `type_text` the declared type of the object initialized), "other".
     `enclosing` is the qualified name of the function the use is in ("" at file scope);
     `scope` the class of a C++ qualified name (`&Stream::OnDpc`), "" for a plain name.
+
+    A named tuple, as the summary records are (`summary.CallInfo`): a project has tens of
+    thousands, and a frozen dataclass sets each field through `object.__setattr__`.
     """
 
     name: str
     offset: int
     kind: str
     key: str = ""
-    index: str = ""
+    index: str = ""  # type: ignore[assignment]  # a field, where tuple has a method
     callee: str = ""
     args: tuple[str, ...] = ()
     type_text: str = ""

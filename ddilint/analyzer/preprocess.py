@@ -563,10 +563,10 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
 # written without its `;`. Read with what follows, it became the name of a function that
 # swallowed the next definition (73 functions of DMF were called DMF_MODULE_DECLARE_*).
 # Such a use is blanked: an upper-case name at the start of a line and its arguments
-# alone on their lines, at brace depth 0, after a `;`, `}` or the start of the file (or another such use), and
-# followed by a declaration, not by the rest of one: `;`, `{`, `,`, `=`, or a function's
-# name and parameters (`STDMETHODIMP_(ULONG)` before `CFoo::AddRef() {` is a return
-# type).
+# alone on their lines, at brace depth 0, after a `;`, `}` or the start of the file (or
+# another such use), and followed by a declaration, not by the rest of one: `;`, `{`,
+# `,`, `=`, or a function's name and parameters (`STDMETHODIMP_(ULONG)` before
+# `CFoo::AddRef() {` is a return type).
 _MACRO_LINE = re.compile(rb"\n([A-Z][A-Z0-9_]*)[ \t]*\(")
 _REST_OF_LINE = re.compile(rb"[ \t\r]*(?:\n|\Z)")
 _UPPER_NAME = re.compile(rb"[A-Z][A-Z0-9_]*")

@@ -110,10 +110,8 @@ class IrqlGraph:
     params: tuple[str, ...]
 
 
-@compact_pickle
-@dataclass(frozen=True, slots=True)
-class FunctionSummary:
-    """One function of the file."""
+class FunctionSummary(NamedTuple):
+    """One function of the file (a named tuple, as `CallInfo` is)."""
 
     name: str
     qualname: str
@@ -132,9 +130,7 @@ class FunctionSummary:
     irql_cap: int = 4  # PAGED_CODE(): the developer asserts IRQL <= APC_LEVEL on entry
 
 
-@compact_pickle
-@dataclass(frozen=True, slots=True)
-class RefInfo:
+class RefInfo(NamedTuple):
     """A `FunctionRef` with its position."""
 
     ref: FunctionRef
@@ -142,9 +138,7 @@ class RefInfo:
     column: int
 
 
-@compact_pickle
-@dataclass(frozen=True, slots=True)
-class RoleDeclInfo:
+class RoleDeclInfo(NamedTuple):
     """`DRIVER_DISPATCH Foo;` with its annotations."""
 
     function: str
@@ -174,20 +168,29 @@ class FileSummary:
     call_mode: str = ""
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # The calls as plain tuples, made named tuples again without a Python-level
+        # The records as plain tuples, made named tuples again without a Python-level
         # `__new__` call each.
-        return _file_summary, (self.path, self.functions, tuple(map(tuple, self.calls)),
-                               self.refs, self.role_decls, self.prototypes, self.storport,
-                               self.power_pagable, self.includes, self.header_mode,
-                               self.call_mode)
+        return _file_summary, (
+            self.path, tuple(map(tuple, self.functions)), tuple(map(tuple, self.calls)),
+            tuple((tuple(r.ref), r.line, r.column) for r in self.refs),
+            tuple(map(tuple, self.role_decls)), self.prototypes, self.storport,
+            self.power_pagable, self.includes, self.header_mode, self.call_mode)
 
 
 _as_call = partial(tuple.__new__, CallInfo)
+_as_function = partial(tuple.__new__, FunctionSummary)
+_as_ref = partial(tuple.__new__, FunctionRef)
+_as_role_decl = partial(tuple.__new__, RoleDeclInfo)
+_as_ref_info = partial(tuple.__new__, RefInfo)
 
 
-def _file_summary(path: str, functions: tuple[FunctionSummary, ...],
-                  calls: tuple[tuple[Any, ...], ...], *rest: Any) -> FileSummary:
-    return FileSummary(path, functions, tuple(map(_as_call, calls)), *rest)
+def _file_summary(path: str, functions: tuple[tuple[Any, ...], ...],
+                  calls: tuple[tuple[Any, ...], ...],
+                  refs: tuple[tuple[tuple[Any, ...], int, int], ...],
+                  role_decls: tuple[tuple[Any, ...], ...], *rest: Any) -> FileSummary:
+    return FileSummary(path, tuple(map(_as_function, functions)), tuple(map(_as_call, calls)),
+                       tuple(_as_ref_info((_as_ref(r), line, column)) for r, line, column in refs),
+                       tuple(map(_as_role_decl, role_decls)), *rest)
 
 
 _KEEP_ANNOTATIONS = frozenset({
