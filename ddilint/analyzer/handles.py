@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ddilint.analyzer.cfg import CFG, Block, Edge, Element
-from ddilint.analyzer.dataflow import Solution, join_sets, solve
+from ddilint.analyzer.dataflow import join_sets, solve
 from ddilint.analyzer.ir import CallSite, Expr, FileIR, Function
 from ddilint.knowledge import Knowledge, Routine
 
@@ -489,7 +489,9 @@ class _SiteAnalysis:
         self.lost: list[tuple[int, World]] = []
         self.current = -1  # start of the element being replayed (for "lost" leaks)
         self.learning = True  # record what branches tell about untracked variables
-        self.solution: Solution[State] | None = None
+        # The states at block entries, kept for traces (not the `Solution`, which holds
+        # this analysis: a cycle the collector would have to find).
+        self.entry_states: dict[int, State] | None = None
 
     def over_cap(self) -> bool:
         """Too many distinct paths (or steps in the file): the analysis gives up."""
@@ -997,7 +999,7 @@ class _FileAnalysis:
                 for el in block.elements:
                     an.current = el.start
                     state = an.transfer(el, state)
-            an.solution = sol
+            an.entry_states = sol.entry
         exit_state = sol.entry.get(cfg.exit.id) or frozenset()
         return exit_state, an, cfg
 
@@ -1138,11 +1140,11 @@ def _trace(an: _SiteAnalysis, cfg: CFG, site: Site, kind: str, target: int
     if start is None:
         return (opened, tail)
     block0, idx0 = start
-    sol = an.solution
-    if sol is None:
+    entry = an.entry_states
+    if entry is None:
         return (opened, tail)
     an.sink = None
-    state = sol.entry.get(block0.id) or frozenset()
+    state = entry.get(block0.id) or frozenset()
     for el in block0.elements[:idx0]:
         state = an.transfer(el, state) or frozenset()
     first = [w for w0 in state for w in an.step(block0.elements[idx0], w0) if w.state == OPEN]

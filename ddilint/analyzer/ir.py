@@ -411,10 +411,17 @@ class FileIR:
     _globals_cache: list[Decl] | None = field(default=None, repr=False)
 
     def dispose(self) -> None:
-        """Break the reference cycles the file's IR holds (control-flow graphs, whose
-        blocks and edges point at each other; lazy builders; analyses kept in `memo` that
-        point back at the file), so that it is freed as soon as the last reference to it
-        goes instead of waiting for a full garbage collection. The IR is unusable after."""
+        """Break the reference cycles the file's IR holds, so that it is freed as soon as
+        the last reference to it goes instead of waiting for a garbage collection: the
+        control-flow graphs (blocks and edges point at each other), the lazy builders of
+        the file's assignments and globals (they hold the frontend's builder, which holds
+        the file), and analyses kept in `memo` (which break their own with a `release()`
+        method). Nothing else in the IR points back: calls, functions and expressions
+        then go with the file. The IR is unusable after."""
+        for kept in self.memo.values():
+            release = getattr(kept, "release", None)
+            if release is not None:
+                release()
         self.memo.clear()
         for f in self.functions:
             cfg = f._cfg
@@ -422,11 +429,6 @@ class FileIR:
                 for b in cfg.blocks:
                     b.succs.clear()
                     b.preds.clear()
-            f._cfg = f._body = f._body_builder = f.parent = None
-        for c in self.calls:
-            c._expr = c._expr_builder = c.function = None
-        self.functions.clear()
-        self.calls.clear()
         self._assignments = self._globals = None
         self._assignment_cache = self._globals_cache = None
 

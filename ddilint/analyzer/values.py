@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ddilint.analyzer.cfg import Block, Edge, Element
-from ddilint.analyzer.dataflow import Solution, solve
+from ddilint.analyzer.dataflow import solve
 from ddilint.analyzer.ir import CallSite, Decl, Expr, FileIR, Function
 from ddilint.knowledge import Knowledge, Routine
 from ddilint.knowledge.constants import AttributesInitializer, Constants, load_constants
@@ -280,6 +280,16 @@ class ParamSource(Protocol):
         ...
 
 
+class _NoCallers:
+    """A `ParamSource` that knows nothing (a released `FileValues` answers with it)."""
+
+    def param_values(self, fn: Function, index: int, depth: int) -> Values | None:
+        return None
+
+
+_NO_CALLERS = _NoCallers()
+
+
 # -- evaluation ---------------------------------------------------------------------------
 class _Scope:
     """Evaluates expressions; subclasses say which names are tracked variables."""
@@ -367,13 +377,16 @@ class FunctionValues(_Scope):
         self._scan(cfg.blocks)
         self.param_defs = {p.name: Def(p.name, "param", fn.name_start, fn.name_start,
                                        arg_index=p.index) for p in fn.params if p.name}
-        self.solution: Solution[State] = solve(cfg, _ReachingDefs(self))
+        solution = solve(cfg, _ReachingDefs(self))
+        # The states at block entries (the `Solution` holds its analysis, which holds this
+        # object: kept, it would be a cycle the collector has to find).
+        self.entry_states: dict[int, State] = solution.entry
         self.before: dict[int, State] = {}
         self.calls: dict[int, list[tuple[Expr, Element]]] = {}
         for block in cfg.blocks:
-            if block.id not in self.solution.entry:
+            if block.id not in solution.entry:
                 continue
-            for el, state in self.solution.before_each(block):
+            for el, state in solution.before_each(block):
                 self.before[id(el)] = state
                 if el.expr is not None:
                     for c in el.expr.calls():
@@ -801,6 +814,13 @@ class FileValues:
         self.params = _SameFileCallers(self)
         self._defined = {f.name for f in self.fir.functions if f.kind != "lambda"}
 
+    def release(self) -> None:
+        """Let go of the function analyses and the callers' helper, which point back at
+        this object (`FileIR.dispose`): with those cycles broken the file's IR is freed as
+        soon as it is dropped."""
+        self._functions.clear()
+        self.params = _NO_CALLERS
+
     def routine(self, name: str) -> Routine | None:
         """Knowledge about a called routine, unless the file defines a function of that name."""
         if name in self._defined:
@@ -885,7 +905,7 @@ class FileValues:
         if d.arg_index >= len(helper.params) or not helper.params[d.arg_index].name:
             return []
         hv = self.function(helper)
-        exit_state = hv.solution.entry.get(helper.cfg.exit.id)
+        exit_state = hv.entry_states.get(helper.cfg.exit.id)
         pname = "*" + helper.params[d.arg_index].name
         if exit_state is None:
             return []
