@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tree_sitter import Node
 
 from ddilint.analyzer.compact import CompactView, Verbatim, compact_view
@@ -139,3 +141,38 @@ def test_other_words_named_like_seh_macros_stay() -> None:
     src = (b"void f(int leave) {\n    try { g(); } catch (...) { leave = 1; }\n"
            b"    if (leave) { finally(); }\n}\n")
     assert preprocess(src, cplusplus=True).rewrites == []
+
+
+_BLANKS = st.sampled_from([" ", "  ", "\t", "\r\n", "\n", "\n    ", " /* c */ ", " // c\n", ""])
+_TOKENS = ["try", "{", "g(a);", "leave;", "}", "except", "(", "EXCEPTION_EXECUTE_HANDLER", ")",
+           "{", "f(b);", "}", "try", "{", "x = y;", "}", "finally", "{", "leave;", "}"]
+
+
+@st.composite
+def _seh_text(draw: st.DrawFn) -> str:
+    """SEH blocks spelled with the macros, blanks of every kind between the tokens."""
+    out = []
+    for _ in range(draw(st.integers(1, 3))):
+        for token in _TOKENS:
+            out.append(draw(_BLANKS) or " ")
+            out.append(token)
+    return "".join(out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_seh_text())
+def test_every_identifier_maps_to_its_own_bytes(body: str) -> None:
+    src = ("void h(void) {\n" + body + "\n}\n").encode()
+    pre = preprocess(src)
+    assert pre.rewrites
+    compact = compact_view(pre.view, pre.rewrites)
+    tree = parser("c").parse(compact.parsed)
+    last = -1
+    for node in _nodes(tree.root_node):
+        start, end = compact.span(node)
+        assert 0 <= start <= end <= len(src)
+        if node.type == "identifier":
+            assert compact.text(node) == src[start:end].decode()
+            assert compact.name(node) == src[start:end].decode()
+            assert start >= last  # in document order
+            last = start

@@ -130,10 +130,14 @@ class _Rewritten(CompactView):
         self._edits = edits
 
     def _column(self, row: int, column: int) -> int:
+        """The view's column of a parsed column: less what each longer word before it on
+        the row gained (all of it past the word's start, compared in parsed columns)."""
+        shift = 0
         for at, gained in self._edits.get(row, ()):
-            if column > at:
-                column -= min(gained, column - at)
-        return column
+            if column <= at:
+                break  # the edits of a row are in order
+            shift += min(gained, column - at)
+        return column - shift
 
     def start(self, node: Node) -> int:
         row, column = node.start_point
