@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ddilint.analyzer.engine import Options, analyze_bytes
-from ddilint.analyzer.frontend import parse_file
+from ddilint.analyzer.frontend import SOURCE_SUFFIXES, parse_file
 from ddilint.analyzer.ir import FileIR
 from ddilint.analyzer.source import SourceText
 from ddilint.findings import Finding
@@ -37,6 +37,14 @@ def analyze_text(text: str, rules: Sequence[Rule], path: str = "t.c",
     """Findings (notices included) for source text."""
     res = analyze_bytes(path, text.encode("utf-8"), rules, load_knowledge(), options)
     return sorted(res.findings, key=Finding.sort_key)
+
+
+def source_files() -> list[Path]:
+    """Every C/C++ file of the fixtures and the bundled example driver."""
+    files = sorted(p for p in [*FIXTURES.rglob("*"), *(ROOT / "examples").rglob("*")]
+                   if p.suffix.lower() in SOURCE_SUFFIXES)
+    assert len(files) > 50, "the fixtures are missing"
+    return files
 
 
 def parse_text(text: str, path: str = "t.c") -> FileIR:

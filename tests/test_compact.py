@@ -13,7 +13,7 @@ from tree_sitter import Node
 from ddilint.analyzer.compact import CompactView, Verbatim, compact_view
 from ddilint.analyzer.frontend import language_for, parser
 from ddilint.analyzer.preprocess import preprocess
-from tests.conftest import FIXTURES, ROOT, parse_text
+from tests.conftest import ROOT, parse_text, source_files
 
 
 def _nodes(root: Node) -> Iterator[Node]:
@@ -24,14 +24,7 @@ def _nodes(root: Node) -> Iterator[Node]:
         stack.extend(reversed(node.children))
 
 
-def _sources() -> list:
-    files = sorted(p for p in [*FIXTURES.rglob("*"), *(ROOT / "examples").rglob("*")]
-                   if p.suffix.lower() in (".c", ".cpp", ".h"))
-    assert len(files) > 50
-    return files
-
-
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("path", source_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_node_lands_where_the_view_parse_puts_it(path) -> None:
     lang = language_for(str(path))
     view = preprocess(path.read_bytes(), cplusplus=lang == "cpp").view

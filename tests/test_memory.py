@@ -11,13 +11,12 @@ from pathlib import Path
 from ddilint.analyzer.engine import Options, file_facts
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import ROOT, source_files
 
 
 def test_no_file_leaves_a_reference_cycle(builtin_rules: list[Rule],
                                           knowledge: Knowledge) -> None:
-    paths = sorted(p for p in [*FIXTURES.rglob("*"), *(ROOT / "examples").rglob("*")]
-                   if p.suffix.lower() in (".c", ".cpp", ".h"))
+    paths = source_files()
     assert len(paths) > 50
     # Caches filled on first use (compiled queries, lru caches) are not garbage: warm up.
     for p in paths:

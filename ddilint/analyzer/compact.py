@@ -64,12 +64,16 @@ class CompactView(Verbatim):
     def __init__(self, view: bytes) -> None:
         lines = view.split(b"\n")
         self.view = view
-        self.parsed = b"\n".join(map(bytes.rstrip, lines))
         starts = list(accumulate(map(_NEXT_LINE, map(len, lines)), initial=0))
         starts.pop()
         # Where each line of the view starts: the source's own line index, as the view has
         # its line breaks where the source has them.
         self.line_starts: list[int] = starts
+        self.parsed = b"\n".join(map(bytes.rstrip, self._edited(lines)))
+
+    def _edited(self, lines: list[bytes]) -> list[bytes]:
+        """The lines the parser reads, before their blanks go (`_Rewritten` respells)."""
+        return lines
 
     def start(self, node: Node) -> int:
         row, column = node.start_point
@@ -99,16 +103,18 @@ class _Rewritten(CompactView):
     """A `CompactView` in which some words are spelled longer: on the rows that hold one,
     a column after the word's start is moved back by what it gained."""
 
-    __slots__ = ("_edits",)
+    __slots__ = ("_edits", "_rewrites")
 
     def __init__(self, view: bytes, rewrites: Sequence[tuple[int, int, bytes]]) -> None:
-        super().__init__(view)
-        lines = self.view.split(b"\n")
-        starts = self.line_starts
+        self._rewrites = rewrites
         # Row -> [(parsed column of a rewritten word, bytes it gained)], left to right.
-        edits: dict[int, list[tuple[int, int]]] = {}
+        self._edits: dict[int, list[tuple[int, int]]] = {}
+        super().__init__(view)
+
+    def _edited(self, lines: list[bytes]) -> list[bytes]:
+        starts = self.line_starts
         by_row: dict[int, list[tuple[int, int, bytes]]] = {}
-        for at, length, spelled in rewrites:
+        for at, length, spelled in self._rewrites:
             row = bisect_right(starts, at) - 1
             by_row.setdefault(row, []).append((at - starts[row], length, spelled))
         for row, words in by_row.items():
@@ -125,9 +131,8 @@ class _Rewritten(CompactView):
                 done = column + length
             parts.append(line[done:])
             lines[row] = b"".join(parts)
-            edits[row] = row_edits
-        self.parsed = b"\n".join(map(bytes.rstrip, lines))
-        self._edits = edits
+            self._edits[row] = row_edits
+        return lines
 
     def _column(self, row: int, column: int) -> int:
         """The view's column of a parsed column: less what each longer word before it on

@@ -203,10 +203,11 @@ class _FileBuilder:
         self.root = root
         self.data = pre.view
         self.src = view  # where the nodes are in the view, and their texts (`compact.py`)
-        self.starts: list[int] = []
-        # Each function's span in the parsed text, and where each starts there.
-        self.parsed_spans: dict[int, tuple[int, int]] = {}
-        self.parsed_starts: list[int] = []
+        # Where each function starts and ends, in the file and in the parsed text, in the
+        # order of `fir.functions` (for `enclosing`).
+        self.spans: list[tuple[int, int]] = []
+        self.parsed_spans: list[tuple[int, int]] = []
+        self.function_index: dict[int, int] = {}  # id of a function -> its place there
         self.by_node: dict[int, Function] = {}
         self.budget = ExpansionBudget(len(self.data))
         fir.expansion_budget = self.budget
@@ -271,9 +272,9 @@ class _FileBuilder:
             stack.append(fn)
             self.fir.functions.append(fn)
             self.by_node[node.id] = fn
-            self.parsed_spans[id(fn)] = (node.start_byte, node.end_byte)
-        self.starts = [f.start for f in self.fir.functions]
-        self.parsed_starts = [self.parsed_spans[id(f)][0] for f in self.fir.functions]
+            self.spans.append((fn.start, fn.end))
+            self.parsed_spans.append((node.start_byte, node.end_byte))
+        self.function_index = {id(f): i for i, f in enumerate(self.fir.functions)}
 
     def _function(
         self,
@@ -332,29 +333,24 @@ class _FileBuilder:
 
     def enclosing(self, offset: int) -> Function | None:
         """The innermost function whose text contains `offset`."""
-        i = bisect_right(self.starts, offset) - 1
-        if i < 0:
-            return None
-        fn: Function | None = self.fir.functions[i]
-        while fn is not None and not (fn.start <= offset < fn.end):
-            fn = fn.parent
-        return fn
+        return self._innermost(self.spans, offset)
 
     def enclosing_node(self, node: Node) -> Function | None:
         """The innermost function around `node`: `enclosing` of where it starts, asked in
         the parsed text (the same answer, without turning a node's place into an offset in
         the file: the order of places is the same in both)."""
-        at = node.start_byte
-        i = bisect_right(self.parsed_starts, at) - 1
-        if i < 0:
-            return None
-        fn: Function | None = self.fir.functions[i]
-        spans = self.parsed_spans
-        while fn is not None:
-            start, end = spans[id(fn)]
+        return self._innermost(self.parsed_spans, node.start_byte)
+
+    def _innermost(self, spans: list[tuple[int, int]], at: int) -> Function | None:
+        """The innermost function whose span in `spans` (one text's) contains `at`."""
+        i = bisect_right(spans, (at, _NO_END)) - 1
+        functions = self.fir.functions
+        while i >= 0:
+            start, end = spans[i]
             if start <= at < end:
-                return fn
-            fn = fn.parent
+                return functions[i]
+            parent = functions[i].parent
+            i = self.function_index[id(parent)] if parent is not None else -1
         return None
 
     # -- calls --------------------------------------------------------------------------
@@ -579,6 +575,8 @@ class _FileBuilder:
 
 
 _ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Past any end offset: `(at, _NO_END)` sorts after every span that starts at `at`.
+_NO_END = sys.maxsize
 
 
 def _function_refs(

@@ -280,16 +280,6 @@ class ParamSource(Protocol):
         ...
 
 
-class _NoCallers:
-    """A `ParamSource` that knows nothing (a released `FileValues` answers with it)."""
-
-    def param_values(self, fn: Function, index: int, depth: int) -> Values | None:
-        return None
-
-
-_NO_CALLERS = _NoCallers()
-
-
 # -- evaluation ---------------------------------------------------------------------------
 class _Scope:
     """Evaluates expressions; subclasses say which names are tracked variables."""
@@ -817,9 +807,9 @@ class FileValues:
     def release(self) -> None:
         """Let go of the function analyses and the callers' helper, which point back at
         this object (`FileIR.dispose`): with those cycles broken the file's IR is freed as
-        soon as it is dropped."""
+        soon as it is dropped. The analysis is unusable after, as the IR is."""
         self._functions.clear()
-        self.params = _NO_CALLERS
+        del self.params
 
     def routine(self, name: str) -> Routine | None:
         """Knowledge about a called routine, unless the file defines a function of that name."""
