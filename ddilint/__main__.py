@@ -1,5 +1,3 @@
-import sys
+from ddilint.cli import entry
 
-from ddilint.cli import main
-
-sys.exit(main())
+entry()

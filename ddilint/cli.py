@@ -494,5 +494,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `ddilint` command: `main`, then the process ends without tearing down the
+    interpreter. Everything a run writes is written and closed by then (the report, the
+    cache), and the worker processes are joined; what is left is freeing the knowledge
+    table, the compiled queries and whatever the run's last phase held, object by object
+    (0.1 s of a run on Windows-driver-samples) for a process that is about to end (mypy
+    ends the same way)."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (`ddilint check | head`): nothing to say
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
