@@ -661,15 +661,18 @@ def cannot_read(name: str, exc: OSError) -> Finding:
 
 def read_and_facts(
     name: str, rules: Sequence[Rule], knowledge: Knowledge, options: Options, check: bool,
+    digest: bool = True,
 ) -> tuple[FileFacts, str]:
-    """Read a file and compute its `FileFacts`; also the hash of the bytes it read ("" when
-    it could not be read: the facts then hold the DDI901 notice)."""
+    """Read a file and compute its `FileFacts`; also, with `digest`, the hash of the bytes it
+    read, which only the cache needs ("" without, or when the file could not be read: the
+    facts then hold the DDI901 notice)."""
     try:
         with open(name, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
         return FileFacts(None, [cannot_read(name, exc)]), ""
-    return file_facts(name, raw, rules, knowledge, options, check), content_hash(raw)
+    facts = file_facts(name, raw, rules, knowledge, options, check)
+    return facts, content_hash(raw) if digest else ""
 
 
 # Files analyzed in one process between two garbage collections: the IR of a file holds
@@ -727,7 +730,7 @@ def phase_one(
         fresh = {}
         for i, n in enumerate(todo, 1):
             fresh[n], read_digests[n] = read_and_facts(n, rules, knowledge, options,
-                                                       n in checked)
+                                                       n in checked, on)
             if tick is not None:
                 tick(n)
             if i % COLLECT_EVERY == 0:

@@ -53,7 +53,7 @@ def _context() -> Any:
 
 
 def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge,
-            options: Options) -> None:
+            options: Options, digest: bool) -> None:
     while True:
         try:
             msg = conn.recv()
@@ -62,8 +62,8 @@ def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge,
         if msg[0] != "files":
             return
         for name, check in msg[1]:
-            facts, digest = read_and_facts(name, rules, knowledge, options, check)
-            conn.send(("facts", name, digest, pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)))
+            facts, read = read_and_facts(name, rules, knowledge, options, check, digest)
+            conn.send(("facts", name, read, pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)))
         conn.send(("batch",))
         collect_garbage()  # the batch's files, whose IR holds cycles
 
@@ -90,16 +90,17 @@ def facts_in_parallel(
     blobs: dict[str, bytes] | None, digests: dict[str, str],
     tick: Callable[[str], None] | None,
 ) -> dict[str, FileFacts]:
-    """`FileFacts` of the `todo` files, read and computed in `workers` processes; the
-    hash of the bytes each worker read goes to `digests`. With `blobs`, each file's
-    pickled facts are left there too (the cache stores them as they came)."""
+    """`FileFacts` of the `todo` files, read and computed in `workers` processes. With
+    `blobs` (a run with a cache), each file's pickled facts are left there, as the cache
+    stores them, and the hash of the bytes each worker read goes to `digests`."""
     queue = deque(batches(todo, sizes))
     ctx = _context()
     conns: list[Connection] = []
     procs = []
     for _ in range(min(workers, len(queue))):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, daemon=True, args=(child, rules, knowledge, options))
+        proc = ctx.Process(target=_worker, daemon=True,
+                           args=(child, rules, knowledge, options, blobs is not None))
         proc.start()
         child.close()
         conns.append(parent)
