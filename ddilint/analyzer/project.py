@@ -250,17 +250,27 @@ class Project:
         return out
 
     def _link_calls(self) -> None:
-        may_reach = self._may_reach
-        for n, node in enumerate(self.nodes):
+        # `_may_reach` and `resolve_name`, inline: this is every call of the project.
+        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        resolved, resolve = self._resolved, self._resolve
+        nodes = self.nodes
+        for n, node in enumerate(nodes):
             calls = self.files[node.file].calls
             f = node.summary
             for ci in f.calls:
                 call = calls[ci]
-                if not may_reach(call.callee, call.indirect):
+                name, indirect = call.callee, call.indirect
+                if name not in by_name and name not in static_names and not (
+                        indirect and name in fields):
                     continue  # a documented routine or a variable: most calls
-                for t in self.resolve_name(call.callee, node.file, f, call.indirect):
+                delegates = _delegates(name, f, indirect)
+                key = (name, node.file, f.class_name, indirect, delegates)
+                targets = resolved.get(key)
+                if targets is None:
+                    targets = resolved[key] = resolve(name, node.file, f, indirect)
+                for t in targets:
                     node.callees.append((t, ci))
-                    self.nodes[t].callers.append((n, ci))
+                    nodes[t].callers.append((n, ci))
             if f.kind == "lambda" and f.parent >= 0:
                 parent = self.node_of[(node.file, f.parent)]
                 # A lambda runs where its enclosing function hands it over: same context.
@@ -721,11 +731,14 @@ class Project:
                 continue  # most functions call no project function
             lo_n, hi_n = self._range(n)
             states = self.call_states.get(n, _NO_STATES)
+            # At most calls nothing before them changed the IRQL: the entry range.
+            at_entry = _evaluate(ENTRY_STATE, lo_n, hi_n)
             for t, ci in callees:
                 if t in fixed:
                     continue
-                st = states.get(ci, ENTRY_STATE) if ci >= 0 else ENTRY_STATE
-                if update(n, t, ci, _evaluate(st, lo_n, hi_n)) and t not in queued:
+                st = states.get(ci) if ci >= 0 else None
+                ev = at_entry if st is None or st is ENTRY_STATE else _evaluate(st, lo_n, hi_n)
+                if update(n, t, ci, ev) and t not in queued:
                     queued.add(t)
                     work.append(t)
 
