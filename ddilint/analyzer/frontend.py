@@ -136,6 +136,10 @@ def captures(lang: str, source: str, root: Node, ordered: bool = True) -> dict[s
 
 
 _START = operator.attrgetter("start_byte")
+# The order of a file's calls (`FileIR.calls`) and of its function references.
+_CALL_ORDER = operator.attrgetter("name_start", "start")
+_OFFSET = operator.attrgetter("offset")
+_ANNOTATION_START = operator.attrgetter("start")
 # Argument list id -> its callee, its arguments and their short texts (see _function_refs).
 _ArgLists = dict[int, tuple[str, list[Node], tuple[str, ...]]]
 
@@ -210,6 +214,10 @@ class _FileBuilder:
         self.function_index: dict[int, int] = {}  # id of a function -> its place there
         self.by_node: dict[int, Function] = {}
         self.budget = ExpansionBudget(len(self.data))
+        # The annotations in the order of the file, and where each starts (for the
+        # functions, role declarations and prototypes they belong to).
+        self.annotations = sorted(pre.annotations, key=_ANNOTATION_START)
+        self.annotation_starts = [a.start for a in self.annotations]
         fir.expansion_budget = self.budget
         # The one walk of the file's query. Its captures are not put in document order
         # here (sorting every captured node was a tenth of the frontend): each step below
@@ -258,8 +266,7 @@ class _FileBuilder:
     def _functions(self) -> None:
         caps = self.caps
         nodes = sorted(caps.get("fn", []), key=lambda n: (n.start_byte, -n.end_byte))
-        annotations = sorted(self.pre.annotations, key=lambda a: a.start)
-        ann_starts = [a.start for a in annotations]
+        annotations, ann_starts = self.annotations, self.annotation_starts
         stack: list[Function] = []
         conv = _Converter(self.src, self.fir.macros, self.lang, budget=self.budget)
         for node in nodes:
@@ -381,9 +388,10 @@ class _FileBuilder:
                     out.append(CallSite(alias, name_start, start, end, enclosing, via=name,
                                         indirect=indirect, _expr_builder=_lazy_expr(conv, call)))
                     continue
-            out.append(CallSite(name, name_start, start, end, enclosing, indirect=indirect,
-                                _expr_builder=_lazy_expr(conv, call)))
-        out.sort(key=lambda c: (c.name_start, c.start))
+            # (Positional: keywords cost the generated `__init__` a tenth more.)
+            out.append(CallSite(name, name_start, start, end, enclosing, "", indirect,
+                                _lazy_expr(conv, call)))
+        out.sort(key=_CALL_ORDER)
 
     def _macro_calls(
         self, call: Node, macro: MacroDef, use_start: int, enclosing: Function | None,
@@ -426,15 +434,14 @@ class _FileBuilder:
                                             self.budget):
                 site.function = enclosing
                 self.fir.calls.append(site)
-        self.fir.calls.sort(key=lambda c: (c.name_start, c.start))
+        self.fir.calls.sort(key=_CALL_ORDER)
 
     # -- declarations and errors --------------------------------------------------------
     def _role_decls(self) -> None:
         caps = self.caps
-        annotations = sorted(self.pre.annotations, key=lambda a: a.start)
+        annotations, starts = self.annotations, self.annotation_starts
         import bisect
 
-        starts = [a.start for a in annotations]
         src = self.src
         for decl in caps.get("decl", []):
             parent = decl.parent
@@ -520,15 +527,13 @@ class _FileBuilder:
                 refs = [r._replace(scope=scope) for r in refs]
             out.extend(refs)
         # One node's references (an assignment chain) stay together in their order.
-        out.sort(key=lambda r: r.offset)
+        out.sort(key=_OFFSET)
 
     def _prototypes(self) -> None:
         """Annotations on function declarations (prototypes), by function name."""
-        annotations = self.pre.annotations
-        if not annotations:
+        anns, starts = self.annotations, self.annotation_starts
+        if not anns:
             return
-        anns = sorted(annotations, key=lambda a: a.start)
-        starts = [a.start for a in anns]
         import bisect
 
         src = self.src
