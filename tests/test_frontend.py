@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import re
 
-from ddilint.analyzer.preprocess import preprocess
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ddilint.analyzer.preprocess import _directive_lines, preprocess
 from ddilint.analyzer.source import SourceText, decode_bytes
 from tests.conftest import parse_text
 
@@ -328,3 +332,18 @@ def test_macros_that_are_part_of_a_declaration_stay() -> None:
         assert kept in view
     fir = parse_text(src, "t.cpp")
     assert "CFoo::AddRef" in [f.qualname for f in fir.functions]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="# \t\n\r\\ade", max_size=60))
+def test_directive_lines_are_those_a_line_start_pattern_finds(text: str) -> None:
+    # `_directive_lines` searches for `#` and looks back to the line start; it must find
+    # the lines that the directive pattern tried at the start of each line finds,
+    # continuation lines and `#`s inside lines included.
+    data = text.encode()
+    line = rb"([ \t]*#[ \t]*([A-Za-z_]\w*)?((?:[^\n\\]|\\\r?\n|\\.)*))"
+    first = re.match(line, data)
+    expected = [first] if first is not None else []
+    expected += re.compile(rb"\n" + line).finditer(data, first.end() if first else 0)
+    found = [(s, m.end(), m.group(1), m.group(2)) for s, m in _directive_lines(data)]
+    assert found == [(m.start(1), m.end(1), m.group(2), m.group(3)) for m in expected]
