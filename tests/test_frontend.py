@@ -237,13 +237,42 @@ class Dev {
 
 
 def test_the_cpp_header_check_reads_a_bounded_class_head() -> None:
-    from ddilint.analyzer.frontend import _CPP_HEADER
+    from ddilint.analyzer.frontend import _is_cpp_header
 
-    assert _CPP_HEADER.search(b"class CFoo :\n    public CBase\n{\n")
+    assert _is_cpp_header(b"class CFoo :\n    public CBase\n{\n")
     # A head is at most a few hundred bytes: past that the check gives up on it, so that
     # many lines of `class A` without a brace cost linear time, not quadratic.
-    assert not _CPP_HEADER.search(b"class A " + b"x" * 500 + b" {")
-    assert not _CPP_HEADER.search(b"class A\n" * 20000 + b"x")
+    assert not _is_cpp_header(b"class A " + b"x" * 500 + b" {")
+    assert not _is_cpp_header(b"class A\n" * 20000 + b"x")
+
+
+def test_the_cpp_header_check_wants_the_words_at_the_start_of_a_line() -> None:
+    from ddilint.analyzer.frontend import _is_cpp_header
+
+    assert _is_cpp_header(b"#pragma once\n\t  template <typename T> struct S;\n")
+    assert _is_cpp_header(b"int x;\nnamespace drv {\n}\n")
+    assert _is_cpp_header(b"struct S {\nprivate:\n int a;\n};\n")
+    # The same words inside a line are C: a name, a label of a `switch`, a parameter.
+    assert not _is_cpp_header(b"int my_template<3;\nVOID F(int class_id) { x = 1; }\n")
+    assert not _is_cpp_header(b"switch (k) { case 1: y = a ? public : b; }\n")
+    assert not _is_cpp_header(b"x = y; class A { };" * 5000)  # one long line: linear
+    assert not _is_cpp_header(b"a::b public::c\n")
+
+
+_CPP_TOKENS = ["class", "template", "namespace", "public", "private", "<", " ", "\t", "\n",
+               "{", ";", ":", "A", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_CPP_TOKENS), max_size=30))
+def test_the_cpp_header_check_is_the_line_start_pattern(tokens: list[str]) -> None:
+    from ddilint.analyzer.frontend import _is_cpp_header
+
+    view = "".join(tokens).encode()
+    line_start = re.compile(
+        rb"^[ \t]*(?:template[ \t]*<|namespace[ \t]+\w+\s*\{|class[ \t]+\w+[^;{}]{0,400}\{"
+        rb"|(?:public|private|protected)[ \t]*:(?!:))", re.M)
+    assert _is_cpp_header(view) == (line_start.search(view) is not None)
 
 
 def test_a_qualified_static_method_is_a_function_reference() -> None:
@@ -347,3 +376,15 @@ def test_directive_lines_are_those_a_line_start_pattern_finds(text: str) -> None
     expected += re.compile(rb"\n" + line).finditer(data, first.end() if first else 0)
     found = [(s, m.end(), m.group(1), m.group(2)) for s, m in _directive_lines(data)]
     assert found == [(m.start(1), m.end(1), m.group(2), m.group(3)) for m in expected]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["WHILE", "CONST", "try", "x", "_", "1", " ", "(", "{", "\n"]),
+                max_size=30), st.integers(0, 12))
+def test_word_starts_are_what_a_leading_word_boundary_finds(tokens: list[str], pos: int) -> None:
+    from ddilint.analyzer.preprocess import _word_starts
+
+    data = "".join(tokens).encode()
+    for word in (rb"(WHILE|CONST)\b", rb"try\b(?=\s*\{)"):
+        found = [m.span() for m in _word_starts(re.compile(word), data, pos)]
+        assert found == [m.span() for m in re.compile(rb"\b" + word).finditer(data, pos)]

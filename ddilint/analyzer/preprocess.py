@@ -17,6 +17,7 @@ Every byte keeps its offset, so positions from the parser are positions in the r
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -26,6 +27,21 @@ _BLANK = bytes(b if b in (10, 13) else 32 for b in range(256))
 def blank(data: bytes) -> bytes:
     """Same-length bytes with everything but line breaks turned into spaces."""
     return data.translate(_BLANK)
+
+
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _word_starts(pattern: re.Pattern[bytes], scan: bytes | bytearray, pos: int = 0,
+                 end: int = sys.maxsize) -> Iterator[re.Match[bytes]]:
+    """The matches of `pattern` in `scan[pos:end]` that start a word: what `\\b` before the
+    pattern finds. A pattern that starts with a word's letters is found by the engine's
+    fast search for them, where a leading `\\b` is tested at every byte. (A match that
+    does not start a word is all word bytes, so no match that does starts inside it.)"""
+    for m in pattern.finditer(scan, pos, end):
+        at = m.start()
+        if at == 0 or scan[at - 1] not in _WORD_BYTES:
+            yield m
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,13 +567,13 @@ def _decorations(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) 
 # which a declaration such as `static CONST UNICODE_STRING Name = ...;` inside a function
 # needs, or tree-sitter reads two type names and the function's body is lost). Same
 # length, so offsets stay true.
-_KEYWORD_ALIAS = re.compile(rb"\b(WHILE|CONST)\b")
+_KEYWORD_ALIAS = re.compile(rb"(WHILE|CONST)\b")  # at a word's start: `_word_starts`
 
 
 def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) -> None:
     if b"WHILE" not in scan and b"CONST" not in scan:
         return
-    for m in _KEYWORD_ALIAS.finditer(scan):
+    for m in _word_starts(_KEYWORD_ALIAS, scan):
         word = m.group(1).decode()
         macro = result.macros.get(word)
         if macro is not None and word.lower() not in macro.body:
@@ -646,16 +662,16 @@ def _previous_byte(code: bytearray, at: int) -> int:
 # of the function. A `try` whose block is followed by `except (` or `finally {`, that
 # word, and each `leave;` inside the block are read with the two underscores (C++'s own
 # `try` is followed by `catch`, and stays).
-_SEH_TRY = re.compile(rb"\btry\b(?=\s*\{)")
+_SEH_TRY = re.compile(rb"try\b(?=\s*\{)")  # (at a word's start: `_word_starts`)
 _SEH_AFTER = re.compile(rb"\s*(except\b(?=\s*\()|finally\b(?=\s*\{))")
-_SEH_LEAVE = re.compile(rb"\bleave\b(?=\s*;)")
+_SEH_LEAVE = re.compile(rb"leave\b(?=\s*;)")
 _BRACES = re.compile(rb"[{}]")
 
 
 def _seh_keywords(code: bytes | bytearray, result: Preprocessed) -> None:
     words: dict[int, bytes] = {}
     pairs: dict[int, int] | None = None
-    for m in _SEH_TRY.finditer(code):
+    for m in _word_starts(_SEH_TRY, code):
         if pairs is None:
             pairs = _brace_pairs(code)
         open_at = code.index(b"{", m.end())
@@ -665,7 +681,7 @@ def _seh_keywords(code: bytes | bytearray, result: Preprocessed) -> None:
             continue
         words[m.start()] = b"try"
         words[after.start(1)] = after.group(1)
-        for leave in _SEH_LEAVE.finditer(code, open_at, close):
+        for leave in _word_starts(_SEH_LEAVE, code, open_at, close):
             words[leave.start()] = b"leave"
     result.rewrites.extend((at, len(w), b"__" + w) for at, w in sorted(words.items()))
 
