@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ddilint.analyzer.preprocess import MacroDef
 
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+_PASTE = re.compile(r"\s*##\s*")  # token pasting
 # Bodies that expand to statements rather than an expression.
 _STATEMENT_BODY = re.compile(r"^\s*(do\b|\{|if\b|for\b|while\b|switch\b|return\b)|;")
 MAX_EXPANSION = 64 * 1024
@@ -77,7 +78,7 @@ def expand(
     segments: list[tuple[int, int, int]] = []
     length = 0
     pos = 0
-    body = re.sub(r"\s*##\s*", "\x01", body)
+    body = _PASTE.sub("\x01", body)
     for m in _IDENT.finditer(body):
         s, e = m.span()
         if s > pos:

@@ -279,11 +279,12 @@ def file_call_mode(fir: FileIR) -> str | None:
 
 
 _COMMENT = re.compile(rb"//[^\n]*|/\*.*?\*/", re.S)
+_BLANK_BUT_NEWLINES = bytes(10 if b == 10 else 32 for b in range(256))
 
 
 def _without_comments(data: bytes) -> bytes:
     """The text with comments blanked (offsets kept), for word searches."""
-    return _COMMENT.sub(lambda m: re.sub(rb"[^\n]", b" ", m.group(0)), data)
+    return _COMMENT.sub(lambda m: m.group(0).translate(_BLANK_BUT_NEWLINES), data)
 
 
 def _positioner(fir: FileIR) -> Callable[[int], tuple[int, int]]:
