@@ -130,6 +130,9 @@ class Analysis:
     reported: list[Path]
     result: RunResult
     stamps: dict[str, tuple[int, int]]
+    # The texts of the files with findings, read for the suppression comments; the
+    # fingerprints read their lines from the same copies.
+    sources: SourceCache
 
 
 def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
@@ -177,9 +180,10 @@ def _analyze(args: argparse.Namespace, cfg: Config, rules: Sequence[Rule],
     finally:
         if cache is not None:
             cache.close()
-    findings = keep_findings(result.findings, cfg, select, ignore, active, names, SourceCache(),
+    sources = SourceCache()
+    findings = keep_findings(result.findings, cfg, select, ignore, active, names, sources,
                              args.report_unused_suppressions)
-    return Analysis(findings, files, reported, result, stamps)
+    return Analysis(findings, files, reported, result, stamps, sources)
 
 
 def keep_findings(findings: Sequence[Finding], cfg: Config, select: Sequence[str],
@@ -251,8 +255,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"ddilint: fixed {n_fixes} finding(s) in {len(files_changed)} file(s)",
                   file=sys.stderr)
     findings = an.findings
-    cache = SourceCache()
-    prints = fingerprints(findings, cache.line)
+    prints = fingerprints(findings, an.sources.line)
     if args.write_baseline:
         n = write_baseline(Path(args.write_baseline), findings, prints)
         if not args.quiet:

@@ -24,6 +24,7 @@ class SourceCache:
 
     def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
         self._texts: dict[str, str | None] = dict(overrides or {})
+        self._lines: dict[str, list[str]] = {}
 
     def text(self, path: str) -> str | None:
         if path not in self._texts:
@@ -37,11 +38,11 @@ class SourceCache:
 
     def line(self, path: str, line: int) -> str:
         """The text of a 1-based line, or "" when unknown."""
-        text = self.text(path)
-        if not text or line < 1:
-            return ""
-        lines = text.splitlines()
-        return lines[line - 1] if line <= len(lines) else ""
+        lines = self._lines.get(path)
+        if lines is None:  # split once per file, not once per finding
+            text = self.text(path)
+            lines = self._lines[path] = text.splitlines() if text else []
+        return lines[line - 1] if 1 <= line <= len(lines) else ""
 
     __call__ = text
 
