@@ -37,7 +37,13 @@ from ddilint.analyzer.ir import (
     Stmt,
 )
 from ddilint.analyzer.macros import Expansion, expand, resolve_alias
-from ddilint.analyzer.preprocess import Annotation, MacroDef, Preprocessed, preprocess
+from ddilint.analyzer.preprocess import (
+    Annotation,
+    MacroDef,
+    Preprocessed,
+    line_start_matches,
+    preprocess,
+)
 from ddilint.analyzer.source import SourceText
 
 CPP_SUFFIXES = frozenset({".cpp", ".cc", ".cxx", ".hpp", ".hh", ".hxx", ".inl", ".c++", ".ipp"})
@@ -163,17 +169,7 @@ _CPP_HEADER = re.compile(
 
 def _is_cpp_header(view: bytes) -> bool:
     """Whether a line of `view` starts (after blanks) with what `_CPP_HEADER` matches."""
-    search = _CPP_HEADER.search
-    pos = 0
-    while (m := search(view, pos)) is not None:
-        at = m.start()
-        line = view.rfind(b"\n", 0, at) + 1
-        if line == at or not view[line:at].strip(b" \t"):
-            return True
-        pos = view.find(b"\n", at)  # inside a line: the next one may start with it
-        if pos < 0:
-            return False
-    return False
+    return next(line_start_matches(_CPP_HEADER, view), None) is not None
 
 
 def language_for(path: str) -> str:

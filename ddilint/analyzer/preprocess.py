@@ -29,6 +29,28 @@ def blank(data: bytes) -> bytes:
     return data.translate(_BLANK)
 
 
+def line_start_matches(pattern: re.Pattern[bytes], text: bytes | bytearray,
+                ) -> Iterator[tuple[int, re.Match[bytes]]]:
+    """The matches of `pattern` in `text` with only blanks before them on their line, each
+    with where its line starts: what `^[ \\t]*` before the pattern finds with re.M, for a
+    pattern that starts with something the regex engine searches for fast (where a `^`
+    is tried at every byte). A match is looked for again after the end of one kept."""
+    search = pattern.search
+    pos = 0
+    while (m := search(text, pos)) is not None:
+        at = m.start()
+        line = text.rfind(b"\n", 0, at) + 1
+        if line == at or not text[line:at].strip(b" \t"):
+            yield line, m
+            pos = m.end()
+        else:
+            # Inside a line: nothing kept starts before the next line (a jump, not a
+            # step, so that a long line of candidates stays linear).
+            pos = text.find(b"\n", at)
+            if pos < 0:
+                return
+
+
 _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -299,20 +321,7 @@ def _directives(
 def _directive_lines(scan: bytes) -> Iterator[tuple[int, re.Match[bytes]]]:
     """The directive lines of `scan` in order: where each starts (its indent), and the
     match of the directive from its `#` (see `_DIRECTIVE`)."""
-    search = _DIRECTIVE.search
-    pos = 0
-    while (m := search(scan, pos)) is not None:
-        at = m.start()
-        line = scan.rfind(b"\n", 0, at) + 1
-        if line == at or not scan[line:at].strip(b" \t"):
-            yield line, m
-            pos = m.end()
-        else:
-            # A `#` inside a line: no directive starts before the next line (a jump, not
-            # a step, so that a long line of `#`s stays linear).
-            pos = scan.find(b"\n", at)
-            if pos < 0:
-                return
+    return line_start_matches(_DIRECTIVE, scan)
 
 
 def _kill(buf: bytearray, code: bytearray, result: Preprocessed, start: int, end: int) -> None:
