@@ -24,7 +24,9 @@ class SourceCache:
 
     def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
         self._texts: dict[str, str | None] = dict(overrides or {})
-        self._lines: dict[str, list[str]] = {}
+        # The lines of the file asked about last: findings come file by file, and keeping
+        # every file's lines would hold each line as a string of its own.
+        self._lines: tuple[str, list[str]] = ("", [])
 
     def text(self, path: str) -> str | None:
         if path not in self._texts:
@@ -38,10 +40,11 @@ class SourceCache:
 
     def line(self, path: str, line: int) -> str:
         """The text of a 1-based line, or "" when unknown."""
-        lines = self._lines.get(path)
-        if lines is None:  # split once per file, not once per finding
+        last, lines = self._lines
+        if last != path or not last:  # split once per file, not once per finding
             text = self.text(path)
-            lines = self._lines[path] = text.splitlines() if text else []
+            lines = text.splitlines() if text else []
+            self._lines = (path, lines)
         return lines[line - 1] if 1 <= line <= len(lines) else ""
 
     __call__ = text
