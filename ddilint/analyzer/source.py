@@ -74,7 +74,7 @@ def _finish(text: str, encoding: str, notice: str | None = None) -> DecodeResult
         text = text.replace("\x00", " ")
         notice = notice or "NUL characters in the file were read as spaces"
         notice_code = "DDI903"
-    if "\r" in text:
+    if "\r" in text and text.count("\r") != text.count("\r\n"):  # (CR LF alone: no regex)
         text = _LONE_CR.sub("\n", text)
     return DecodeResult(text, encoding, notice, notice_code)
 
