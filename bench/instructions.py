@@ -50,7 +50,9 @@ _COLLECTED = re.compile(r"==(\d+)== Collected : (\d+)")
 
 
 def count(tree: Path, command: list[str], children: bool) -> dict[int, int]:
-    """Instructions per process of `command` run with `tree` first on the path."""
+    """Instructions per process of `command` run in `tree`, with it first on the path (`-c`
+    and `-m` put the working directory before PYTHONPATH: run elsewhere, they would count
+    the checkout found there)."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "ddilint")],
                    check=True, stdout=subprocess.DEVNULL)
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -58,7 +60,7 @@ def count(tree: Path, command: list[str], children: bool) -> dict[int, int]:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--trace-children={'yes' if children else 'no'}",
              f"--callgrind-out-file={tmp}/cg.%p", *command],
-            env=env, capture_output=True, text=True, check=False)
+            cwd=tree, env=env, capture_output=True, text=True, check=False)
     found = {int(pid): int(n) for pid, n in _COLLECTED.findall(proc.stderr)}
     if not found:
         sys.exit(f"instructions.py: valgrind counted nothing:\n{proc.stderr[-2000:]}")
@@ -76,14 +78,15 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("instructions.py: needs valgrind on PATH (apt install valgrind)")
     trees = [t.resolve() for t in (args.tree or [HERE.parent])]
+    corpus = str(args.corpus.resolve())
     base: int | None = None
     for tree in trees:
         if args.run:
-            command = [sys.executable, "-m", "ddilint", "check", str(args.corpus),
+            command = [sys.executable, "-m", "ddilint", "check", corpus,
                        "--no-cache", "--quiet", "--format", "json", "-o", os.devnull,
                        "-j", "2"]
         else:
-            command = [sys.executable, "-c", PHASE_ONE, str(args.corpus), str(args.every)]
+            command = [sys.executable, "-c", PHASE_ONE, corpus, str(args.every)]
         per_process = count(tree, command, children=args.run)
         total = sum(per_process.values())
         main_pid = min(per_process)  # the first process started
