@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -505,11 +506,10 @@ def entry() -> None:
     (0.1 s of a run on Windows-driver-samples) for a process that is about to end (mypy
     ends the same way)."""
     code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe (`ddilint check | head`): nothing to say
-        pass
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe (`ddilint check | head`) takes nothing more: nothing to say.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     os._exit(code)
 
 

@@ -675,9 +675,10 @@ def read_and_facts(
     return facts, content_hash(raw) if digest else ""
 
 
-# Files analyzed in one process between two garbage collections: the IR of a file holds
-# reference cycles (control-flow graphs, analyses), and with the collector tuned for few
-# passes (`quiet_gc`) they would pile up in the oldest generation.
+# Files analyzed in one process between two garbage collections. A disposed IR holds no
+# reference cycle (tests/test_memory.py), so a collection finds little (what a rule that
+# failed part-way, or a plugin's analysis, left); what it is for is the freeze after it
+# (`collect_garbage`), which keeps the collector from walking the facts kept so far.
 COLLECT_EVERY = 8
 
 

@@ -219,7 +219,6 @@ class _FileBuilder:
         self.pre = pre
         self.lang = lang
         self.root = root
-        self.data = pre.view
         self.src = view  # where the nodes are in the view, and their texts (`compact.py`)
         # Where each function starts and ends, in the file and in the parsed text, in the
         # order of `fir.functions` (for `enclosing`).
@@ -227,7 +226,7 @@ class _FileBuilder:
         self.parsed_spans: list[tuple[int, int]] = []
         self.function_index: dict[int, int] = {}  # id of a function -> its place there
         self.by_node: dict[int, Function] = {}
-        self.budget = ExpansionBudget(len(self.data))
+        self.budget = ExpansionBudget(len(view.view))
         # The annotations in the order of the file, and where each starts (for the
         # functions, role declarations and prototypes they belong to).
         self.annotations = sorted(pre.annotations, key=_ANNOTATION_START)
@@ -424,7 +423,7 @@ class _FileBuilder:
     def _object_macro_calls(self) -> None:
         """Object-like macros whose body holds calls (`#define CLOSE_IT ZwClose(h)`)."""
         macros = self.fir.macros
-        data = self.data
+        data = self.src.view
         # Only the names the parse view holds (their `#define` lines are blanked there): a
         # header defines many and uses few, and compiling the alternation of them all was
         # three quarters of this step on the samples.

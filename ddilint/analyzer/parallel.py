@@ -65,7 +65,7 @@ def _worker(conn: Connection, rules: Sequence[Rule], knowledge: Knowledge,
             facts, read = read_and_facts(name, rules, knowledge, options, check, digest)
             conn.send(("facts", name, read, pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)))
         conn.send(("batch",))
-        collect_garbage()  # the batch's files, whose IR holds cycles
+        collect_garbage()  # and freeze what lives on (see engine.COLLECT_EVERY)
 
 
 def batches(names: Sequence[str], sizes: Mapping[str, int]) -> list[list[str]]:

@@ -206,12 +206,16 @@ class Project:
         """The project functions a call of `name` from `file` can reach."""
         if not self._may_reach(name, indirect):
             return []
+        return self._targets(name, file, caller, indirect)
+
+    def _targets(self, name: str, file: int, caller: FunctionSummary | None,
+                 indirect: bool) -> list[int]:
+        """`resolve_name` of a name `_may_reach` let through, memoized."""
         key = (name, file, caller.class_name if caller is not None else "", indirect,
                _delegates(name, caller, indirect))
         hit = self._resolved.get(key)
         if hit is None:
-            hit = self._resolve(name, file, caller, indirect)
-            self._resolved[key] = hit
+            hit = self._resolved[key] = self._resolve(name, file, caller, indirect)
         return hit
 
     def _may_reach(self, name: str, indirect: bool = False) -> bool:
@@ -250,9 +254,9 @@ class Project:
         return out
 
     def _link_calls(self) -> None:
-        # `_may_reach` and `resolve_name`, inline: this is every call of the project.
+        # `_may_reach` inline: this is every call of the project, and most stop here.
         by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
-        resolved, resolve = self._resolved, self._resolve
+        targets_of = self._targets
         nodes = self.nodes
         for n, node in enumerate(nodes):
             calls = self.files[node.file].calls
@@ -263,12 +267,7 @@ class Project:
                 if name not in by_name and name not in static_names and not (
                         indirect and name in fields):
                     continue  # a documented routine or a variable: most calls
-                delegates = _delegates(name, f, indirect)
-                key = (name, node.file, f.class_name, indirect, delegates)
-                targets = resolved.get(key)
-                if targets is None:
-                    targets = resolved[key] = resolve(name, node.file, f, indirect)
-                for t in targets:
+                for t in targets_of(name, node.file, f, indirect):
                     node.callees.append((t, ci))
                     nodes[t].callers.append((n, ci))
             if f.kind == "lambda" and f.parent >= 0:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from ddilint.analyzer.cfg import Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.analyzer.mode import call_mode, header_mode
+from ddilint.analyzer.preprocess import blank
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
 Origin = tuple[str, int, int, str]  # path, line, column, what happened there
@@ -279,12 +280,11 @@ def file_call_mode(fir: FileIR) -> str | None:
 
 
 _COMMENT = re.compile(rb"//[^\n]*|/\*.*?\*/", re.S)
-_BLANK_BUT_NEWLINES = bytes(10 if b == 10 else 32 for b in range(256))
 
 
 def _without_comments(data: bytes) -> bytes:
     """The text with comments blanked (offsets kept), for word searches."""
-    return _COMMENT.sub(lambda m: m.group(0).translate(_BLANK_BUT_NEWLINES), data)
+    return _COMMENT.sub(lambda m: blank(m.group(0)), data)
 
 
 def _positioner(fir: FileIR) -> Callable[[int], tuple[int, int]]:
