@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from ddilint.analyzer import engine, parallel
 from ddilint.analyzer.engine import Options, discover, run, summarize_bytes
 from ddilint.cache import RACY_NS, ResultCache, run_salt, stat_key
 from ddilint.cli import main
+from ddilint.findings import Finding, Severity
 from ddilint.knowledge import Knowledge
-from ddilint.rules.base import Rule
+from ddilint.rules.base import FileContext, Rule
 
 KERNEL = "#include <ntddk.h>\n"
 DISPATCH = KERNEL + """
@@ -417,3 +419,38 @@ def test_a_cached_file_still_takes_the_mode_its_headers_show(
     header.write_text("#include <ntddk.h>\n")
     codes, hits = once()
     assert codes == ["DDI401"] and hits == 0
+
+
+MAIN_PID = os.getpid()
+
+
+class KillsItsWorker(Rule):
+    """A rule that takes down a forked worker on one file, as a crash in a parser would."""
+
+    code, name, severity = "XTEST010", "kills-its-worker", Severity.WARNING
+
+    def check_file(self, ctx: FileContext) -> Iterator[Finding]:
+        if ctx.file.path.endswith("boom.c") and os.getpid() != MAIN_PID:
+            os._exit(3)
+        return iter(())
+
+
+def test_a_dead_worker_costs_only_the_file_it_was_on(
+        driver: Path, builtin_rules: list[Rule], knowledge: Knowledge,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The largest file goes to the forked worker first (the main process takes its batches
+    # after handing out the workers'); with one file per batch the worker holds boom.c and
+    # the next file when it dies. That next file, and every other, is analyzed all the same.
+    (driver / "boom.c").write_text(DISPATCH % 9 + "/*" + "x" * 20000 + "*/\n")
+    files, _ = discover([driver])
+    rules = [*builtin_rules, KillsItsWorker()]
+    serial = run(files, rules, knowledge, jobs=1)
+    monkeypatch.setattr(parallel, "BATCH_FILES", 1)
+    dead = run(files, rules, knowledge, jobs=2)
+    assert "worker process 0 died" in capsys.readouterr().err
+    boom = [f for f in dead.findings if f.location.path.endswith("boom.c")]
+    assert [(f.code, f.message) for f in boom] == [
+        ("DDI906", "internal error: worker process 0 stopped while it analyzed this file")]
+    assert dead.analyzed == serial.analyzed - 1
+    assert [f for f in dead.findings if not f.location.path.endswith("boom.c")] == [
+        f for f in serial.findings if not f.location.path.endswith("boom.c")]

@@ -1,19 +1,22 @@
 """Worker processes for phase one of a run (`ddilint check -j N`).
 
 Phase one is the whole per-file cost (parse, IR, summary, every rule's `check_file`) and
-needs nothing but the file, so the workers share it and nothing else: the main process
-hands out batches of files, largest first, to whichever worker asks for more (a big file
-never waits behind a queue of others), and each worker sends back every file's
-`FileFacts`, pickled. Batches go out through one sender thread per worker, so that the
-main process never blocks writing to a worker that is itself blocked writing its
-results: it only ever waits to read. The main process unpickles the facts while the
-workers go on, builds the project model once and resolves the pending parts itself
-(phases two and three are a small share of a run).
+needs nothing but the file, so the processes share it and nothing else. `-j N` is this
+process and N - 1 forked workers, all taking batches of files from one queue, largest
+first (a big file never waits behind a queue of others). The main process hands a worker
+its next batch when the worker reports one done, and the worker sends back every file's
+`FileFacts`, pickled; the main process's own files' facts are never pickled. Batches go
+out through one sender thread per worker, so that the main process never blocks writing
+to a worker that is itself blocked writing its results: it reads whatever the workers sent
+between two of its own files, and waits for them only when the queue is empty. It then
+builds the project model once and resolves the pending parts itself (phases two and three
+are a small share of a run).
 
-Results are gathered by path, so the output does not depend on the number of workers or
-on which one finished first. Workers read the files themselves: the main process keeps
-no source in memory, and the workers it forks inherit none. A worker that dies takes only
-its unfinished files with it: they get a DDI906 notice.
+Results are gathered by path, so the output does not depend on the number of processes
+or on which one took a file. Each process reads its files itself: the workers are forked
+before the main process reads any source, and inherit none. A worker that dies takes only
+the file it was on with it (a DDI906 notice); the files it had not started go back to the
+queue.
 """
 
 from __future__ import annotations
@@ -90,14 +93,21 @@ def facts_in_parallel(
     blobs: dict[str, bytes] | None, digests: dict[str, str],
     tick: Callable[[str], None] | None,
 ) -> dict[str, FileFacts]:
-    """`FileFacts` of the `todo` files, read and computed in `workers` processes. With
-    `blobs` (a run with a cache), each file's pickled facts are left there, as the cache
-    stores them, and the hash of the bytes each worker read goes to `digests`."""
+    """`FileFacts` of the `todo` files, read and computed in `workers` processes: this one
+    and `workers - 1` forked ones. With `blobs` (a run with a cache), each forked worker's
+    pickled facts are left there, as the cache stores them, and the hash of the bytes each
+    process read goes to `digests`.
+
+    This process takes batches from the same queue as the forked workers and, between two
+    of its files, reads every message they sent: it sends nothing but batches (through the
+    sender threads) and waits only when the queue is empty. Its own facts are never
+    pickled, and the machine's cores run only the work (a main process that only
+    unpickled took CPU time from the workers)."""
     queue = deque(batches(todo, sizes))
     ctx = _context()
     conns: list[Connection] = []
     procs = []
-    for _ in range(min(workers, len(queue))):
+    for _ in range(min(workers - 1, len(queue) - 1)):
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker, daemon=True,
                            args=(child, rules, knowledge, options, blobs is not None))
@@ -128,19 +138,21 @@ def facts_in_parallel(
             outboxes[w].put(("files", [(n, n in checked) for n in batch]))
 
     alive = set(range(len(conns)))
-    try:
-        for w in alive:
-            give(w)
-        index = {id(c): w for w, c in enumerate(conns)}
-        while alive and (queue or any(inflight[w] for w in alive)):
-            for ready in wait([conns[w] for w in alive]):
-                w = index[id(ready)]
+    index = {id(c): w for w, c in enumerate(conns)}
+
+    def receive(timeout: float | None) -> None:
+        """Handle every message the workers have sent; with `timeout` None, wait for at
+        least one first."""
+        ready = wait([conns[w] for w in alive], timeout)
+        while ready:
+            for conn in ready:
+                w = index[id(conn)]
                 try:
                     msg = conns[w].recv()
                 except (EOFError, OSError):
                     print(f"ddilint: warning: worker process {w} died", file=sys.stderr)
                     alive.discard(w)
-                    _lost(w, inflight[w], out, tick)
+                    _lost(w, inflight[w], out, queue, tick)
                     inflight[w].clear()
                     continue
                 if msg[0] == "facts":
@@ -153,6 +165,27 @@ def facts_in_parallel(
                 elif msg[0] == "batch":
                     inflight[w].popleft()
                     give(w)
+            ready = wait([conns[w] for w in alive], 0) if alive else []
+
+    try:
+        for w in alive:
+            give(w)
+        while True:
+            if alive:
+                receive(0)
+            if queue:
+                for name in queue.popleft():
+                    out[name], digests[name] = read_and_facts(
+                        name, rules, knowledge, options, name in checked, blobs is not None)
+                    if tick is not None:
+                        tick(name)
+                    if alive:
+                        receive(0)
+                collect_garbage()
+            elif any(inflight[w] for w in alive):
+                receive(None)
+            else:
+                break
     finally:
         for w in range(len(conns)):
             outboxes[w].put(("stop",) if w in alive else None)
@@ -165,21 +198,22 @@ def facts_in_parallel(
                 proc.kill()
         for conn in conns:
             conn.close()
-    # Batches no live worker could take (every worker died).
-    _lost(-1, queue, out, tick)
     return out
 
 
 def _lost(w: int, lost: Collection[list[str]], out: dict[str, FileFacts],
-          tick: Callable[[str], None] | None) -> None:
-    """DDI906 for the files of `lost` batches that got no facts."""
-    for batch in lost:
-        for name in batch:
-            if name in out:
-                continue
-            who = f"worker process {w}" if w >= 0 else "every worker process"
-            out[name] = FileFacts(None, [notice(
-                "DDI906", name, f"internal error: {who} stopped before this file was "
-                "analyzed (see the other notices of its files)")])
-            if tick is not None:
-                tick(name)
+          queue: deque[list[str]], tick: Callable[[str], None] | None) -> None:
+    """A worker died with the batches `lost` unfinished: the file it was on (the first
+    without facts: it works through its batches in order) gets a DDI906 notice, in case it
+    is what killed the worker; the files after it go back to the front of the queue."""
+    left = [n for batch in lost for n in batch if n not in out]
+    if not left:
+        return
+    name = left[0]
+    out[name] = FileFacts(None, [notice(
+        "DDI906", name, f"internal error: worker process {w} stopped while it analyzed "
+        "this file")])
+    if tick is not None:
+        tick(name)
+    if left[1:]:
+        queue.appendleft(left[1:])
