@@ -47,12 +47,16 @@ def test_every_node_lands_where_the_view_parse_puts_it(path) -> None:
         assert compact.text(node) == view[start:end].decode("utf-8", errors="replace")
 
 
-def test_blank_line_ends_go_and_line_breaks_stay() -> None:
+def test_blank_line_ends_and_indentation_go_and_line_breaks_stay() -> None:
     view = b"int a;   \r\n\t  \n    /*x*/\nint b;\t \n  c"
     compact = CompactView(view)
-    assert compact.parsed == b"int a;\n\n    /*x*/\nint b;\n  c"
+    assert compact.parsed == b"int a;\n\n/*x*/\nint b;\nc"
     assert compact.parsed.count(b"\n") == view.count(b"\n")
     assert compact.line_starts == [0, 11, 15, 25, 34]
+    # Where each parsed row's text is in the view: past its indentation.
+    assert compact.row_starts == [0, 14, 19, 25, 36]
+    tree = parser("c").parse(compact.parsed).root_node
+    assert [compact.text(n) for n in tree.children] == ["int a;", "/*x*/", "int b;", "c"]
 
 
 def test_a_call_over_several_lines_keeps_its_text_and_place() -> None:
