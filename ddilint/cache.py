@@ -96,7 +96,11 @@ def run_salt(rules: Sequence[Any], knowledge: Any, options: Any) -> str:
         cls = type(rule)
         h.update(f"{rule.code} {rule.name} {cls.__module__}.{cls.__qualname__} "
                  f"{_module_fingerprint(cls.__module__)};".encode())
-    h.update(pickle.dumps(getattr(knowledge, "routines", knowledge), protocol=4))
+    fingerprint = getattr(knowledge, "fingerprint", "")
+    if fingerprint:  # what the table was built from (`Knowledge.fingerprint`)
+        h.update(f"knowledge {fingerprint};".encode())
+    else:
+        h.update(pickle.dumps(dict(getattr(knowledge, "routines", knowledge)), protocol=4))
     fields = dict(vars(options))
     fields.pop("debug", None)  # only changes the wording of internal-error notices
     fields.pop("file_timeout", None)  # results that hit the time budget are never stored

@@ -463,3 +463,34 @@ def test_html_and_markdown_tables_in_a_crlf_page() -> None:
     spec = normalize_irql(page.value("req.irql"))
     assert (spec.max_irql, spec.kind) == ("APC_LEVEL", "level")
     assert facts.twin_names["NtOpenWidget"] == "api_name"
+
+
+def test_the_lazy_table_is_the_eager_one() -> None:
+    # `RoutineTable` builds a routine when it is first asked for; whatever is asked, in
+    # whatever order, it answers as a dict built up front from the same files would.
+    import pickle
+
+    from ddilint.knowledge import (
+        RoutineTable,
+        _apply_overlay,
+        _load_files,
+        _routine_from,
+        build_knowledge,
+    )
+
+    data, overlay, digest = _load_files()
+    eager = {name: _routine_from(name, raw) for name, raw in data["routines"].items()}
+    for name, raw in overlay["routines"].items():
+        eager[name] = _apply_overlay(eager.get(name), name, raw)
+    table = build_knowledge(data, overlay, sources=digest).routines
+    assert isinstance(table, RoutineTable)
+    assert table.get("ZwOpenProcessTokenEx") == eager["ZwOpenProcessTokenEx"]
+    assert "ZwClose" in table and "NoSuchRoutine" not in table
+    assert table.get("NoSuchRoutine", 7) == 7
+    with pytest.raises(KeyError):
+        table["NoSuchRoutine"]
+    assert len(table) == len(eager)
+    assert list(table) == list(eager)
+    assert dict(table.items()) == eager
+    again = pickle.loads(pickle.dumps(table))
+    assert dict(again) == eager

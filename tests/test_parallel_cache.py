@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from ddilint.analyzer.engine import Options, discover, run, summarize_bytes
 from ddilint.cache import RACY_NS, ResultCache, run_salt, stat_key
 from ddilint.cli import main
 from ddilint.findings import Finding, Severity
-from ddilint.knowledge import Knowledge
+from ddilint.knowledge import Knowledge, load_knowledge
 from ddilint.rules.base import FileContext, Rule
 
 KERNEL = "#include <ntddk.h>\n"
@@ -258,6 +259,22 @@ def test_salt_follows_rules_and_options(builtin_rules: list[Rule], knowledge: Kn
     assert a == run_salt(builtin_rules, knowledge, Options(debug=True, file_timeout=3))
     assert a != run_salt(builtin_rules[:1], knowledge, Options())
     assert a != run_salt(builtin_rules, knowledge, Options(mode_override="user"))
+
+
+def test_salt_follows_the_knowledge(builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    # The shipped table is keyed by what it was built from; a config's routine entry, or a
+    # table built by hand (no fingerprint: its routines are hashed), changes every key.
+    assert knowledge.fingerprint
+    a = run_salt(builtin_rules, knowledge, Options())
+    assert a == run_salt(builtin_rules, load_knowledge(), Options())
+    extra = {"MyOpen": {"handle_out_param": 0}}
+    mine = load_knowledge(extra)
+    assert mine.fingerprint not in ("", knowledge.fingerprint)
+    assert mine.fingerprint == load_knowledge(extra).fingerprint
+    assert a != run_salt(builtin_rules, mine, Options())
+    by_hand = replace(knowledge, fingerprint="")
+    assert run_salt(builtin_rules, by_hand, Options()) not in (
+        a, run_salt(builtin_rules, replace(mine, fingerprint=""), Options()))
 
 
 # -- determinism: the same bytes, the same output, however the run was split -----------------

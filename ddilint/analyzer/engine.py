@@ -101,26 +101,31 @@ def discover(
     from fnmatch import fnmatch
 
     patterns = list(exclude)
-    found: dict[str, Path] = {}
+    found: dict[str, str] = {}  # normalized path -> the path as found
     missing: list[str] = []
 
-    def excluded(p: Path) -> bool:
-        s = p.as_posix()
-        return any(fnmatch(s, pat) or fnmatch(p.name, pat) or fnmatch(s, f"*/{pat}")
+    def excluded(s: str) -> bool:
+        if not patterns:
+            return False
+        s = s.replace(os.sep, "/") if os.sep != "/" else s
+        name = s.rpartition("/")[2]
+        return any(fnmatch(s, pat) or fnmatch(name, pat) or fnmatch(s, f"*/{pat}")
                    for pat in patterns)
 
     # Directory symlinks are not followed inside a walk, and a directory reached twice
-    # (a symlinked path given on the command line) is walked once: loops end.
+    # (a symlinked path given on the command line) is walked once: loops end. (Paths are
+    # strings until the end: a `Path` per file was a quarter of a warm run's start-up.)
     seen_dirs: set[tuple[int, int]] = set()
+    join = os.path.join
     for raw in paths:
         p = Path(raw)
         if p.is_file():
-            if not excluded(p):
-                found.setdefault(os.path.normpath(p), p)
+            if not excluded(p.as_posix()):
+                found.setdefault(os.path.normpath(p), str(p))
             continue
         if not p.is_dir():
             if p.is_symlink():  # dangling: analyzed, it becomes an unreadable-file notice
-                found.setdefault(os.path.normpath(p), p)
+                found.setdefault(os.path.normpath(p), str(p))
             else:
                 missing.append(str(raw))
             continue
@@ -135,33 +140,33 @@ def discover(
             except OSError:
                 continue
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")
-                             and not excluded(Path(root, d)))
+                             and not excluded(join(root, d)))
             for name in sorted(files):
                 dot = name.rfind(".")
                 if dot < 0 or name[dot:].lower() not in SOURCE_SUFFIXES:
                     continue
-                fp = Path(root, name)
+                fp = join(root, name)
                 if excluded(fp):
                     continue
                 found.setdefault(os.path.normpath(fp), fp)
     return _unique_files([found[k] for k in sorted(found)]), missing
 
 
-def _unique_files(paths: list[Path]) -> list[Path]:
+def _unique_files(paths: list[str]) -> list[Path]:
     """Drop later names of a file already listed (hard links, symlinks to it)."""
     seen: set[tuple[int, int]] = set()
     out: list[Path] = []
     for p in paths:
         try:
-            st = p.stat()
+            st = os.stat(p)
         except OSError:
-            out.append(p)  # unreadable: reported by the analysis as a notice
+            out.append(Path(p))  # unreadable: reported by the analysis as a notice
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen:
             continue
         seen.add(key)
-        out.append(p)
+        out.append(Path(p))
     return out
 
 

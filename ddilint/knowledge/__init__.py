@@ -9,9 +9,10 @@ never hard-code routine facts: they ask `Knowledge`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -162,6 +163,9 @@ class Knowledge:
     roles: Mapping[str, RoleInfo] = field(default_factory=dict)
     registrations: Mapping[str, tuple[Registration, ...]] = field(default_factory=dict)
     registration_fields: Mapping[str, str] = field(default_factory=dict)
+    # What the table was built from (the shipped files' bytes and the extra entries), for
+    # the cache's keys; "" when unknown (the keys then take the routines themselves).
+    fingerprint: str = ""
 
     def get(self, name: str | None) -> Routine | None:
         """Facts about `name`, or None when the routine is not documented here."""
@@ -253,19 +257,69 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
     return replace(r, **changes)
 
 
+class RoutineTable(Mapping[str, Routine]):
+    """Name -> `Routine`: the generated table's entry of a name becomes a `Routine` when it
+    is first asked for. A run looks up a few hundred of the four thousand names, and
+    building them all was a third of every run's start-up. `built` holds the entries made
+    already (the overlay's and the extra ones); the order is the generated table's, then
+    the names only `built` has."""
+
+    __slots__ = ("_built", "_raw")
+
+    def __init__(self, raw: Mapping[str, Mapping[str, Any]], built: dict[str, Routine]) -> None:
+        self._raw = raw
+        self._built = built
+
+    def get(self, name: str, default: Any = None) -> Any:  # the hot path: no exception
+        r = self._built.get(name)
+        if r is None:
+            raw = self._raw.get(name)
+            if raw is None:
+                return default
+            r = self._built[name] = _routine_from(name, raw)
+        return r
+
+    def __getitem__(self, name: str) -> Routine:
+        r: Routine | None = self.get(name)
+        if r is None:
+            raise KeyError(name)
+        return r
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._built or name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._raw
+        yield from (n for n in self._built if n not in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw) + sum(1 for n in self._built if n not in self._raw)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return RoutineTable, (self._raw, self._built)
+
+
 def build_knowledge(
     routines_data: Mapping[str, Any],
     overlay_data: Mapping[str, Any],
     extra: Mapping[str, Mapping[str, Any]] | None = None,
+    sources: str = "",
 ) -> Knowledge:
-    """Combine the generated table, the overlay and extra entries (config, plugins)."""
-    table: dict[str, Routine] = {
-        name: _routine_from(name, raw) for name, raw in routines_data.get("routines", {}).items()
-    }
+    """Combine the generated table, the overlay and extra entries (config, plugins).
+    `sources`: a digest of the data the first two were read from, if known (it and the
+    extra entries make the knowledge's `fingerprint`)."""
+    raw_routines: Mapping[str, Mapping[str, Any]] = routines_data.get("routines", {})
+    built: dict[str, Routine] = {}
+    table = RoutineTable(raw_routines, built)
     for name, raw in overlay_data.get("routines", {}).items():
-        table[name] = _apply_overlay(table.get(name), name, raw)
+        built[name] = _apply_overlay(table.get(name), name, raw)
     for name, raw in (extra or {}).items():
-        table[name] = _apply_overlay(table.get(name), name, raw)
+        built[name] = _apply_overlay(table.get(name), name, raw)
+    fingerprint = ""
+    if sources:
+        h = hashlib.blake2b(sources.encode(), digest_size=16)
+        h.update(json.dumps(extra or {}, sort_keys=True, default=repr).encode())
+        fingerprint = h.hexdigest()
     typedefs = dict(overlay_data.get("role_typedefs", {}))
     roles: dict[str, RoleInfo] = {}
     for name, raw in overlay_data.get("roles", {}).items():
@@ -279,27 +333,35 @@ def build_knowledge(
         for routine, rows in overlay_data.get("registrations", {}).items()
     }
     return Knowledge(table, typedefs, routines_data.get("generator", {}), roles,
-                     registrations, dict(overlay_data.get("registration_fields", {})))
+                     registrations, dict(overlay_data.get("registration_fields", {})),
+                     fingerprint)
 
 
 @lru_cache(maxsize=1)
-def _load_files() -> tuple[dict[str, Any], dict[str, Any]]:
+def _load_files() -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The generated table, the overlay, and a digest of both files' bytes."""
+    h = hashlib.blake2b(digest_size=16)
     routines: dict[str, Any] = {"routines": {}}
     if ROUTINES_JSON.exists():
-        routines = json.loads(ROUTINES_JSON.read_text(encoding="utf-8"))
-    overlay = tomllib.loads(OVERLAY_TOML.read_text(encoding="utf-8"))
-    return routines, overlay
+        data = ROUTINES_JSON.read_bytes()
+        h.update(data)
+        routines = json.loads(data)
+    h.update(b"\0")
+    data = OVERLAY_TOML.read_bytes()
+    h.update(data)
+    overlay = tomllib.loads(data.decode("utf-8"))
+    return routines, overlay, h.hexdigest()
 
 
 def load_knowledge(extra: Mapping[str, Mapping[str, Any]] | None = None) -> Knowledge:
     """The shipped table (generated + overlay), with optional extra routine entries."""
-    routines, overlay = _load_files()
     if not extra:
         return _default_knowledge()
-    return build_knowledge(routines, overlay, extra)
+    routines, overlay, digest = _load_files()
+    return build_knowledge(routines, overlay, extra, digest)
 
 
 @lru_cache(maxsize=1)
 def _default_knowledge() -> Knowledge:
-    routines, overlay = _load_files()
-    return build_knowledge(routines, overlay)
+    routines, overlay, digest = _load_files()
+    return build_knowledge(routines, overlay, sources=digest)
