@@ -94,14 +94,14 @@ def facts_in_parallel(
     tick: Callable[[str], None] | None,
 ) -> dict[str, FileFacts]:
     """`FileFacts` of the `todo` files, read and computed in `workers` processes: this one
-    and `workers - 1` forked ones. With `blobs` (a run with a cache), each forked worker's
-    pickled facts are left there, as the cache stores them, and the hash of the bytes each
-    process read goes to `digests`.
+    and `workers - 1` forked ones. With `blobs` (a run with a cache), each file's pickled
+    facts are left there, as the cache stores them, and the hash of the bytes each process
+    read goes to `digests`.
 
     This process takes batches from the same queue as the forked workers and, between two
     of its files, reads every message they sent: it sends nothing but batches (through the
-    sender threads) and waits only when the queue is empty. Its own facts are never
-    pickled, and the machine's cores run only the work (a main process that only
+    sender threads) and waits only when the queue is empty. Its own facts are pickled only
+    for a cache, and the machine's cores run only the work (a main process that only
     unpickled took CPU time from the workers)."""
     queue = deque(batches(todo, sizes))
     ctx = _context()
@@ -177,6 +177,8 @@ def facts_in_parallel(
                 for name in queue.popleft():
                     out[name], digests[name] = read_and_facts(
                         name, rules, knowledge, options, name in checked, blobs is not None)
+                    if blobs is not None:  # pickled for the cache now, while workers run
+                        blobs[name] = pickle.dumps(out[name], pickle.HIGHEST_PROTOCOL)
                     if tick is not None:
                         tick(name)
                     if alive:
