@@ -58,7 +58,7 @@ class Verbatim:
 
 
 class CompactView(Verbatim):
-    """`view` with the blanks at the end of each line taken out (`parsed`, what the
+    """`view` with the blanks at both ends of each line taken out (`parsed`, what the
     parser reads), and the offsets in `view` of the nodes of its parse."""
 
     __slots__ = ("line_starts", "row_starts")

@@ -5,7 +5,7 @@ needs nothing but the file, so the processes share it and nothing else. `-j N` i
 process and N - 1 forked workers, all taking batches of files from one queue, largest
 first (a big file never waits behind a queue of others). The main process hands a worker
 its next batch when the worker reports one done, and the worker sends back every file's
-`FileFacts`, pickled; the main process's own files' facts are never pickled. Batches go
+`FileFacts`, pickled (the main process pickles its own only for the cache). Batches go
 out through one sender thread per worker, so that the main process never blocks writing
 to a worker that is itself blocked writing its results: it reads whatever the workers sent
 between two of its own files, and waits for them only when the queue is empty. It then
@@ -16,7 +16,7 @@ Results are gathered by path, so the output does not depend on the number of pro
 or on which one took a file. Each process reads its files itself: the workers are forked
 before the main process reads any source, and inherit none. A worker that dies takes only
 the file it was on with it (a DDI906 notice); the files it had not started go back to the
-queue.
+queue. (A crash of native code in the main process ends the run, as it does with `-j 1`.)
 """
 
 from __future__ import annotations
