@@ -211,8 +211,11 @@ def _print_skipped(fixed: Sequence[FileFix]) -> None:
             print(f"ddilint: {fx.path}: {why}", file=sys.stderr)
 
 
+_JOBS_HELP = "processes for the per-file work, this one included (default 0: one per core)"
+
+
 def _jobs(args: argparse.Namespace) -> int:
-    """`--jobs`, where 0 (the default) means one worker per core."""
+    """`--jobs`, where 0 (the default) means one process per core."""
     return int(args.jobs) if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
 
 
@@ -438,8 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-unused-suppressions", action="store_true",
                    help="report 'ddilint: ignore' comments that silenced nothing (DDI907)")
     c.add_argument("--debug", action="store_true", help="tracebacks in internal-error notices")
-    c.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                   help="worker processes for the per-file work (default 0: one per core)")
+    c.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help=_JOBS_HELP)
     c.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the result cache")
     c.add_argument("--cache-dir", metavar="DIR",
@@ -456,8 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--with-role", action="store_true",
                     help="only functions with a role of their own (entry points)")
     ro.add_argument("--config", help="use this ddilint.toml")
-    ro.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                    help="worker processes for the per-file work (default 0: one per core)")
+    ro.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help=_JOBS_HELP)
     ro.add_argument("--isolated", action="store_true", help="ignore configuration files")
     ro.set_defaults(func=cmd_roles)
     r = sub.add_parser("rules", help="list the rule catalogue")

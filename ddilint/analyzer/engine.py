@@ -449,8 +449,9 @@ def build_project(
     files: Sequence[Path], knowledge: Knowledge, options: Options | None = None,
     jobs: int = 1,
 ) -> tuple[Project, dict[str, list[Finding]]]:
-    """Phase one (summaries only, in `jobs` worker processes when more than one) over
-    `files` and phase two: the project model and each file's notices."""
+    """Phase one (summaries only, in `jobs` processes when more than one: this one and
+    `jobs - 1` forked workers) over `files` and phase two: the project model and each
+    file's notices."""
     options = options or Options()
     with quiet_gc():
         sizes, notes = file_sizes(p.as_posix() for p in files)
@@ -512,7 +513,8 @@ def run(
     """Analyze `files` as one driver: summaries, the project model, then the rules on each
     file; findings sorted by place, the same whatever `jobs`.
 
-    `jobs` > 1 runs the per-file phases in that many worker processes. With a `cache`,
+    `jobs` > 1 runs phase one in that many processes: this one and `jobs - 1` forked
+    workers (`ddilint.analyzer.parallel`). With a `cache`,
     unchanged files reuse their summaries and, when no file of the run changed, their
     findings. `report` limits the rules to those paths (the others still feed the
     whole-program model). `progress(done, total)` is called as files are checked.
