@@ -363,7 +363,11 @@ class _FileBuilder:
 
     def _innermost(self, spans: list[tuple[int, int]], at: int) -> Function | None:
         """The innermost function whose span in `spans` (one text's) contains `at`."""
-        i = bisect_right(spans, (at, _NO_END)) - 1
+        return self._innermost_from(spans, bisect_right(spans, (at, _NO_END)) - 1, at)
+
+    def _innermost_from(self, spans: list[tuple[int, int]], i: int, at: int) -> Function | None:
+        """`_innermost`, given `i`: the last function of `spans` that starts at or before
+        `at` (-1 when none does). The others around `at` are among its parents."""
         functions = self.fir.functions
         while i >= 0:
             start, end = spans[i]
@@ -382,15 +386,32 @@ class _FileBuilder:
         src = self.src
         conv = _Converter(src, macros, self.lang, budget=self.budget)
         out = self.fir.calls
+        # The enclosing function, found by sweeping the functions (in the parsed text, in
+        # the order of their starts) along with the calls: `last` is the last function
+        # that starts at or before the call. Nearly always it is the one around the call.
+        spans = self.parsed_spans
+        functions = self.fir.functions
+        starts = [s for s, _e in spans]
+        count = len(starts)
+        last = -1
         for call in calls:
             fn_node = call.child_by_field_name("function")
             if fn_node is None:
                 continue
-            name, name_start, indirect = _callee(fn_node, src)
-            if name is None:
-                continue
+            if fn_node.type == "identifier":  # `_callee`'s first case, most calls
+                name, name_start, indirect = intern(src.name(fn_node)), src.start(fn_node), False
+            else:
+                name, name_start, indirect = _callee(fn_node, src)
+                if name is None:
+                    continue
             start, end = src.span(call)
-            enclosing = self.enclosing(start)
+            at = call.start_byte
+            while last + 1 < count and starts[last + 1] <= at:
+                last += 1
+            if last >= 0 and at < spans[last][1]:
+                enclosing: Function | None = functions[last]
+            else:
+                enclosing = self._innermost_from(spans, last, at)
             if name in macros:
                 macro = macros[name]
                 if macro.params is not None:
