@@ -766,9 +766,12 @@ def _calls_in_expansion(
     if depth > 8:
         return []
     prefix = b"void __ddilint_expansion__(void) {\n"
-    snippet = prefix + exp.text.encode("utf-8") + b"\n;}"
+    text = exp.text.encode("utf-8")
+    snippet = prefix + text + b"\n;}"
     if budget is not None and not budget.take(len(snippet), exp.use_start):
         return []
+    if not any(not _in_segments(exp, m.start()) for m in _CALLEE_WORD.finditer(text)):
+        return []  # no call of a name the macro's own text writes
     base = len(prefix)
     tree = parser(lang).parse(snippet)
     caps = captures(lang, _CALL_QUERY, tree.root_node)
@@ -800,6 +803,14 @@ def _calls_in_expansion(
         out.append(CallSite(name, use, use, use, None, via=via, indirect=indirect,
                             _expr_builder=_lazy_expr(conv, call)))
     return out
+
+
+# Where a call's callee name can be: a word followed by `(` (`Name(`, `obj->Name(`,
+# `A::Name(`), or by `<` (`Name<T>(`). An expansion none of whose such words comes from
+# the macro's own text (all of them written in its arguments, found where written) calls
+# nothing: it is not parsed. Four in ten expansions in the samples, DMF, wireguard-nt and
+# winfsp, every one with no call found when parsed.
+_CALLEE_WORD = re.compile(rb"[A-Za-z_]\w*\s*[(<]")
 
 
 def _in_segments(exp: Expansion, offset: int) -> bool:
