@@ -401,9 +401,10 @@ class _FileBuilder:
             if fn_node.type == "identifier":  # `_callee`'s first case, most calls
                 name, name_start, indirect = intern(src.name(fn_node)), src.start(fn_node), False
             else:
-                name, name_start, indirect = _callee(fn_node, src)
-                if name is None:
+                callee, name_start, indirect = _callee(fn_node, src)
+                if callee is None:
                     continue
+                name = callee
             start, end = src.span(call)
             at = call.start_byte
             while last + 1 < count and starts[last + 1] <= at:
@@ -766,11 +767,11 @@ def _calls_in_expansion(
     if depth > 8:
         return []
     prefix = b"void __ddilint_expansion__(void) {\n"
-    text = exp.text.encode("utf-8")
-    snippet = prefix + text + b"\n;}"
+    expanded = exp.text.encode("utf-8")
+    snippet = prefix + expanded + b"\n;}"
     if budget is not None and not budget.take(len(snippet), exp.use_start):
         return []
-    if not any(not _in_segments(exp, m.start()) for m in _CALLEE_WORD.finditer(text)):
+    if not any(not _in_segments(exp, m.start()) for m in _CALLEE_WORD.finditer(expanded)):
         return []  # no call of a name the macro's own text writes
     base = len(prefix)
     tree = parser(lang).parse(snippet)
