@@ -221,7 +221,9 @@ class _FileBuilder:
         self.root = root
         self.src = view  # where the nodes are in the view, and their texts (`compact.py`)
         # Where each function starts and ends, in the file and in the parsed text, in the
-        # order of `fir.functions` (for `enclosing`).
+        # order of `fir.functions` (for `enclosing`). A node's innermost function is asked
+        # in the parsed text: the same answer as in the file (places are in the same order
+        # in both), without turning the node's place into an offset in the file.
         self.spans: list[tuple[int, int]] = []
         self.parsed_spans: list[tuple[int, int]] = []
         self.function_index: dict[int, int] = {}  # id of a function -> its place there
@@ -355,12 +357,6 @@ class _FileBuilder:
         """The innermost function whose text contains `offset`."""
         return self._innermost(self.spans, offset)
 
-    def enclosing_node(self, node: Node) -> Function | None:
-        """The innermost function around `node`: `enclosing` of where it starts, asked in
-        the parsed text (the same answer, without turning a node's place into an offset in
-        the file: the order of places is the same in both)."""
-        return self._innermost(self.parsed_spans, node.start_byte)
-
     def _innermost(self, spans: list[tuple[int, int]], at: int) -> Function | None:
         """The innermost function whose span in `spans` (one text's) contains `at`."""
         return self._innermost_from(spans, bisect_right(spans, (at, _NO_END)) - 1, at)
@@ -368,14 +364,19 @@ class _FileBuilder:
     def _innermost_from(self, spans: list[tuple[int, int]], i: int, at: int) -> Function | None:
         """`_innermost`, given `i`: the last function of `spans` that starts at or before
         `at` (-1 when none does). The others around `at` are among its parents."""
+        i = self._innermost_index(spans, i, at)
+        return self.fir.functions[i] if i >= 0 else None
+
+    def _innermost_index(self, spans: list[tuple[int, int]], i: int, at: int) -> int:
+        """`_innermost_from` as the function's index (-1 for none)."""
         functions = self.fir.functions
         while i >= 0:
             start, end = spans[i]
             if start <= at < end:
-                return functions[i]
+                return i
             parent = functions[i].parent
             i = self.function_index[id(parent)] if parent is not None else -1
-        return None
+        return -1
 
     # -- calls --------------------------------------------------------------------------
     def _calls(self) -> None:
@@ -508,15 +509,21 @@ class _FileBuilder:
         caps = self.caps
         src = self.src
         out = self.fir.refs
+        functions = self.fir.functions
+        spans = self.parsed_spans
         seen: set[int] = set()
         # Argument list id -> its callee and argument texts, shared by every name in it.
         calls: _ArgLists = {}
-        # Function id -> the names its parameters and its blocks declare as variables.
-        local_names = {id(f): {p.name for p in f.params} for f in self.fir.functions}
+        # Function index -> the names its parameters and its blocks declare as variables.
+        local_names = [{p.name for p in f.params} for f in functions]
         for decl in caps.get("local", []):
-            owner = self.enclosing_node(decl)
-            if owner is not None:
-                local_names[id(owner)].add(src.name(decl))
+            at = decl.start_byte
+            owner = self._innermost_index(spans, bisect_right(spans, (at, _NO_END)) - 1, at)
+            if owner >= 0:
+                local_names[owner].add(src.name(decl))
+        # Whether a name is all capitals, digits and underscores (a file's arguments name
+        # the same few variables and constants again and again).
+        constant: dict[str, bool] = {}
         for value in caps.get("v", []):
             node: Node | None = value
             qualified: Node | None = None  # `Class::Method`: the name is its last part
@@ -546,16 +553,20 @@ class _FileBuilder:
             if node is None:
                 continue
             anchor = qualified or node
-            if anchor.start_byte in seen:  # (offsets in the parsed text: only compared)
+            at = anchor.start_byte  # (offsets in the parsed text: only compared)
+            if at in seen:
                 continue
-            seen.add(anchor.start_byte)
+            seen.add(at)
             name = src.name(node)
-            if _CONSTANT_NAME.match(name):
+            is_constant = constant.get(name)
+            if is_constant is None:
+                is_constant = constant[name] = _CONSTANT_NAME.match(name) is not None
+            if is_constant:
                 continue  # constants and macros, never a function
-            fn = self.enclosing_node(anchor)
-            if qualified is None and fn is not None and name in local_names.get(id(fn), ()):
+            i = self._innermost_index(spans, bisect_right(spans, (at, _NO_END)) - 1, at)
+            if qualified is None and i >= 0 and name in local_names[i]:
                 continue  # a parameter or local variable shadows any function of that name
-            refs = _function_refs(anchor, name, src, fn.qualname if fn is not None else "",
+            refs = _function_refs(anchor, name, src, functions[i].qualname if i >= 0 else "",
                                   calls)
             if innermost is not None:
                 scope = _scope_class(innermost, src)
