@@ -485,7 +485,8 @@ class _SiteAnalysis:
         self.events: dict[int, tuple[tuple[Event, ...], tuple[bool, frozenset[str]]]] = {}
         # (id of an element, world) -> the worlds after it, while nothing is recorded
         # (`sink` None): the fixpoint brings a world to an element again on every round of
-        # a loop and every join after it, about half of all steps in the samples.
+        # a loop and every join after it (on the samples nearly half of all steps, the
+        # replay's included, repeat one taken before in the same analysis).
         self.stepped: dict[tuple[int, World], list[World]] = {}
         self.overflow = False
         # (kind, offset, callee, first release, variable passed)
