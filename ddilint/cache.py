@@ -22,8 +22,10 @@ file is not read again to be hashed. The remembered hash is trusted only when al
 are the same and the file had not been modified within `RACY_NS` before it was hashed (a
 write in the same clock tick as the hash could otherwise go unseen, as git's index knows).
 A file whose bytes differ from the hash it was listed with is analyzed as it is and not
-cached. A cache that cannot be opened or written is switched off with a warning; it never
-fails a run.
+cached. A cache that remembers none of a run's files (a first run) is not asked for their
+results: no file is read up front, each is keyed by the hash of the bytes it is analyzed
+from, remembered with what `stat` said before they were read. A cache that cannot be
+opened or written is switched off with a warning; it never fails a run.
 """
 
 from __future__ import annotations

@@ -137,6 +137,50 @@ def test_a_file_edited_during_the_run_is_not_cached(
     assert once() == ["DDI401"]
 
 
+def test_a_first_run_keys_each_file_by_the_bytes_it_analyzed(
+        tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # An empty cache: no file is hashed up front. The editor saves the file after the run
+    # looked at it (`stat`) and before the analysis reads it: the results are of the
+    # bytes read and kept under their hash, and the remembered `stat` is the older one,
+    # so the next run hashes the file again rather than trust it.
+    src = tmp_path / "d.c"
+    old = "#include <ntddk.h>\nVOID F(HANDLE h) { NtClose(h); }\n"
+    src.write_text(old)
+    _age(src)
+    options = Options()
+    salt = run_salt(builtin_rules, knowledge, options)
+    real_read, real_hash = engine.read_and_facts, engine.content_hash
+    hashed: list[int] = []
+
+    def save_then_read(name: str, *args: object) -> object:
+        src.write_text(old.replace("NtClose", "ZwClose"))
+        return real_read(name, *args)  # type: ignore[arg-type]
+
+    def counting(raw: bytes) -> str:
+        hashed.append(len(raw))
+        return real_hash(raw)
+
+    def once() -> tuple[list[str], int]:
+        cache = ResultCache(tmp_path / "cache", salt)
+        try:
+            res = run([src], builtin_rules, knowledge, options, cache=cache)
+        finally:
+            cache.close()
+        return [f.code for f in res.findings if not f.is_notice], res.cache_hits
+
+    monkeypatch.setattr(engine, "content_hash", counting)
+    monkeypatch.setattr(engine, "read_and_facts", save_then_read)
+    assert once() == ([], 0)  # what was read: ZwClose
+    assert len(hashed) == 1
+    monkeypatch.setattr(engine, "read_and_facts", real_read)
+    hashed.clear()
+    assert once() == ([], 1)  # hashed again (its `stat` changed), then found
+    assert len(hashed) == 1
+    src.write_text(old)
+    assert once() == (["DDI401"], 0)
+
+
 def test_a_project_run_reuses_the_facts_of_a_full_run(
         driver: Path, tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,7 +242,9 @@ def test_an_unchanged_file_is_not_hashed_again(
 
     monkeypatch.setattr(engine, "content_hash", counting)
     first = once()
-    assert len(hashed) == 2 * len(files)  # the keys, then each analysis' own check
+    # A first run (nothing remembered) reads each file once: the analysis hashes the bytes
+    # it reads, and they are the file's key.
+    assert len(hashed) == len(files)
     hashed.clear()
     assert once() == first
     assert hashed == []  # stat says unchanged: the remembered hashes, no file read

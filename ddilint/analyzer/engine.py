@@ -536,16 +536,25 @@ def _run(
     # shows the file unchanged, else the file is read and hashed here; whoever analyzes it
     # reads it again: the main process keeps no file's bytes, and the workers it forks
     # inherit none. Without a cache, its size is all this needs (to order the work).
+    # A cache that remembers none of the files (a first run, a CI runner's empty cache)
+    # holds no result of theirs to look up: then no file is read up front, and each is
+    # keyed by the hash of the bytes it is analyzed from (`first_stats`, below).
     caching = cache is not None and cache.enabled
     digests: dict[str, str] = {}
-    if cache is not None and caching:
-        sizes, unreadable, digests = file_digests(names, cache)
+    known = cache.known_digests(names) if cache is not None and caching else {}
+    first_stats: dict[str, Stat] | None = None
+    stamp = 0
+    if cache is not None and caching and known:
+        sizes, unreadable, digests = file_digests(names, cache, known)
+    elif cache is not None and caching:
+        stamp = time.time_ns()  # before any file is looked at (see `cache.RACY_NS`)
+        sizes, unreadable, first_stats = file_stats(names)
     else:
         sizes, unreadable = file_sizes(names)
     results: dict[str, Phase3] = {n: Phase3(unreadable[n], False, 0) for n in unreadable}
     hits = 0
     fkeys: dict[str, str] = {}
-    if cache is not None and caching:
+    if cache is not None and caching and first_stats is None:
         proj = project_digest(cache.salt, digests.items())
         fkeys = {n: cache.findings_key(n, digests[n], proj) for n in wanted if n in digests}
         cached = cache.get_many(list(fkeys.values()))
@@ -570,6 +579,14 @@ def _run(
         changed: set[str] = set()
         facts = phase_one(sizes, wanted_set, rules, knowledge, options, cache, digests,
                           workers, tick, changed)
+        if cache is not None and first_stats is not None:
+            # `phase_one` took each file's hash from the bytes it analyzed; `stat` was
+            # asked before they were read, so a later edit shows in the next run's `stat`.
+            cache.remember_digests((n, st, digests[n], stamp) for n, st in first_stats.items()
+                                   if n in digests)
+            proj = project_digest(cache.salt, digests.items())
+            fkeys = {n: cache.findings_key(n, digests[n], proj) for n in wanted
+                     if n in digests}
         settle_modes(facts, todo)
         project = Project([s for n in sizes if (s := facts[n].summary) is not None],
                           knowledge, options.roles)
@@ -630,15 +647,35 @@ def file_sizes(names: Iterable[str]) -> tuple[dict[str, int], dict[str, list[Fin
     return sizes, unreadable
 
 
-def file_digests(names: Sequence[str], cache: ResultCache) -> tuple[
+def file_stats(names: Iterable[str]) -> tuple[
+        dict[str, int], dict[str, list[Finding]], dict[str, Stat]]:
+    """`file_sizes`, with what `stat` said about each file (for its remembered hash)."""
+    sizes: dict[str, int] = {}
+    unreadable: dict[str, list[Finding]] = {}
+    stats: dict[str, Stat] = {}
+    for name in names:
+        try:
+            st = os.stat(name)
+        except OSError as exc:
+            unreadable[name] = [cannot_read(name, exc)]
+            continue
+        sizes[name] = st.st_size
+        stats[name] = stat_key(st)
+    return sizes, unreadable, stats
+
+
+def file_digests(names: Sequence[str], cache: ResultCache,
+                 known: Mapping[str, tuple[Stat, str, int]] | None = None) -> tuple[
         dict[str, int], dict[str, list[Finding]], dict[str, str]]:
     """Each file's size, the DDI901 notices of those that cannot be read, and each file's
     content hash: remembered by the cache where `stat` shows the file unchanged since it
-    was hashed (see `ddilint.cache`), else read and hashed (and remembered)."""
+    was hashed (see `ddilint.cache`; `known`: what `cache.known_digests` said already),
+    else read and hashed (and remembered)."""
     sizes: dict[str, int] = {}
     unreadable: dict[str, list[Finding]] = {}
     digests: dict[str, str] = {}
-    known = cache.known_digests(names)
+    if known is None:
+        known = cache.known_digests(names)
     hashed: list[tuple[str, Stat, str, int]] = []
     for name in names:
         try:
@@ -702,7 +739,7 @@ def collect_garbage() -> None:
 def phase_one(
     sizes: Mapping[str, int], checked: Collection[str], rules: Sequence[Rule],
     knowledge: Knowledge, options: Options, cache: ResultCache | None,
-    digests: Mapping[str, str], workers: int = 1,
+    digests: dict[str, str], workers: int = 1,
     tick: Callable[[str], None] | None = None, changed: set[str] | None = None,
 ) -> dict[str, FileFacts]:
     """`FileFacts` of every file of `sizes` (path -> size): from the cache, else read and
@@ -710,7 +747,8 @@ def phase_one(
     `checked` get the rules; the others only their summaries (a file with its rules'
     facts cached serves both). `digests` are the content hashes the cache keys use; a
     file that changed since it was hashed is analyzed as it is now, not cached, and
-    named in `changed`."""
+    named in `changed`. A file without a hash there is not looked up: it gets the hash of
+    the bytes it is analyzed from, in `digests`, and is cached under it."""
     out: dict[str, FileFacts] = {}
     on = cache is not None and cache.enabled
     if cache is not None and on:
@@ -718,7 +756,7 @@ def phase_one(
         # its summary alone.
         keys = {n: [cache.facts_key(n, digests[n], True)]
                 + ([] if n in checked else [cache.facts_key(n, digests[n], False)])
-                for n in sizes}
+                for n in sizes if n in digests}
         found = cache.get_many([k for ks in keys.values() for k in ks])
         for n, ks in keys.items():
             f = next((found[k] for k in ks if k in found), None)
@@ -743,8 +781,13 @@ def phase_one(
                 tick(n)
             if i % COLLECT_EVERY == 0:
                 collect_garbage()
+    if on:
+        # A file not hashed up front is keyed by the bytes it was analyzed from.
+        for n in fresh:
+            if n not in digests and read_digests.get(n):
+                digests[n] = read_digests[n]
     if changed is not None and on:
-        changed.update(n for n in fresh if read_digests.get(n) != digests[n])
+        changed.update(n for n in fresh if read_digests.get(n) != digests.get(n))
     if cache is not None and on:
         import pickle
 
@@ -752,6 +795,6 @@ def phase_one(
             (cache.facts_key(n, digests[n], f.checked),
              blobs.get(n) or pickle.dumps(f, pickle.HIGHEST_PROTOCOL))
             for n, f in fresh.items()
-            if read_digests.get(n) == digests[n] and cacheable(f.findings))
+            if n in digests and read_digests.get(n) == digests[n] and cacheable(f.findings))
     out.update(fresh)
     return out
