@@ -555,8 +555,7 @@ def _run(
     hits = 0
     fkeys: dict[str, str] = {}
     if cache is not None and caching and first_stats is None:
-        proj = project_digest(cache.salt, digests.items())
-        fkeys = {n: cache.findings_key(n, digests[n], proj) for n in wanted if n in digests}
+        fkeys = findings_keys(cache, digests, wanted)
         cached = cache.get_many(list(fkeys.values()))
         for n, key in fkeys.items():
             if key in cached:
@@ -584,9 +583,7 @@ def _run(
             # asked before they were read, so a later edit shows in the next run's `stat`.
             cache.remember_digests((n, st, digests[n], stamp) for n, st in first_stats.items()
                                    if n in digests)
-            proj = project_digest(cache.salt, digests.items())
-            fkeys = {n: cache.findings_key(n, digests[n], proj) for n in wanted
-                     if n in digests}
+            fkeys = findings_keys(cache, digests, wanted)
         settle_modes(facts, todo)
         project = Project([s for n in sizes if (s := facts[n].summary) is not None],
                           knowledge, options.roles)
@@ -609,6 +606,14 @@ def _run(
     findings.sort(key=Finding.sort_key)
     return RunResult(findings, len(files), analyzed, time.perf_counter() - started, errors,
                      hits, workers)
+
+
+def findings_keys(cache: ResultCache, digests: Mapping[str, str],
+                  wanted: Iterable[str]) -> dict[str, str]:
+    """The cache keys of the findings of the `wanted` files with a content hash: each
+    file's own hash and the project digest over every file's."""
+    proj = project_digest(cache.salt, digests.items())
+    return {n: cache.findings_key(n, digests[n], proj) for n in wanted if n in digests}
 
 
 def settle_modes(
@@ -637,13 +642,7 @@ def settle_modes(
 def file_sizes(names: Iterable[str]) -> tuple[dict[str, int], dict[str, list[Finding]]]:
     """Each file's size (to order the work), and the DDI901 notices of those that cannot
     be looked at."""
-    sizes: dict[str, int] = {}
-    unreadable: dict[str, list[Finding]] = {}
-    for name in names:
-        try:
-            sizes[name] = os.stat(name).st_size
-        except OSError as exc:
-            unreadable[name] = [cannot_read(name, exc)]
+    sizes, unreadable, _stats = file_stats(names)
     return sizes, unreadable
 
 

@@ -355,20 +355,14 @@ class _FileBuilder:
 
     def enclosing(self, offset: int) -> Function | None:
         """The innermost function whose text contains `offset`."""
-        return self._innermost(self.spans, offset)
-
-    def _innermost(self, spans: list[tuple[int, int]], at: int) -> Function | None:
-        """The innermost function whose span in `spans` (one text's) contains `at`."""
-        return self._innermost_from(spans, bisect_right(spans, (at, _NO_END)) - 1, at)
-
-    def _innermost_from(self, spans: list[tuple[int, int]], i: int, at: int) -> Function | None:
-        """`_innermost`, given `i`: the last function of `spans` that starts at or before
-        `at` (-1 when none does). The others around `at` are among its parents."""
-        i = self._innermost_index(spans, i, at)
+        i = self._around(self.spans, offset)
         return self.fir.functions[i] if i >= 0 else None
 
-    def _innermost_index(self, spans: list[tuple[int, int]], i: int, at: int) -> int:
-        """`_innermost_from` as the function's index (-1 for none)."""
+    def _around(self, spans: list[tuple[int, int]], at: int, last: int | None = None) -> int:
+        """The index of the innermost function whose span in `spans` (one text's)
+        contains `at`, -1 for none. `last`, when the caller knows it: the last function
+        that starts at or before `at` (the others around `at` are among its parents)."""
+        i = bisect_right(spans, (at, _NO_END)) - 1 if last is None else last
         functions = self.fir.functions
         while i >= 0:
             start, end = spans[i]
@@ -399,21 +393,15 @@ class _FileBuilder:
             fn_node = call.child_by_field_name("function")
             if fn_node is None:
                 continue
-            if fn_node.type == "identifier":  # `_callee`'s first case, most calls
-                name, name_start, indirect = intern(src.name(fn_node)), src.start(fn_node), False
-            else:
-                callee, name_start, indirect = _callee(fn_node, src)
-                if callee is None:
-                    continue
-                name = callee
+            name, name_start, indirect = _callee(fn_node, src)
+            if name is None:
+                continue
             start, end = src.span(call)
             at = call.start_byte
             while last + 1 < count and starts[last + 1] <= at:
                 last += 1
-            if last >= 0 and at < spans[last][1]:
-                enclosing: Function | None = functions[last]
-            else:
-                enclosing = self._innermost_from(spans, last, at)
+            i = last if last >= 0 and at < spans[last][1] else self._around(spans, at, last)
+            enclosing = functions[i] if i >= 0 else None
             if name in macros:
                 macro = macros[name]
                 if macro.params is not None:
@@ -518,7 +506,7 @@ class _FileBuilder:
         local_names = [{p.name for p in f.params} for f in functions]
         for decl in caps.get("local", []):
             at = decl.start_byte
-            owner = self._innermost_index(spans, bisect_right(spans, (at, _NO_END)) - 1, at)
+            owner = self._around(spans, at)
             if owner >= 0:
                 local_names[owner].add(src.name(decl))
         # Whether a name is all capitals, digits and underscores (a file's arguments name
@@ -563,7 +551,7 @@ class _FileBuilder:
                 is_constant = constant[name] = _CONSTANT_NAME.match(name) is not None
             if is_constant:
                 continue  # constants and macros, never a function
-            i = self._innermost_index(spans, bisect_right(spans, (at, _NO_END)) - 1, at)
+            i = self._around(spans, at)
             if qualified is None and i >= 0 and name in local_names[i]:
                 continue  # a parameter or local variable shadows any function of that name
             refs = _function_refs(anchor, name, src, functions[i].qualname if i >= 0 else "",
