@@ -3,9 +3,19 @@ set. Each test is a small driver fragment and the values the engine must find.""
 
 from __future__ import annotations
 
-from ddilint.analyzer.ir import Expr, FileIR
+from collections.abc import Callable
+
+from ddilint.analyzer.ir import Expr, FileIR, Function
 from ddilint.analyzer.status import lost_statuses, outputs_valid_on_success, truth_tests
-from ddilint.analyzer.values import MASK, Bits, CallValues, Origin, combine, file_values
+from ddilint.analyzer.values import (
+    MASK,
+    Bits,
+    CallValues,
+    FunctionValues,
+    Origin,
+    combine,
+    file_values,
+)
 from ddilint.knowledge import Routine, load_knowledge
 from ddilint.knowledge.constants import load_constants
 from tests.conftest import parse_text
@@ -195,11 +205,61 @@ def test_lost_statuses_and_truth_tests() -> None:
     losses = lost_statuses(fn, is_status)
     assert [(loss.how, fir.position(loss.stored_at)[0]) for loss in losses] == [
         ("overwritten", 4)]
-    tests = truth_tests(fn, is_status)
+    tests = truth_tests(fn.fn, lambda: fn, is_status)
     assert [(t.how, t.tested.render()) for t in tests] == [("condition", "s")]
     # ZwClose has no outputs: its status may be dropped.
     close = knowledge.get("ZwClose")
     assert close is not None and not outputs_valid_on_success(close)
+
+
+def test_truth_tests_ask_for_values_only_for_a_stored_status() -> None:
+    """The reaching definitions are the dear part of DDI504: a function that tests its
+    statuses with NT_SUCCESS, or tests a call directly, must not compute them; a variable
+    that holds a status and is tested as a truth value needs them (only they tell which
+    store reaches the test)."""
+    src = """
+    NTSTATUS Good(POBJECT_ATTRIBUTES oa) {
+        HANDLE k; NTSTATUS s; BOOLEAN b = FALSE;
+        s = ZwOpenKey(&k, KEY_READ, oa);
+        if (!NT_SUCCESS(s)) { return s; }
+        if (b) { ZwClose(k); }
+        if (!ZwOpenKey(&k, KEY_READ, oa)) { ZwClose(k); }
+        return s;
+    }
+    NTSTATUS Stored(POBJECT_ATTRIBUTES oa) {
+        HANDLE k; NTSTATUS s = 0;
+        if (s) { return s; }
+        s = ZwOpenKey(&k, KEY_READ, oa);
+        if (s) { return s; }
+        ZwClose(k);
+        return 0;
+    }"""
+    fir = parse_text(src)
+    knowledge = load_knowledge()
+    fv = file_values(fir, knowledge)
+
+    def is_status(call: Expr) -> Routine | None:
+        r = knowledge.get(call.callee)
+        return r if r is not None and r.returns_status is True else None
+
+    asked: list[str] = []
+
+    def values(fn: Function) -> Callable[[], FunctionValues]:
+        def ask() -> FunctionValues:
+            asked.append(fn.name)
+            return fv.function(fn)
+        return ask
+
+    good, stored = fir.functions
+    tests = truth_tests(good, values(good), is_status)
+    # `b` holds no status, and the direct `!ZwOpenKey(...)` needs no values.
+    assert [(t.how, t.tested.render()) for t in tests] == [
+        ("condition", "ZwOpenKey(&k, KEY_READ, oa)")]
+    assert asked == []
+    tests = truth_tests(stored, values(stored), is_status)
+    # The first `if (s)` tests the initial 0, the second the status: values decide.
+    assert [(t.how, fir.position(t.tested.start)[0]) for t in tests] == [("condition", 14)]
+    assert asked == ["Stored"]
 
 
 def test_mode_from_what_the_file_calls_when_headers_say_nothing() -> None:

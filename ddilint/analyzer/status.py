@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ddilint.analyzer.cfg import Edge, Element
 from ddilint.analyzer.dataflow import join_sets, solve
-from ddilint.analyzer.ir import Expr
+from ddilint.analyzer.ir import Expr, Function
 from ddilint.analyzer.values import Def, FunctionValues, Read, State, lvalue_key
 from ddilint.knowledge import Routine
 
@@ -201,24 +201,73 @@ class TruthTest:
     how: str
 
 
-def truth_tests(fv: FunctionValues, is_status: StatusRoutine) -> list[TruthTest]:
-    """Every place where `fv`'s function tests an interesting status as a truth value."""
+def truth_tests(fn: Function, values: Callable[[], FunctionValues],
+                is_status: StatusRoutine) -> list[TruthTest]:
+    """Every place where `fn` tests an interesting status as a truth value, in a block that
+    a path from the entry reaches. `values()` gives the function's reaching definitions;
+    it is asked only when a variable tested is one that the function stores a status in.
+    Most functions test their statuses with NT_SUCCESS and never need it (the values of a
+    function are the dearest part of the rule)."""
     out: list[TruthTest] = []
     seen: set[int] = set()
-    for block in fv.fn.cfg.blocks:
+    cfg = fn.cfg
+    reachable = {b.id for b in cfg.reachable()}
+    stores: set[str] | None = None
+    fv: FunctionValues | None = None
+    for block in cfg.blocks:
+        if block.id not in reachable:
+            continue
         for el in block.elements:
             if el.expr is None:
-                continue
-            state = fv.state_before(el)
-            if state is None:
                 continue
             for tested, how in _truth_positions(el):
                 if tested.start in seen:
                     continue
-                found = _status_of(fv, tested, state, is_status)
+                s = tested.strip()
+                while s.kind == "comma" and s.children:
+                    s = s.children[-1].strip()
+                if s.kind == "call":
+                    found = _status_call(s, is_status)
+                elif s.kind == "assign" and s.op == "=" and len(s.children) == 2:
+                    found = _status_call(s.children[1], is_status)
+                else:
+                    key = lvalue_key(s) if s.kind == "name" else None
+                    if key is None:
+                        continue
+                    if stores is None:
+                        stores = _status_stores(fn, is_status)
+                    if key not in stores:
+                        continue
+                    if fv is None:
+                        fv = values()
+                    found = _stored_status(fv, key, fv.state_before(el), is_status)
                 if found is not None:
                     seen.add(tested.start)
                     out.append(TruthTest(tested, found[0], found[1], how))
+    return out
+
+
+def _status_stores(fn: Function, is_status: StatusRoutine) -> set[str]:
+    """The variables that `fn` stores the status of an interesting call in anywhere
+    (`s = ZwX(...)`, `NTSTATUS s = ZwX(...)`): a superset of the variables whose reaching
+    definitions can hold one."""
+    out: set[str] = set()
+    for block in fn.cfg.blocks:
+        for el in block.elements:
+            roots = [el.expr]
+            if el.decl is not None:
+                roots.append(el.decl.init)
+                if _status_call(el.decl.init, is_status) is not None:
+                    out.add(el.decl.name)
+            for root in roots:
+                if root is None:
+                    continue
+                for node in root.walk():
+                    if (node.kind == "assign" and node.op == "=" and len(node.children) == 2
+                            and _status_call(node.children[1], is_status) is not None):
+                        key = lvalue_key(node.children[0])
+                        if key is not None:
+                            out.add(key)
     return out
 
 
@@ -245,17 +294,10 @@ def _truth_positions(el: Element) -> Iterator[tuple[Expr, str]]:
                 yield node.children[1], f"{node.op} {left.text}"
 
 
-def _status_of(fv: FunctionValues, e: Expr, state: State,
-               is_status: StatusRoutine) -> tuple[Expr, Routine] | None:
-    s = e.strip()
-    while s.kind == "comma" and s.children:
-        s = s.children[-1].strip()
-    if s.kind == "call":
-        return _status_call(s, is_status)
-    if s.kind == "assign" and s.op == "=" and len(s.children) == 2:
-        return _status_call(s.children[1], is_status)
-    key = lvalue_key(s) if s.kind == "name" else None
-    if key is None or not fv.tracked(key) or key in fv.escaped:
+def _stored_status(fv: FunctionValues, key: str, state: State,
+                   is_status: StatusRoutine) -> tuple[Expr, Routine] | None:
+    """The interesting call whose status the variable `key` holds in `state`, if any."""
+    if not fv.tracked(key) or key in fv.escaped:
         return None
     for d in sorted(fv.defs_of(key, state), key=lambda d: d.start):
         if d.kind in ("assign", "decl") and d.op == "=":

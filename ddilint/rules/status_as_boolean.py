@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 
 from ddilint.analyzer.ir import Expr, Function
 from ddilint.analyzer.status import callee_start, truth_tests
@@ -57,7 +58,7 @@ class StatusAsBoolean(Rule):
             if call.function is not None and routine.returns_status is True:
                 functions.setdefault(id(call.function), call.function)
         for fn in functions.values():
-            for t in truth_tests(fv.function(fn), is_status):
+            for t in truth_tests(fn, partial(fv.function, fn), is_status):
                 tested = t.tested.strip()
                 direct = tested.kind == "call"
                 at = callee_start(t.call) if direct else t.tested.start
