@@ -281,6 +281,40 @@ def test_a_hash_taken_right_after_a_write_is_not_trusted(tmp_path: Path) -> None
         cache.close()
 
 
+def test_entries_in_use_stay_and_unused_ones_go(tmp_path: Path) -> None:
+    """An entry (a result, a remembered hash) that every run uses is kept however many
+    runs there are, though its stamp is renewed only now and then; one that no run uses
+    goes after a few runs."""
+    where = tmp_path / "cache"
+    st = (10, 1, 1, 1)
+    cache = ResultCache(where, "salt")
+    cache.put_many([("used", 1), ("unused", 2)])
+    cache.remember_digests([("used.c", st, "a" * 32, 0), ("unused.c", st, "b" * 32, 0)])
+    cache.close()
+    for _ in range(20):
+        cache = ResultCache(where, "salt")
+        assert cache.get_many(["used"]) == {"used": 1}
+        assert cache.known_digests(["used.c"]) == {"used.c": (st, "a" * 32, 0)}
+        cache.close()
+    cache = ResultCache(where, "salt")
+    assert cache.get_many(["used", "unused"]) == {"used": 1}
+    assert set(cache.known_digests(["used.c", "unused.c"])) == {"used.c"}
+    cache.close()
+    # Left alone for a few runs, the entry used last is still there...
+    for _ in range(4):
+        ResultCache(where, "salt").close()
+    cache = ResultCache(where, "salt")
+    assert cache.get_many(["used"]) == {"used": 1}
+    cache.close()
+    # ...and gone once the runs that did not use it are many.
+    for _ in range(12):
+        ResultCache(where, "salt").close()
+    cache = ResultCache(where, "salt")
+    assert cache.get_many(["used"]) == {}
+    assert cache.known_digests(["used.c"]) == {}
+    cache.close()
+
+
 def test_cache_on_the_command_line(driver: Path, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     cache = tmp_path / "c"
