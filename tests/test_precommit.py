@@ -178,3 +178,24 @@ def test_project_mode_analyzes_the_project_reports_the_files(
     assert main(["check", "--project", str(driver_repo / "src" / "helper.c")]) == 1
     assert capsys.readouterr().out.startswith(f"{(driver_repo / 'src' / 'helper.c').as_posix()}"
                                               ":5:23: DDI301")
+
+
+def test_project_names_are_what_abspath_and_relpath_give(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --project names every file of the project once: relative to the working directory
+    # when the files passed are relative, else absolute. The folder part is worked out once
+    # per folder; the names must be those of the plain per-file computation.
+    from ddilint.cli import _project_naming
+
+    work = tmp_path / "repo" / "src"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    paths = ["a.c", "deep/b.c", "./deep/c.c", "../inc/d.h", "../../repo/src/e.c",
+             str(tmp_path / "repo" / "x" / ".." / "f.c"), str(tmp_path / "g.c"), "/h.c"]
+    for relative in (True, False):
+        name = _project_naming(relative)
+        for raw in paths:
+            full = os.path.abspath(raw)
+            want = Path(os.path.relpath(full)) if relative else Path(full)
+            assert name(Path(raw)) == want, (raw, relative)
+            assert name(Path(raw)) == want  # the folder remembered gives the same
