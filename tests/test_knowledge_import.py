@@ -494,3 +494,36 @@ def test_the_lazy_table_is_the_eager_one() -> None:
     assert dict(table.items()) == eager
     again = pickle.loads(pickle.dumps(table))
     assert dict(again) == eager
+
+
+def test_the_generated_table_is_read_when_a_routine_is_looked_up() -> None:
+    # A run whose results all come from the cache looks up no routine: it must not pay for
+    # reading the generated table. The overlay's entries are still checked up front, and
+    # apply, in order, to the routine when it is built.
+    from ddilint.knowledge import RoutineTable, build_knowledge
+
+    reads: list[int] = []
+
+    class Generated(dict[str, object]):
+        def get(self, key: str, default: object = None) -> object:
+            reads.append(1)
+            return super().get(key, default)
+
+    generated = Generated(routines={"ZwWidget": {"header": "ntifs.h", "page": "p.md"}})
+    overlay = {"routines": {"ZwWidget": {"closes_handle_param": 0, "source": "Remarks"},
+                            "MyOnly": {"returns_status": True}}}
+    extra = {"ZwWidget": {"returns_status": True}}
+    knowledge = build_knowledge(generated, overlay, extra, sources="x")
+    assert reads == [] and knowledge.fingerprint
+    widget = knowledge.get("ZwWidget")
+    assert reads == [1]
+    assert widget is not None and widget.header == "ntifs.h"
+    assert (widget.closes_handle_param, widget.returns_status) == (0, True)
+    assert widget.source("closes_handle_param") == "p.md#Remarks (overlay.toml)"
+    mine = knowledge.get("MyOnly")
+    assert mine is not None and mine.returns_status is True
+    assert list(knowledge.routines) == ["ZwWidget", "MyOnly"] and len(knowledge.routines) == 2
+    assert knowledge.get("NoSuch") is None and "NoSuch" not in knowledge.routines
+    assert isinstance(knowledge.routines, RoutineTable)
+    with pytest.raises(ValueError, match="unknown key"):
+        build_knowledge(generated, {"routines": {"ZwWidget": {"no_such_fact": 1}}})

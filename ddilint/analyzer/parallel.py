@@ -104,6 +104,7 @@ def facts_in_parallel(
     for a cache, and the machine's cores run only the work (a main process that only
     unpickled took CPU time from the workers)."""
     queue = deque(batches(todo, sizes))
+    knowledge.load()  # once, here: the forked workers share what this process read
     ctx = _context()
     conns: list[Connection] = []
     procs = []

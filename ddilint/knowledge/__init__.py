@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -193,6 +193,13 @@ class Knowledge:
         candidate = "Nt" + name[2:]
         return candidate if candidate in self.routines else None
 
+    def load(self) -> None:
+        """Read what the table has not read yet (before forking workers, so that they
+        share it instead of each reading it)."""
+        load = getattr(self.routines, "load", None)
+        if load is not None:
+            load()
+
     def handle_releasers(self) -> frozenset[str]:
         """Routines that close the handle given to them."""
         return frozenset(n for n, r in self.routines.items() if r.closes_handle_param is not None)
@@ -258,25 +265,57 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
 
 
 class RoutineTable(Mapping[str, Routine]):
-    """Name -> `Routine`: the generated table's entry of a name becomes a `Routine` when it
-    is first asked for. A run looks up a few hundred of the four thousand names, and
-    building them all was a third of every run's start-up. `built` holds the entries made
-    already (the overlay's and the extra ones); the order is the generated table's, then
-    the names only `built` has."""
+    """Name -> `Routine`, built lazily at two levels.
 
-    __slots__ = ("_built", "_raw")
+    - The generated table (`raw`, or a function that reads it) is read when a routine is
+      first looked up. A run whose results all come from the cache looks up none: reading
+      the JSON was an eighth of such a run.
+    - An entry becomes a `Routine` when it is first asked for. A run looks up a few hundred
+      of the four thousand names, and building them all was a third of every run's
+      start-up.
 
-    def __init__(self, raw: Mapping[str, Mapping[str, Any]], built: dict[str, Routine]) -> None:
-        self._raw = raw
-        self._built = built
+    `patches` are the overlay's and the extra entries, in order, applied to a routine when
+    it is built (they were checked when the table was made). The order is the generated
+    table's, then the names only the patches have."""
+
+    __slots__ = ("_built", "_patches", "_raw", "_read")
+
+    def __init__(self, raw: Mapping[str, Mapping[str, Any]] | Callable[
+                     [], Mapping[str, Mapping[str, Any]]],
+                 built: dict[str, Routine] | None = None,
+                 patches: Mapping[str, tuple[Mapping[str, Any], ...]] | None = None) -> None:
+        self._raw: Mapping[str, Mapping[str, Any]] | None = None
+        self._read: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None
+        if callable(raw):
+            self._read = raw
+        else:
+            self._raw = raw
+        self._built = built if built is not None else {}
+        self._patches = patches or {}
+
+    def load(self) -> Mapping[str, Mapping[str, Any]]:
+        """The generated table, read now if it was not yet."""
+        if self._raw is None:
+            assert self._read is not None
+            self._raw = self._read()
+            self._read = None
+        return self._raw
 
     def get(self, name: str, default: Any = None) -> Any:  # the hot path: no exception
         r = self._built.get(name)
         if r is None:
-            raw = self._raw.get(name)
-            if raw is None:
-                return default
-            r = self._built[name] = _routine_from(name, raw)
+            raw = (self._raw if self._raw is not None else self.load()).get(name)
+            patches = self._patches.get(name)
+            if patches is None:
+                if raw is None:
+                    return default
+                r = _routine_from(name, raw)
+            else:
+                r = _apply_overlay(_routine_from(name, raw) if raw is not None else None,
+                                   name, patches[0])
+                for patch in patches[1:]:
+                    r = _apply_overlay(r, name, patch)
+            self._built[name] = r
         return r
 
     def __getitem__(self, name: str) -> Routine:
@@ -286,17 +325,19 @@ class RoutineTable(Mapping[str, Routine]):
         return r
 
     def __contains__(self, name: object) -> bool:
-        return name in self._built or name in self._raw
+        return name in self._built or name in self._patches or name in self.load()
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._raw
-        yield from (n for n in self._built if n not in self._raw)
+        raw = self.load()
+        yield from raw
+        yield from (n for n in self._patches if n not in raw)
 
     def __len__(self) -> int:
-        return len(self._raw) + sum(1 for n in self._built if n not in self._raw)
+        raw = self.load()
+        return len(raw) + sum(1 for n in self._patches if n not in raw)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return RoutineTable, (self._raw, self._built)
+        return RoutineTable, (self.load(), self._built, self._patches)
 
 
 def build_knowledge(
@@ -308,13 +349,12 @@ def build_knowledge(
     """Combine the generated table, the overlay and extra entries (config, plugins).
     `sources`: a digest of the data the first two were read from, if known (it and the
     extra entries make the knowledge's `fingerprint`)."""
-    raw_routines: Mapping[str, Mapping[str, Any]] = routines_data.get("routines", {})
-    built: dict[str, Routine] = {}
-    table = RoutineTable(raw_routines, built)
-    for name, raw in overlay_data.get("routines", {}).items():
-        built[name] = _apply_overlay(table.get(name), name, raw)
-    for name, raw in (extra or {}).items():
-        built[name] = _apply_overlay(table.get(name), name, raw)
+    patches: dict[str, tuple[Mapping[str, Any], ...]] = {}
+    for entries in (overlay_data.get("routines", {}), extra or {}):
+        for name, raw in entries.items():
+            _apply_overlay(None, name, raw)  # a bad key or value is an error now
+            patches[name] = (*patches.get(name, ()), raw)
+    table = RoutineTable(lambda: routines_data.get("routines", {}), None, patches)
     fingerprint = ""
     if sources:
         h = hashlib.blake2b(sources.encode(), digest_size=16)
@@ -332,20 +372,71 @@ def build_knowledge(
                                     r.get("otherwise", "")) for r in rows)
         for routine, rows in overlay_data.get("registrations", {}).items()
     }
-    return Knowledge(table, typedefs, routines_data.get("generator", {}), roles,
+    return Knowledge(table, typedefs, _Section(routines_data, "generator"), roles,
                      registrations, dict(overlay_data.get("registration_fields", {})),
                      fingerprint)
 
 
+class _JsonText(Mapping[str, Any]):
+    """A JSON object, parsed when it is first read."""
+
+    __slots__ = ("_data", "_text")
+
+    def __init__(self, text: bytes) -> None:
+        self._text = text
+        self._data: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = json.loads(self._text)
+            self._text = b""
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
+class _Section(Mapping[str, Any]):
+    """`whole[key]` (or an empty mapping), looked up when it is first read."""
+
+    __slots__ = ("_key", "_whole")
+
+    def __init__(self, whole: Mapping[str, Any], key: str) -> None:
+        self._whole = whole
+        self._key = key
+
+    def _value(self) -> Mapping[str, Any]:
+        value: Mapping[str, Any] = self._whole.get(self._key, {})
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._value()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value())
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return dict, (dict(self._value()),)
+
+
 @lru_cache(maxsize=1)
-def _load_files() -> tuple[dict[str, Any], dict[str, Any], str]:
+def _load_files() -> tuple[Mapping[str, Any], dict[str, Any], str]:
     """The generated table, the overlay, and a digest of both files' bytes."""
     h = hashlib.blake2b(digest_size=16)
-    routines: dict[str, Any] = {"routines": {}}
+    routines: Mapping[str, Any] = {"routines": {}}
     if ROUTINES_JSON.exists():
         data = ROUTINES_JSON.read_bytes()
         h.update(data)
-        routines = json.loads(data)
+        routines = _JsonText(data)
     h.update(b"\0")
     data = OVERLAY_TOML.read_bytes()
     h.update(data)
