@@ -649,6 +649,11 @@ class Project:
             elif kind == "release":
                 key = "lock:" + str(ev[1])
                 cur = var.pop(key, frozenset({UNKNOWN}))
+            elif kind == "at":
+                if record is not None:
+                    ci = ev[1]
+                    assert isinstance(ci, int)
+                    record[ci] = record[ci] | cur if ci in record else cur
             elif kind == "narrow":
                 lo, hi = ev[1], ev[2]
                 assert isinstance(lo, int) and isinstance(hi, int)

@@ -45,6 +45,8 @@ ENTRY: Atom = ("e", 0, 4, None, NO_GUARD)
 #   ("restore", key, level, origin)              back to the IRQL saved in `key` (or level)
 #   ("acquire", lock_key, level, origin) / ("release", lock_key, origin)
 #   ("narrow", lo, hi)                           an assertion on KeGetCurrentIrql()
+#   ("at", call_index)                           the call of the routine whose raise,
+#                                                restore, acquire or release follows
 Event = tuple[object, ...]
 
 _IRQL_WORDS = {
@@ -361,8 +363,15 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
             if expr is not None:
                 for ce in expr.calls():
                     ev = _call_event(ce, expr, target, knowledge, by_start, fir, path)
-                    if ev is not None:
-                        evs.append(ev)
+                    if ev is None:
+                        continue
+                    if ev[0] in _EFFECTS:
+                        # The IRQL the routine itself is called at (its own maximum
+                        # applies there): the state before the change.
+                        idx = _call_index(ce, by_start)
+                        if idx is not None:
+                            evs.append(("at", idx))
+                    evs.append(ev)
         events.append(tuple(evs))
         for edge in b.succs:
             lo, hi = _narrowing(edge)
@@ -390,9 +399,7 @@ def _call_event(
         if (lo, hi) != (0, 4):
             return ("narrow", lo, hi)
     if eff is None:
-        idx = by_start.get(c.start)
-        if idx is None and c.children:
-            idx = by_start.get(c.children[0].start)
+        idx = _call_index(c, by_start)
         if idx is None:
             return None
         return ("call", idx, tuple(var_key(a) for a in args))
@@ -422,6 +429,18 @@ def _call_event(
         origin = (path, line, col, f"{name} restores the IRQL")
         return ("release", var_key(arg(eff.key_param)), origin)
     return None
+
+
+# Events of the routines that change the IRQL (an `("at", call_index)` goes before each).
+_EFFECTS = frozenset({"raise", "restore", "acquire", "release"})
+
+
+def _call_index(c: Expr, by_start: dict[int, int]) -> int | None:
+    """The index in `FileIR.calls` of the call expression `c`, if it is one of them."""
+    idx = by_start.get(c.start)
+    if idx is None and c.children:
+        idx = by_start.get(c.children[0].start)
+    return idx
 
 
 def _condition_key(cond: Expr | None) -> str:
