@@ -554,9 +554,9 @@ class Project:
         entry_vars: Vars = frozenset()
         Flow = tuple[State, Vars, Guard]
         init: Flow = (ENTRY_STATE, entry_vars, NO_GUARD)
-        succs: dict[int, list[tuple[int, int, int, str, bool]]] = {}
-        for src, dst, lo, hi, key, truth in g.edges:
-            succs.setdefault(src, []).append((dst, lo, hi, key, truth))
+        succs: dict[int, list[tuple[int, int, int, str, bool, str]]] = {}
+        for src, dst, lo, hi, key, truth, tested in g.edges:
+            succs.setdefault(src, []).append((dst, lo, hi, key, truth, tested))
         at: dict[int, Flow] = {g.entry: init}
         out_state: dict[int, Flow] = {}
         work = deque([g.entry])
@@ -571,8 +571,12 @@ class Project:
             if out_state.get(b) == (cur, vs, assumed):
                 continue
             out_state[b] = (cur, vs, assumed)
-            for dst, lo, hi, key, truth in succs.get(b, ()):
-                carried = _clamp_state(cur, lo, hi) if (lo, hi) != (0, 4) else cur
+            for dst, lo, hi, key, truth, tested in succs.get(b, ()):
+                carried_vs = vs
+                if tested:
+                    carried, carried_vs = _saved_test(cur, vs, tested, lo, hi)
+                else:
+                    carried = _clamp_state(cur, lo, hi) if (lo, hi) != (0, 4) else cur
                 path = assumed
                 if key:
                     carried = frozenset(a for a in carried if (key, not truth) not in a[4])
@@ -580,8 +584,8 @@ class Project:
                 if not carried:
                     continue
                 old = at.get(dst)
-                new: Flow = (carried, vs, path) if old is None else (
-                    old[0] | carried, _join_vars(old[1], vs), old[2] & path)
+                new: Flow = (carried, carried_vs, path) if old is None else (
+                    old[0] | carried, _join_vars(old[1], carried_vs), old[2] & path)
                 if old is None or new != old:
                     at[dst] = new
                     work.append(dst)
@@ -649,6 +653,10 @@ class Project:
             elif kind == "release":
                 key = "lock:" + str(ev[1])
                 cur = var.pop(key, frozenset({UNKNOWN}))
+            elif kind == "save":
+                var[str(ev[1])] = cur
+            elif kind == "forget":
+                var[str(ev[1])] = _FORGOTTEN
             elif kind == "at":
                 if record is not None:
                     ci = ev[1]
@@ -1112,6 +1120,34 @@ def _clamp_state(st: State, lo: int, hi: int) -> State:
         if c is not None:
             out.add(c)
     return frozenset(out)
+
+
+# What a variable that held an IRQL holds once something else is assigned to it.
+_FORGOTTEN: State = frozenset({UNKNOWN})
+
+
+def _saved_test(cur: State, vs: frozenset[tuple[str, State]], tested: str, lo: int,
+                hi: int) -> tuple[State, frozenset[tuple[str, State]]]:
+    """Along an edge where the IRQL saved in the variable `tested` lies in [lo, hi]: the
+    current state (limited too when it is still the saved IRQL) and the variables (the
+    saved state limited). The current IRQL is the saved one when both states are the same,
+    or both hold entry atoms only: each is then the function's entry IRQL on every path,
+    however the tests on the way split its range.
+
+    Nothing changes unless every path here saved an IRQL in the variable (a path that
+    assigned it something else joins an unknown atom in), nor when the limit leaves
+    nothing: a test of a variable never rules a path out."""
+    held = dict(vs).get(tested)
+    if held is None or any(a[0] == "u" for a in held):
+        return cur, vs
+    narrowed = _clamp_state(held, lo, hi)
+    if not narrowed:
+        return cur, vs
+    same = cur == held or (all(a[0] == "e" for a in cur) and all(a[0] == "e" for a in held))
+    carried = _clamp_state(cur, lo, hi) if same else cur
+    if not carried:
+        return cur, vs
+    return carried, frozenset({**dict(vs), tested: narrowed}.items())
 
 
 def _subst(ex: State, before: State) -> set[Atom]:

@@ -47,6 +47,8 @@ ENTRY: Atom = ("e", 0, 4, None, NO_GUARD)
 #   ("narrow", lo, hi)                           an assertion on KeGetCurrentIrql()
 #   ("at", call_index)                           the call of the routine whose raise,
 #                                                restore, acquire or release follows
+#   ("save", key)                                `key = KeGetCurrentIrql()`
+#   ("forget", key)                              another value assigned to such a `key`
 Event = tuple[object, ...]
 
 _IRQL_WORDS = {
@@ -108,8 +110,10 @@ class IrqlGraph:
     entry: int
     exit: int
     events: tuple[tuple[Event, ...], ...]
-    # src, dst, IRQL lo, hi allowed on the edge, condition text ("" if none), truth value
-    edges: tuple[tuple[int, int, int, int, str, bool], ...]
+    # src, dst, IRQL lo, hi allowed on the edge, condition text ("" if none), truth value,
+    # and the variable tested ("" if none): then lo, hi are the range of the IRQL that
+    # variable holds (saved by `("save", key)`), not of the current one.
+    edges: tuple[tuple[int, int, int, int, str, bool, str], ...]
     params: tuple[str, ...]
 
 
@@ -348,11 +352,13 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
         by_start.setdefault(site.name_start, i)
     cfg = fn.cfg
     path = fir.path
-    events: list[tuple[Event, ...]] = []
     ids = {b.id: n for n, b in enumerate(cfg.blocks)}
-    edges: list[tuple[int, int, int, int, str, bool]] = []
+    edges: list[tuple[int, int, int, int, str, bool, str]] = []
+    # Per block, per element: its events and the variable it assigns ("" if none).
+    blocks: list[list[tuple[list[Event], str]]] = []
+    held: set[str] = set()  # the variables an IRQL is saved in somewhere in the function
     for b in cfg.blocks:
-        evs: list[Event] = []
+        items: list[tuple[list[Event], str]] = []
         for el in b.elements:
             target = ""
             expr = el.expr
@@ -360,6 +366,7 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                 target = el.decl.name
             elif expr is not None and expr.kind == "assign" and expr.op == "=":
                 target = var_key(expr.children[0])
+            evs: list[Event] = []
             if expr is not None:
                 for ce in expr.calls():
                     ev = _call_event(ce, expr, target, knowledge, by_start, fir, path)
@@ -372,11 +379,33 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                         if idx is not None:
                             evs.append(("at", idx))
                     evs.append(ev)
-        events.append(tuple(evs))
+                    if ev[0] == "raise":
+                        held.update(str(k) for k in ev[2:4] if k)
+                    if target and _is_current_irql(ce) and _is_value_of(ce, expr):
+                        evs.append(("save", target))  # `irql = KeGetCurrentIrql();`
+                        held.add(target)
+            items.append((evs, target))
+        blocks.append(items)
         for edge in b.succs:
             lo, hi = _narrowing(edge)
+            tested = ""
+            if (lo, hi) == (0, 4):
+                tested, lo, hi = _saved_irql_test(edge)
             key = _condition_key(edge.cond) if edge.kind in ("true", "false") else ""
-            edges.append((ids[b.id], ids[edge.dst.id], lo, hi, key, edge.kind == "true"))
+            edges.append((ids[b.id], ids[edge.dst.id], lo, hi, key, edge.kind == "true",
+                          tested))
+    events: list[tuple[Event, ...]] = []
+    for items in blocks:
+        flat: list[Event] = []
+        for evs, target in items:
+            flat.extend(evs)
+            if target in held and not any(
+                    (ev[0] == "save" and ev[1] == target)
+                    or (ev[0] == "raise" and target in ev[2:4]) for ev in evs):
+                # Any other value in a variable that holds an IRQL elsewhere: its saved
+                # IRQL is gone (a later restore or test of it knows nothing).
+                flat.append(("forget", target))
+        events.append(tuple(flat))
     params = tuple(p.name for p in fn.params)
     return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params)
 
@@ -504,15 +533,38 @@ def _is_major_function(e: Expr) -> bool:
         e.kind == "name" and e.text == "MajorFunction")
 
 
-def _irql_test(e: Expr, holds: bool) -> tuple[int, int]:
-    """The IRQL range in which the test `e` has the truth value `holds`."""
+def _saved_irql_test(edge: Edge) -> tuple[str, int, int]:
+    """For a true/false edge on a test of a variable against an IRQL (`irql < DISPATCH_LEVEL`
+    where `irql = KeGetCurrentIrql()` before): the variable and the range of its value on
+    the edge; ("", 0, 4) otherwise. Whether the variable holds an IRQL is the project
+    phase's question (the variables `("save", key)` and raises gave a state)."""
+    cond = edge.cond
+    if edge.kind not in ("true", "false") or cond is None:
+        return "", 0, 4
+    e = cond.strip()
+    if e.kind != "binary" or len(e.children) != 2:
+        return "", 0, 4
+    left, right = e.children[0].strip(), e.children[1].strip()
+    if right.kind == "name" and left.kind != "name":
+        left, right = right, left
+    if left.kind != "name" or irql_of_text(right.render()) is None:
+        return "", 0, 4
+    lo, hi = _irql_test(e, edge.kind == "true", lambda x: x.strip() is left)
+    return ("", 0, 4) if (lo, hi) == (0, 4) else (var_key(left), lo, hi)
+
+
+def _irql_test(e: Expr, holds: bool,
+               subject: Callable[[Expr], bool] | None = None) -> tuple[int, int]:
+    """The IRQL range in which the test `e` has the truth value `holds`: a comparison of
+    `subject` (by default `KeGetCurrentIrql()`) with an IRQL."""
     if e.kind != "binary" or e.op not in _FLIP or len(e.children) != 2:
         return 0, 4
     left, right = e.children[0].strip(), e.children[1].strip()
     op = e.op
-    if _is_current_irql(right) and not _is_current_irql(left):
+    about = subject or _is_current_irql
+    if about(right) and not about(left):
         left, right, op = right, left, _FLIP[op]
-    if not _is_current_irql(left):
+    if not about(left):
         return 0, 4
     k = irql_of_text(right.render())
     if k is None:
