@@ -387,13 +387,16 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
             items.append((evs, target))
         blocks.append(items)
         for edge in b.succs:
-            lo, hi = _narrowing(edge)
+            ranges = _narrowing(edge)
             tested = ""
-            if (lo, hi) == (0, 4):
-                tested, lo, hi = _saved_irql_test(edge)
+            if ranges == _ANY:
+                tested, ranges = _saved_irql_test(edge)
             key = _condition_key(edge.cond) if edge.kind in ("true", "false") else ""
-            edges.append((ids[b.id], ids[edge.dst.id], lo, hi, key, edge.kind == "true",
-                          tested))
+            # A range with a hole (`!= DISPATCH_LEVEL`) is an edge per part: what each
+            # carries joins again where they lead.
+            for lo, hi in ranges:
+                edges.append((ids[b.id], ids[edge.dst.id], lo, hi, key, edge.kind == "true",
+                              tested))
     events: list[tuple[Event, ...]] = []
     for items in blocks:
         flat: list[Event] = []
@@ -502,19 +505,22 @@ def _name(level: int | None) -> str:
 
 
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
+# IRQL ranges an edge allows: one, or two around a level a test rules out.
+Ranges = tuple[tuple[int, int], ...]
+_ANY: Ranges = ((0, 4),)
 
 
-def _narrowing(edge: Edge) -> tuple[int, int]:
-    """The IRQL range a true/false edge on a `KeGetCurrentIrql()` test allows; also the
+def _narrowing(edge: Edge) -> Ranges:
+    """The IRQL ranges a true/false edge on a `KeGetCurrentIrql()` test allows; also the
     IRP_MJ_CREATE side of a test of the request's major function (creates are sent at
     PASSIVE_LEVEL: dispatch routines, minifilter pre- and post-create callbacks)."""
     cond = edge.cond
     if edge.kind == "case" and cond is not None and edge.case is not None:
         if _is_major_function(cond.strip()) and edge.case.strip().render() == "IRP_MJ_CREATE":
-            return 0, 0
-        return 0, 4
+            return ((0, 0),)
+        return _ANY
     if edge.kind not in ("true", "false") or cond is None:
-        return 0, 4
+        return _ANY
     e = cond.strip()
     if e.kind == "binary" and e.op in ("==", "!=") and len(e.children) == 2:
         left, right = e.children[0].strip(), e.children[1].strip()
@@ -522,9 +528,9 @@ def _narrowing(edge: Edge) -> tuple[int, int]:
             left, right = right, left
         if _is_major_function(left) and right.render() == "IRP_MJ_CREATE":
             if (e.op == "==") == (edge.kind == "true"):
-                return 0, 0
-            return 0, 4
-    return _irql_test(e, edge.kind == "true")
+                return ((0, 0),)
+            return _ANY
+    return _irql_ranges(e, edge.kind == "true")
 
 
 def _is_major_function(e: Expr) -> bool:
@@ -533,59 +539,66 @@ def _is_major_function(e: Expr) -> bool:
         e.kind == "name" and e.text == "MajorFunction")
 
 
-def _saved_irql_test(edge: Edge) -> tuple[str, int, int]:
+def _saved_irql_test(edge: Edge) -> tuple[str, Ranges]:
     """For a true/false edge on a test of a variable against an IRQL (`irql < DISPATCH_LEVEL`
-    where `irql = KeGetCurrentIrql()` before): the variable and the range of its value on
-    the edge; ("", 0, 4) otherwise. Whether the variable holds an IRQL is the project
+    where `irql = KeGetCurrentIrql()` before): the variable and the ranges of its value on
+    the edge; ("", _ANY) otherwise. Whether the variable holds an IRQL is the project
     phase's question (the variables `("save", key)` and raises gave a state)."""
     cond = edge.cond
     if edge.kind not in ("true", "false") or cond is None:
-        return "", 0, 4
+        return "", _ANY
     e = cond.strip()
     if e.kind != "binary" or len(e.children) != 2:
-        return "", 0, 4
+        return "", _ANY
     left, right = e.children[0].strip(), e.children[1].strip()
     if right.kind == "name" and left.kind != "name":
         left, right = right, left
     if left.kind != "name" or irql_of_text(right.render()) is None:
-        return "", 0, 4
-    lo, hi = _irql_test(e, edge.kind == "true", lambda x: x.strip() is left)
-    return ("", 0, 4) if (lo, hi) == (0, 4) else (var_key(left), lo, hi)
+        return "", _ANY
+    ranges = _irql_ranges(e, edge.kind == "true", lambda x: x.strip() is left)
+    return ("", _ANY) if ranges == _ANY else (var_key(left), ranges)
 
 
-def _irql_test(e: Expr, holds: bool,
-               subject: Callable[[Expr], bool] | None = None) -> tuple[int, int]:
-    """The IRQL range in which the test `e` has the truth value `holds`: a comparison of
-    `subject` (by default `KeGetCurrentIrql()`) with an IRQL."""
+def _irql_test(e: Expr, holds: bool) -> tuple[int, int]:
+    """The IRQL range in which the test `e` of `KeGetCurrentIrql()` has the truth value
+    `holds` (all of them when it rules out a level in the middle)."""
+    ranges = _irql_ranges(e, holds)
+    return ranges[0] if len(ranges) == 1 else (0, 4)
+
+
+def _irql_ranges(e: Expr, holds: bool,
+                 subject: Callable[[Expr], bool] | None = None) -> Ranges:
+    """The IRQL ranges in which the test `e` has the truth value `holds`: a comparison of
+    `subject` (by default `KeGetCurrentIrql()`) with an IRQL. `!= DISPATCH_LEVEL` is two."""
     if e.kind != "binary" or e.op not in _FLIP or len(e.children) != 2:
-        return 0, 4
+        return _ANY
     left, right = e.children[0].strip(), e.children[1].strip()
     op = e.op
     about = subject or _is_current_irql
     if about(right) and not about(left):
         left, right, op = right, left, _FLIP[op]
     if not about(left):
-        return 0, 4
+        return _ANY
     k = irql_of_text(right.render())
     if k is None:
-        return 0, 4
+        return _ANY
     if not holds:
         op = {"<": ">=", ">": "<=", "<=": ">", ">=": "<", "==": "!=", "!=": "=="}[op]
     if op == "==":
-        return k, k
+        return ((k, k),)
     if op == "!=":
         if k == 0:
-            return 1, 4
+            return ((1, 4),)
         if k == 4:
-            return 0, 3
-        return 0, 4
+            return ((0, 3),)
+        return ((0, k - 1), (k + 1, 4))
     if op == "<":
-        return 0, k - 1
+        return ((0, k - 1),)
     if op == "<=":
-        return 0, k
+        return ((0, k),)
     if op == ">":
-        return k + 1, 4
-    return k, 4
+        return ((k + 1, 4),)
+    return ((k, 4),)
 
 
 def _is_current_irql(e: Expr) -> bool:
