@@ -173,6 +173,7 @@ class Project:
     def _index_names(self) -> None:
         self._resolved: dict[tuple[str, int, str, bool, bool], list[int]] = {}
         self._storport_dirs: dict[str, bool] = {}
+        self._virtual_dirs: dict[str, bool] = {}
         self.by_name: dict[str, list[int]] = {}
         self.static_by_file: dict[tuple[int, str], list[int]] = {}
         self._static_names: set[str] = set()
@@ -1010,6 +1011,17 @@ class Project:
         if hit is None:
             hit = any(s.storport and _inside(d, _dir(s.path)) for s in self.files)
             self._storport_dirs[d] = hit
+        return hit
+
+    def is_virtual_miniport(self, path: str) -> bool:
+        """Is the file part of a StorPort virtual miniport: it, or a file of its driver (a
+        near folder), declares one (`STOR_FEATURE_VIRTUAL_MINIPORT`,
+        `VIRTUAL_HW_INITIALIZATION_DATA`)?"""
+        d = _dir(path)
+        hit = self._virtual_dirs.get(d)
+        if hit is None:
+            hit = any(s.virtual_miniport and _inside(d, _dir(s.path)) for s in self.files)
+            self._virtual_dirs[d] = hit
         return hit
 
     def path_from(self, entry: int, n: int) -> list[tuple[int, int]]:

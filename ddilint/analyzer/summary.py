@@ -173,6 +173,9 @@ class FileSummary:
     includes: tuple[str, ...] = ()
     header_mode: str = ""
     call_mode: str = ""
+    # It declares a StorPort virtual miniport (`STOR_FEATURE_VIRTUAL_MINIPORT`,
+    # `VIRTUAL_HW_INITIALIZATION_DATA`), in code that is compiled.
+    virtual_miniport: bool = False
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The records as plain tuples, made named tuples again without a Python-level
@@ -181,7 +184,8 @@ class FileSummary:
             self.path, tuple(map(tuple, self.functions)), tuple(map(tuple, self.calls)),
             tuple((tuple(r.ref), r.line, r.column) for r in self.refs),
             tuple(map(tuple, self.role_decls)), self.prototypes, self.storport,
-            self.power_pagable, self.includes, self.header_mode, self.call_mode)
+            self.power_pagable, self.includes, self.header_mode, self.call_mode,
+            self.virtual_miniport)
 
 
 _as_call = partial(tuple.__new__, CallInfo)
@@ -267,7 +271,25 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     told = mode_includes(fir)
     return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
                        prototypes, storport, b"DO_POWER_PAGABLE" in code,
-                       tuple(told), header_mode(told) or "", file_call_mode(fir) or "")
+                       tuple(told), header_mode(told) or "", file_call_mode(fir) or "",
+                       _declares_virtual_miniport(fir))
+
+
+_VIRTUAL_MINIPORT = re.compile(
+    rb"\b(?:STOR_FEATURE_VIRTUAL_MINIPORT|VIRTUAL_HW_INITIALIZATION_DATA)\b")
+
+
+def _declares_virtual_miniport(fir: FileIR) -> bool:
+    """Does the file name what only a StorPort virtual miniport uses, outside comments and
+    inactive branches? A virtual miniport controls no hardware and may call the WDK's
+    routines as any WDM driver does; the StorPort-only restriction is a physical one's."""
+    data = fir.source.data
+    if b"VIRTUAL_" not in data:
+        return False
+    for m in _VIRTUAL_MINIPORT.finditer(_without_comments(data)):
+        if not any(s <= m.start() < e for s, e in fir.inactive):
+            return True
+    return False
 
 
 def mode_includes(fir: FileIR) -> list[str]:

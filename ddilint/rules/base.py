@@ -269,6 +269,10 @@ class ProjectView:
         """See `FileContext.is_storport_miniport`."""
         return self.model.is_storport(self.path)
 
+    def is_virtual_miniport(self) -> bool:
+        """See `FileContext.is_virtual_miniport`."""
+        return self.model.is_virtual_miniport(self.path)
+
     def project_routines(self) -> dict[int, Routine]:
         """Call index -> the entry made from the IRQL annotation of the project function
         the call reaches (`project_knowledge`), for every such call of the file."""
@@ -382,6 +386,11 @@ class FileContext:
         """Does the file belong to a StorPort miniport (it or a file of its driver includes
         storport.h or calls StorPortInitialize)?"""
         return self.view.is_storport_miniport()
+
+    def is_virtual_miniport(self) -> bool:
+        """Does the file belong to a StorPort virtual miniport (it or a file of its driver
+        sets STOR_FEATURE_VIRTUAL_MINIPORT or fills VIRTUAL_HW_INITIALIZATION_DATA)?"""
+        return self.view.is_virtual_miniport()
 
     def call_context(self, call: CallSite) -> ExecutionContext:
         """How one call runs: the IRQL range at the call (the entry range of its function

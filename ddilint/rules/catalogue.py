@@ -63,7 +63,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
                    "dispatch routine."),
     CatalogueEntry("DDI602", "storport-prohibited-ddi", E,
                    "A routine listed under HwStorPortProhibitedDDIs is called by a StorPort "
-                   "miniport."),
+                   "miniport (not a virtual one)."),
     # Analysis notices: about ddilint's view of the input, never about the driver.
     CatalogueEntry("DDI901", "unreadable-file", N, "A file could not be read."),
     CatalogueEntry("DDI902", "binary-file", N, "A file looks binary and was skipped."),

@@ -31,7 +31,9 @@ class StorportProhibitedDdi(Rule):
         "StorPort* routines only. Static Driver Verifier's HwStorPortProhibitedDDIs rule\n"
         "lists the kernel routines a miniport must not call. A file belongs to a miniport\n"
         "when it (or a file of the same driver) includes storport.h or calls\n"
-        "StorPortInitialize."
+        "StorPortInitialize. A virtual miniport (STOR_FEATURE_VIRTUAL_MINIPORT,\n"
+        "VIRTUAL_HW_INITIALIZATION_DATA) controls no hardware and may call the WDK's\n"
+        "routines as a WDM driver does: the rule does not apply to it."
     )
     bad_example = "PVOID p = ExAllocatePoolWithTag(NonPagedPoolNx, size, 'pmaS');"
     good_example = "StorPortAllocatePool(DeviceExtension, size, 'pmaS', &p);"
@@ -49,7 +51,7 @@ class StorportProhibitedDdi(Rule):
 
     def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
         info = view.call_info(pending.call)
-        if info is None or not view.is_storport_miniport():
+        if info is None or not view.is_storport_miniport() or view.is_virtual_miniport():
             return
         (via,) = pending.data
         where = f" (through macro {via})" if via else ""
