@@ -527,3 +527,19 @@ def test_the_generated_table_is_read_when_a_routine_is_looked_up() -> None:
     assert isinstance(knowledge.routines, RoutineTable)
     with pytest.raises(ValueError, match="unknown key"):
         build_knowledge(generated, {"routines": {"ZwWidget": {"no_such_fact": 1}}})
+
+
+def test_an_overlay_can_take_a_bound_away() -> None:
+    # `max_irql = ""` in the overlay: the page's bound holds only in a case the call does
+    # not show (pageable memory), so there is none to check; the source says why.
+    from ddilint.knowledge import build_knowledge, load_knowledge
+
+    generated = {"routines": {"RtlWidgetBits": {"max_irql": "APC_LEVEL", "page": "w.md",
+                                                "irql_text": "<= APC_LEVEL (See Remarks)"}}}
+    overlay = {"routines": {"RtlWidgetBits": {"max_irql": "", "source": "Remarks"}}}
+    widget = build_knowledge(generated, overlay).get("RtlWidgetBits")
+    assert widget is not None and widget.max_irql is None
+    assert widget.irql_text == "<= APC_LEVEL (See Remarks)"
+    assert widget.source("max_irql") == "w.md#Remarks (overlay.toml)"
+    shipped = load_knowledge().get("RtlClearBits")
+    assert shipped is not None and shipped.max_irql is None

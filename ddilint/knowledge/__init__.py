@@ -252,6 +252,9 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
         elif key == "params":
             changes[key] = tuple((p["name"], p.get("direction", "")) for p in value)
             sources[key] = where
+        elif key in ("max_irql", "min_irql") and value == "":
+            changes[key] = None  # no bound that a call can be checked against
+            sources[key] = where
         elif key in ("release", "compliance", "process_access", "privileged_access"):
             changes[key] = tuple(value)
             sources[key] = where
