@@ -527,6 +527,10 @@ def test_the_generated_table_is_read_when_a_routine_is_looked_up() -> None:
     assert isinstance(knowledge.routines, RoutineTable)
     with pytest.raises(ValueError, match="unknown key"):
         build_knowledge(generated, {"routines": {"ZwWidget": {"no_such_fact": 1}}})
+    # The first name asked for may be one only the overlay has.
+    fresh = build_knowledge(Generated(routines={}), overlay, sources="x")
+    only = fresh.get("MyOnly")
+    assert only is not None and only.returns_status is True
 
 
 def test_an_overlay_can_take_a_bound_away() -> None:

@@ -267,6 +267,15 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
     return replace(r, **changes)
 
 
+def _patched(base: Routine | None, name: str,
+             patches: tuple[Mapping[str, Any], ...]) -> Routine:
+    """`base` with the overlay's and the extra entries for `name` applied in order."""
+    r = _apply_overlay(base, name, patches[0])
+    for patch in patches[1:]:
+        r = _apply_overlay(r, name, patch)
+    return r
+
+
 class RoutineTable(Mapping[str, Routine]):
     """Name -> `Routine`, built lazily at two levels.
 
@@ -289,36 +298,46 @@ class RoutineTable(Mapping[str, Routine]):
                  patches: Mapping[str, tuple[Mapping[str, Any], ...]] | None = None) -> None:
         self._raw: Mapping[str, Mapping[str, Any]] | None = None
         self._read: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None
+        self._built = built if built is not None else {}
+        self._patches = patches or {}
         if callable(raw):
             self._read = raw
         else:
-            self._raw = raw
-        self._built = built if built is not None else {}
-        self._patches = patches or {}
+            self._set_raw(raw)
+
+    def _set_raw(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
+        self._raw = raw
+        # The routines only the patches have are built now: a name the generated table
+        # lacks is then a miss with no more lookups (most names a run asks about are not
+        # routines at all).
+        for name, patches in self._patches.items():
+            if name not in raw and name not in self._built:
+                self._built[name] = _patched(None, name, patches)
 
     def load(self) -> Mapping[str, Mapping[str, Any]]:
         """The generated table, read now if it was not yet."""
         if self._raw is None:
             assert self._read is not None
-            self._raw = self._read()
-            self._read = None
+            read, self._read = self._read, None
+            self._set_raw(read())
+        assert self._raw is not None
         return self._raw
 
     def get(self, name: str, default: Any = None) -> Any:  # the hot path: no exception
         r = self._built.get(name)
         if r is None:
-            raw = (self._raw if self._raw is not None else self.load()).get(name)
+            table = self._raw
+            if table is None:
+                table = self.load()
+                r = self._built.get(name)  # a name only the patches have: built by `load`
+                if r is not None:
+                    return r
+            raw = table.get(name)
+            if raw is None:
+                return default
             patches = self._patches.get(name)
-            if patches is None:
-                if raw is None:
-                    return default
-                r = _routine_from(name, raw)
-            else:
-                r = _apply_overlay(_routine_from(name, raw) if raw is not None else None,
-                                   name, patches[0])
-                for patch in patches[1:]:
-                    r = _apply_overlay(r, name, patch)
-            self._built[name] = r
+            r = self._built[name] = _routine_from(name, raw) if patches is None else (
+                _patched(_routine_from(name, raw), name, patches))
         return r
 
     def __getitem__(self, name: str) -> Routine:
