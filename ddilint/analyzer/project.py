@@ -1144,21 +1144,19 @@ def _saved_test(cur: State, vs: frozenset[tuple[str, State]], tested: str, lo: i
     current state (limited too when it is still the saved IRQL) and the variables (the
     saved state limited). The current IRQL is the saved one when both states are the same,
     or both hold entry atoms only: each is then the function's entry IRQL on every path,
-    however the tests on the way split its range.
+    however the tests on the way split its range. No state left: no path takes the edge
+    (as with a test of `KeGetCurrentIrql()`).
 
-    Nothing changes unless every path here saved an IRQL in the variable (a path that
-    assigned it something else joins an unknown atom in), nor when the limit leaves
-    nothing: a test of a variable never rules a path out."""
+    Nothing changes unless every path here saved an IRQL in the variable: a path that
+    wrote it otherwise (assigned it, gave its address to a call) joins an unknown atom in."""
     held = dict(vs).get(tested)
     if held is None or any(a[0] == "u" for a in held):
         return cur, vs
     narrowed = _clamp_state(held, lo, hi)
     if not narrowed:
-        return cur, vs
+        return frozenset(), vs
     same = cur == held or (all(a[0] == "e" for a in cur) and all(a[0] == "e" for a in held))
     carried = _clamp_state(cur, lo, hi) if same else cur
-    if not carried:
-        return cur, vs
     return carried, frozenset({**dict(vs), tested: narrowed}.items())
 
 

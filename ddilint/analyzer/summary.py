@@ -376,11 +376,12 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
     path = fir.path
     ids = {b.id: n for n, b in enumerate(cfg.blocks)}
     edges: list[tuple[int, int, int, int, str, bool, str]] = []
-    # Per block, per element: its events and the variable it assigns ("" if none).
-    blocks: list[list[tuple[list[Event], str]]] = []
+    # Per block, per element: its events and the variables it writes (assigns, or gives
+    # the address of).
+    blocks: list[list[tuple[list[Event], set[str]]]] = []
     held: set[str] = set()  # the variables an IRQL is saved in somewhere in the function
     for b in cfg.blocks:
-        items: list[tuple[list[Event], str]] = []
+        items: list[tuple[list[Event], set[str]]] = []
         for el in b.elements:
             target = ""
             expr = el.expr
@@ -388,8 +389,11 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                 target = el.decl.name
             elif expr is not None and expr.kind == "assign" and expr.op == "=":
                 target = var_key(expr.children[0])
+            written = {target} if target else set()
             evs: list[Event] = []
             if expr is not None:
+                written.update(var_key(n.children[0]) for n in expr.walk()
+                               if n.kind == "unary" and n.op == "&" and n.children)
                 for ce in expr.calls():
                     ev = _call_event(ce, expr, target, knowledge, by_start, fir, path)
                     if ev is None:
@@ -406,7 +410,7 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                     if target and _is_current_irql(ce) and _is_value_of(ce, expr):
                         evs.append(("save", target))  # `irql = KeGetCurrentIrql();`
                         held.add(target)
-            items.append((evs, target))
+            items.append((evs, written))
         blocks.append(items)
         for edge in b.succs:
             ranges = _narrowing(edge)
@@ -422,14 +426,14 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
     events: list[tuple[Event, ...]] = []
     for items in blocks:
         flat: list[Event] = []
-        for evs, target in items:
+        for evs, written in items:
             flat.extend(evs)
-            if target in held and not any(
-                    (ev[0] == "save" and ev[1] == target)
-                    or (ev[0] == "raise" and target in ev[2:4]) for ev in evs):
-                # Any other value in a variable that holds an IRQL elsewhere: its saved
-                # IRQL is gone (a later restore or test of it knows nothing).
-                flat.append(("forget", target))
+            saved = {str(ev[1]) for ev in evs if ev[0] == "save"}
+            saved.update(str(k) for ev in evs if ev[0] == "raise" for k in ev[2:4] if k)
+            # Any other value in a variable that holds an IRQL elsewhere (assigned, or its
+            # address given to a call): its saved IRQL is gone (a later restore or test of
+            # it knows nothing).
+            flat.extend(("forget", key) for key in sorted(written & held - saved))
         events.append(tuple(flat))
     params = tuple(p.name for p in fn.params)
     return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params)
