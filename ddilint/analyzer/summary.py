@@ -48,7 +48,8 @@ ENTRY: Atom = ("e", 0, 4, None, NO_GUARD)
 #   ("at", call_index)                           the call of the routine whose raise,
 #                                                restore, acquire or release follows
 #   ("save", key)                                `key = KeGetCurrentIrql()`
-#   ("forget", key)                              another value assigned to such a `key`
+#   ("forget", key)                              such a `key` written otherwise (assigned,
+#                                                its address given to a call)
 Event = tuple[object, ...]
 
 _IRQL_WORDS = {
@@ -577,8 +578,8 @@ def _saved_irql_test(edge: Edge) -> tuple[str, Ranges]:
     if e.kind != "binary" or len(e.children) != 2:
         return "", _ANY
     left, right = e.children[0].strip(), e.children[1].strip()
-    if right.kind == "name" and left.kind != "name":
-        left, right = right, left
+    if right.kind == "name" and irql_of_text(left.render()) is not None:
+        left, right = right, left  # `PASSIVE_LEVEL == irql`
     if left.kind != "name" or irql_of_text(right.render()) is None:
         return "", _ANY
     ranges = _irql_ranges(e, edge.kind == "true", lambda x: x.strip() is left)
