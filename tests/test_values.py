@@ -16,7 +16,7 @@ from ddilint.analyzer.values import (
     combine,
     file_values,
 )
-from ddilint.knowledge import Routine, load_knowledge
+from ddilint.knowledge import Knowledge, Routine, load_knowledge
 from ddilint.knowledge.constants import load_constants
 from tests.conftest import parse_text
 
@@ -183,6 +183,15 @@ def test_handle_opens_follow_helpers_out_parameters() -> None:
     assert cv2.handle_opens(cv2.call.args[0]) == []
 
 
+def _routines_where(knowledge: Knowledge,
+                    keep: Callable[[Routine], bool]) -> Callable[[Expr], Routine | None]:
+    """The `StatusRoutine` of the calls of documented routines that `keep` accepts."""
+    def is_status(call: Expr) -> Routine | None:
+        r = knowledge.get(call.callee)
+        return r if r is not None and keep(r) else None
+    return is_status
+
+
 def test_lost_statuses_and_truth_tests() -> None:
     src = """
     NTSTATUS F(POBJECT_ATTRIBUTES oa) {
@@ -197,10 +206,7 @@ def test_lost_statuses_and_truth_tests() -> None:
     knowledge = load_knowledge()
     fv = file_values(fir, knowledge)
     fn = fv.function(fir.functions[0])
-
-    def is_status(call: Expr) -> Routine | None:
-        r = knowledge.get(call.callee)
-        return r if r is not None and outputs_valid_on_success(r) else None
+    is_status = _routines_where(knowledge, outputs_valid_on_success)
 
     losses = lost_statuses(fn, is_status)
     assert [(loss.how, fir.position(loss.stored_at)[0]) for loss in losses] == [
@@ -237,10 +243,7 @@ def test_truth_tests_ask_for_values_only_for_a_stored_status() -> None:
     fir = parse_text(src)
     knowledge = load_knowledge()
     fv = file_values(fir, knowledge)
-
-    def is_status(call: Expr) -> Routine | None:
-        r = knowledge.get(call.callee)
-        return r if r is not None and r.returns_status is True else None
+    is_status = _routines_where(knowledge, lambda r: r.returns_status is True)
 
     asked: list[str] = []
 

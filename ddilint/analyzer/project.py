@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 
 from ddilint.analyzer.context import ExecutionContext, irql_name
 from ddilint.analyzer.summary import (
@@ -1006,22 +1007,22 @@ class Project:
     def is_storport(self, path: str) -> bool:
         """Is the file part of a StorPort miniport: it, or a file of its driver (a near
         folder), includes storport.h or calls StorPortInitialize?"""
-        d = _dir(path)
-        hit = self._storport_dirs.get(d)
-        if hit is None:
-            hit = any(s.storport and _inside(d, _dir(s.path)) for s in self.files)
-            self._storport_dirs[d] = hit
-        return hit
+        return self._driver_has(path, self._storport_dirs, _STORPORT)
 
     def is_virtual_miniport(self, path: str) -> bool:
         """Is the file part of a StorPort virtual miniport: it, or a file of its driver (a
         near folder), declares one (`STOR_FEATURE_VIRTUAL_MINIPORT`,
         `VIRTUAL_HW_INITIALIZATION_DATA`)?"""
+        return self._driver_has(path, self._virtual_dirs, _VIRTUAL)
+
+    def _driver_has(self, path: str, memo: dict[str, bool],
+                    has: Callable[[FileSummary], bool]) -> bool:
+        """Does a file of the driver of `path` (its folder, or one near it) have `has`?
+        Remembered per folder in `memo`."""
         d = _dir(path)
-        hit = self._virtual_dirs.get(d)
+        hit = memo.get(d)
         if hit is None:
-            hit = any(s.virtual_miniport and _inside(d, _dir(s.path)) for s in self.files)
-            self._virtual_dirs[d] = hit
+            hit = memo[d] = any(has(s) and _inside(d, _dir(s.path)) for s in self.files)
         return hit
 
     def path_from(self, entry: int, n: int) -> list[tuple[int, int]]:
@@ -1132,6 +1133,10 @@ def _clamp_state(st: State, lo: int, hi: int) -> State:
         if c is not None:
             out.add(c)
     return frozenset(out)
+
+
+_STORPORT: Callable[[FileSummary], bool] = attrgetter("storport")
+_VIRTUAL: Callable[[FileSummary], bool] = attrgetter("virtual_miniport")
 
 
 # What a variable that held an IRQL holds once something else is assigned to it.

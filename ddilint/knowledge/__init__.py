@@ -14,7 +14,7 @@ import json
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -394,48 +394,25 @@ def build_knowledge(
                                     r.get("otherwise", "")) for r in rows)
         for routine, rows in overlay_data.get("registrations", {}).items()
     }
-    return Knowledge(table, typedefs, _Section(routines_data, "generator"), roles,
+    return Knowledge(table, typedefs, _Later(lambda: routines_data.get("generator", {})), roles,
                      registrations, dict(overlay_data.get("registration_fields", {})),
                      fingerprint)
 
 
-class _JsonText(Mapping[str, Any]):
-    """A JSON object, parsed when it is first read."""
+class _Later(Mapping[str, Any]):
+    """The mapping `make()` returns, made when it is first read (and made once)."""
 
-    __slots__ = ("_data", "_text")
+    __slots__ = ("_made", "_make")
 
-    def __init__(self, text: bytes) -> None:
-        self._text = text
-        self._data: dict[str, Any] | None = None
-
-    def _parsed(self) -> dict[str, Any]:
-        if self._data is None:
-            self._data = json.loads(self._text)
-            self._text = b""
-        return self._data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._parsed()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parsed())
-
-    def __len__(self) -> int:
-        return len(self._parsed())
-
-
-class _Section(Mapping[str, Any]):
-    """`whole[key]` (or an empty mapping), looked up when it is first read."""
-
-    __slots__ = ("_key", "_whole")
-
-    def __init__(self, whole: Mapping[str, Any], key: str) -> None:
-        self._whole = whole
-        self._key = key
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._make: Callable[[], Mapping[str, Any]] | None = make
+        self._made: Mapping[str, Any] | None = None
 
     def _value(self) -> Mapping[str, Any]:
-        value: Mapping[str, Any] = self._whole.get(self._key, {})
-        return value
+        if self._made is None:
+            assert self._make is not None
+            self._made, self._make = self._make(), None
+        return self._made
 
     def __getitem__(self, key: str) -> Any:
         return self._value()[key]
@@ -458,7 +435,7 @@ def _load_files() -> tuple[Mapping[str, Any], dict[str, Any], str]:
     if ROUTINES_JSON.exists():
         data = ROUTINES_JSON.read_bytes()
         h.update(data)
-        routines = _JsonText(data)
+        routines = _Later(partial(json.loads, data))  # parsed at the first lookup
     h.update(b"\0")
     data = OVERLAY_TOML.read_bytes()
     h.update(data)
