@@ -3,8 +3,11 @@ registered on the plugin manager runs like any other."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import pytest
 
 from ddilint.analyzer.engine import analyze_bytes, run
 from ddilint.findings import Finding, Severity
@@ -101,3 +104,55 @@ def test_a_plugin_rule_can_defer_to_the_project_model(tmp_path: Path) -> None:
         assert "OnDpc is a DPC" in f.message
         assert f.anchor == "Log:DbgPrint"
         assert [Path(t.location.path).name for t in f.trace][:1] == ["arm.c"]
+
+
+def test_entry_points_are_those_importlib_metadata_lists() -> None:
+    # The plugins are found by reading the distributions' entry_points.txt directly
+    # (importing importlib.metadata was a tenth of a cached run); the answer must be the
+    # same, in sys.path order.
+    import importlib.metadata
+
+    from ddilint.hookspecs import ENTRY_POINT_GROUP
+    from ddilint.plugins import entry_points
+
+    found = entry_points(ENTRY_POINT_GROUP)
+    assert found is not None
+    listed = [(ep.name, ep.value) for d in importlib.metadata.distributions()
+              for ep in d.entry_points if ep.group == ENTRY_POINT_GROUP]
+    assert sorted(set(found)) == sorted(set(listed))
+    assert ("nt-routine-in-kernel-mode", "ddilint.rules.nt_routine_in_kernel_mode") in found
+
+
+def test_entry_points_read_a_distribution_folder(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from ddilint.plugins import _load, entry_points
+
+    info = tmp_path / "Acme_Rules-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text(
+        "[console_scripts]\nacme = acme:main\n\n"
+        "[ddilint.rules]\n# a comment\nacme-dbg = ddilint.hookspecs:DdilintSpec.ddilint_rules\n"
+        "acme-two = ddilint.rules.handle_leak [extra]\n\n[other]\nx = y\n")
+    (tmp_path / "notes.egg-info").write_text("an old-style PKG-INFO file, not a folder")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    assert entry_points("ddilint.rules") == [
+        ("acme-dbg", "ddilint.hookspecs:DdilintSpec.ddilint_rules"),
+        ("acme-two", "ddilint.rules.handle_leak [extra]")]
+    from ddilint.hookspecs import DdilintSpec
+    from ddilint.rules import handle_leak
+
+    assert _load("ddilint.hookspecs:DdilintSpec.ddilint_rules") is DdilintSpec.ddilint_rules
+    assert _load("ddilint.rules.handle_leak [extra]") is handle_leak
+    # A zip on the path: only importlib.metadata can read it.
+    (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    monkeypatch.setattr(sys, "path", [str(tmp_path), str(tmp_path / "bundle.zip")])
+    assert entry_points("ddilint.rules") is None
+
+
+def test_plugins_load_through_importlib_metadata_when_the_path_needs_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    zipped = tmp_path / "bundle.zip"
+    zipped.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
+    monkeypatch.setattr(sys, "path", [*sys.path, str(zipped)])
+    rules = collect_rules(plugin_manager())
+    assert "DDI401" in {r.code for r in rules}
