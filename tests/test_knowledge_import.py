@@ -547,3 +547,32 @@ def test_an_overlay_can_take_a_bound_away() -> None:
     assert widget.source("max_irql") == "w.md#Remarks (overlay.toml)"
     shipped = load_knowledge().get("RtlClearBits")
     assert shipped is not None and shipped.max_irql is None
+
+
+def test_the_shipped_table_is_read_only_when_looked_into(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run served from the cache needs the knowledge's fingerprint, not its routines: the
+    # 3.7 MB generated table is neither read nor parsed until a routine is looked up.
+    from pathlib import Path
+
+    import ddilint.knowledge as kn
+
+    reads: list[str] = []
+    real = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        reads.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    kn._load_files.cache_clear()
+    kn._default_knowledge.cache_clear()
+    try:
+        knowledge = kn.load_knowledge()
+        assert knowledge.fingerprint and "routines.json" not in reads
+        assert knowledge.get("ZwClose") is not None
+        assert reads.count("routines.json") == 1
+        assert knowledge.get("ZwOpenKey") is not None and reads.count("routines.json") == 1
+    finally:
+        kn._load_files.cache_clear()
+        kn._default_knowledge.cache_clear()
