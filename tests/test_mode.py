@@ -34,6 +34,29 @@ def test_includes_resolve_like_a_compiler_with_the_project_folders() -> None:
     assert resolve("ntddk.h", "/p/tool/main.c") is None
 
 
+def test_an_include_two_files_answer_equally_tells_nothing() -> None:
+    # A shared header in `runtime/` includes "framework.h"; `runtime/kernel/` and
+    # `runtime/user/` each have one, and which the compiler takes depends on the file that
+    # included the shared header (and the include path). Picking either would give the
+    # other build's files the wrong mode.
+    paths = ["/r/runtime/platform.h", "/r/runtime/kernel/framework.h",
+             "/r/runtime/user/framework.h", "/r/runtime/kernel/platform_kernel.c"]
+    resolve = IncludeResolver(paths)
+    assert resolve("framework.h", "/r/runtime/platform.h") is None
+    # From a file beside one of them, that one is nearer.
+    assert resolve("framework.h", "/r/runtime/kernel/platform_kernel.c") == (
+        "/r/runtime/kernel/framework.h")
+    files = {
+        "/r/runtime/platform.h": (["framework.h"], ""),
+        "/r/runtime/kernel/framework.h": (["ntifs.h"], "kernel"),
+        "/r/runtime/user/framework.h": (["windows.h"], "user"),
+        "/r/runtime/kernel/platform_kernel.c": (["../platform.h"], ""),
+    }
+    # Nothing decides here (the file's calls will: step 3), rather than user mode.
+    assert "/r/runtime/kernel/platform_kernel.c" not in include_modes(
+        files, ["/r/runtime/kernel/platform_kernel.c"])
+
+
 def test_the_nearest_header_that_tells_decides() -> None:
     files = {
         "/p/tool.c": (["tool.h"], ""),

@@ -164,8 +164,8 @@ class IncludeResolver:
     """The project file an `#include` names, as a compiler with the project's folders on
     its include path would find it: the file at that path relative to the including
     file's folder, else a project file whose path ends with the written path (the one
-    nearest the including file), else None (a system or SDK header). Case-insensitive,
-    as on Windows."""
+    nearest the including file), else None (a system or SDK header, or two project files
+    equally near). Case-insensitive, as on Windows."""
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.exact: dict[str, str] = {}
@@ -189,7 +189,14 @@ class IncludeResolver:
             if found is None:
                 tail = "/" + written.lstrip("./")
                 ends = [c for c in candidates if c.lower().endswith(tail)] or candidates
-                found = max(ends, key=lambda c: (len(posixpath.commonprefix(
-                    [c.lower(), folder.lower() + "/"])), c))
+                near = {c: len(posixpath.commonprefix([c.lower(), folder.lower() + "/"]))
+                        for c in ends}
+                best = max(near.values())
+                nearest = [c for c in ends if near[c] == best]
+                # Two equally near (`kernel/framework.h` and `user/framework.h` for a header
+                # in their parent folder): which one the compiler takes depends on who
+                # included the header and on the include path, so the include tells
+                # nothing.
+                found = nearest[0] if len(nearest) == 1 else None
         self.memo[key] = found
         return found
