@@ -192,3 +192,22 @@ def test_a_qualified_reference_reaches_only_its_class(tmp_path: Path) -> None:
     assert red is not None
     assert project.nodes[red].escapes == []
     assert project.function_context(red).system_only
+
+
+def test_a_constant_stored_in_a_tested_flag_says_how_its_test_goes() -> None:
+    from ddilint.analyzer.summary import _flag_tests, _flag_truth
+
+    tests = _flag_tests({"inRegion", "!done", "old==HIGH_LEVEL", "2!=count", "a==b",
+                         "KeGetCurrentIrql()<=APC_LEVEL"})
+    assert tests["inRegion"] == [("inRegion", "", "")]
+    assert tests["done"] == [("!done", "!", "")]
+    assert tests["old"] == [("old==HIGH_LEVEL", "==", "HIGH_LEVEL")]
+    assert tests["count"] == [("2!=count", "!=", "2")]
+    assert "HIGH_LEVEL" not in tests and "KeGetCurrentIrql" not in tests
+    assert (tests["a"], tests["b"]) == ([("a==b", "==", "b")], [("a==b", "==", "a")])
+    assert _flag_truth("", "", "TRUE") is True and _flag_truth("", "", "0") is False
+    assert _flag_truth("!", "", "FALSE") is True and _flag_truth("", "", "MY_FLAG") is None
+    assert _flag_truth("==", "HIGH_LEVEL", "HIGH_LEVEL") is True
+    assert _flag_truth("==", "HIGH_LEVEL", "PASSIVE_LEVEL") is False
+    assert _flag_truth("!=", "2", "0x2") is False and _flag_truth("==", "b", "1") is None
+    assert _flag_truth("==", "HIGH_LEVEL", None) is None

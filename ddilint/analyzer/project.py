@@ -569,7 +569,7 @@ class Project:
             if visits[b] > 64:
                 continue
             cur, vs, assumed = at[b]
-            cur, vs = self._transfer(n, g.events[b], cur, vs, assumed, None)
+            cur, vs, assumed = self._transfer(n, g.events[b], cur, vs, assumed, None)
             if out_state.get(b) == (cur, vs, assumed):
                 continue
             out_state[b] = (cur, vs, assumed)
@@ -612,7 +612,7 @@ class Project:
     def _transfer(
         self, n: int, events: Sequence[tuple[object, ...]], cur: State,
         vs: frozenset[tuple[str, State]], assumed: Guard, record: dict[int, State] | None,
-    ) -> tuple[State, frozenset[tuple[str, State]]]:
+    ) -> tuple[State, frozenset[tuple[str, State]], Guard]:
         var = dict(vs)
         for ev in events:
             kind = ev[0]
@@ -655,6 +655,18 @@ class Project:
             elif kind == "release":
                 key = "lock:" + str(ev[1])
                 cur = var.pop(key, frozenset({UNKNOWN}))
+            elif kind in ("assume", "unassume"):
+                # A flag set to a constant: what a later test of it answers holds on this
+                # path (the guards of the atoms, as a branch's condition does), until the
+                # flag is written again.
+                key = str(ev[1])
+                fact = (key, bool(ev[2])) if kind == "assume" else None
+                cur = frozenset(_regard(a, key, fact) for a in cur)
+                for k, st in var.items():
+                    var[k] = frozenset(_regard(a, key, fact) for a in st)
+                assumed = frozenset(x for x in assumed if x[0] != key)
+                if fact is not None:
+                    assumed = assumed | {fact}
             elif kind == "save":
                 var[str(ev[1])] = cur
             elif kind == "forget":
@@ -669,7 +681,7 @@ class Project:
                 assert isinstance(lo, int) and isinstance(hi, int)
                 narrowed = _clamp_state(cur, lo, hi)
                 cur = narrowed if narrowed else cur
-        return cur, frozenset(var.items())
+        return cur, frozenset(var.items()), assumed
 
     # -- IRQL: entry ranges ---------------------------------------------------------------
     def _role_range(self, src: RoleSource) -> tuple[int, int] | None:
@@ -1120,8 +1132,19 @@ def _clamp_atom(a: Atom, lo: int, hi: int) -> Atom | None:
         return a if lo <= a[1] <= hi else None
     if kind == "e":
         nlo, nhi = max(a[1], lo), min(a[2], hi)
-        return ("e", nlo, nhi, None, NO_GUARD) if nlo <= nhi else None
+        return ("e", nlo, nhi, None, a[4]) if nlo <= nhi else None
     return a
+
+
+def _regard(a: Atom, key: str, fact: tuple[str, bool] | None) -> Atom:
+    """`a` with what its guard says about the condition `key` replaced by `fact` (or
+    dropped, for None). Unknown atoms carry no guard."""
+    if a[0] == "u":
+        return a
+    guard = frozenset(x for x in a[4] if x[0] != key)
+    if fact is not None:
+        guard = guard | {fact}
+    return a if guard == a[4] else (a[0], a[1], a[2], a[3], guard)
 
 
 def _clamp_state(st: State, lo: int, hi: int) -> State:

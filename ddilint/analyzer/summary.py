@@ -50,6 +50,9 @@ ENTRY: Atom = ("e", 0, 4, None, NO_GUARD)
 #   ("save", key)                                `key = KeGetCurrentIrql()`
 #   ("forget", key)                              such a `key` written otherwise (assigned,
 #                                                its address given to a call)
+#   ("assume", cond, truth) / ("unassume", cond) a constant stored in a variable that the
+#                                                branch condition `cond` tests, which it
+#                                                makes `truth`; another write of it
 Event = tuple[object, ...]
 
 _IRQL_WORDS = {
@@ -377,24 +380,26 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
     path = fir.path
     ids = {b.id: n for n, b in enumerate(cfg.blocks)}
     edges: list[tuple[int, int, int, int, str, bool, str]] = []
-    # Per block, per element: its events and the variables it writes (assigns, or gives
-    # the address of).
-    blocks: list[list[tuple[list[Event], set[str]]]] = []
+    # Per block, per element: its events, the variables it writes (assigns, changes, or
+    # gives the address of), and the constant it stores in its target, if it does.
+    blocks: list[list[tuple[list[Event], set[str], str, str | None]]] = []
     held: set[str] = set()  # the variables an IRQL is saved in somewhere in the function
     for b in cfg.blocks:
-        items: list[tuple[list[Event], set[str]]] = []
+        items: list[tuple[list[Event], set[str], str, str | None]] = []
         for el in b.elements:
             target = ""
+            value: Expr | None = None
             expr = el.expr
             if el.kind == "decl" and el.decl is not None:
-                target = el.decl.name
+                target, value = el.decl.name, el.decl.init
             elif expr is not None and expr.kind == "assign" and expr.op == "=":
-                target = var_key(expr.children[0])
+                target, value = var_key(expr.children[0]), expr.children[1]
             written = {target} if target else set()
             evs: list[Event] = []
             if expr is not None:
-                written.update(var_key(n.children[0]) for n in expr.walk()
-                               if n.kind == "unary" and n.op == "&" and n.children)
+                written.update(var_key(n.children[0]) for n in expr.walk() if n.children and (
+                    n.kind == "assign" or (n.kind in ("unary", "postfix")
+                                           and n.op in ("&", "++", "--"))))
                 for ce in expr.calls():
                     ev = _call_event(ce, expr, target, knowledge, by_start, fir, path)
                     if ev is None:
@@ -411,7 +416,7 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                     if target and _is_current_irql(ce) and _is_value_of(ce, expr):
                         evs.append(("save", target))  # `irql = KeGetCurrentIrql();`
                         held.add(target)
-            items.append((evs, written))
+            items.append((evs, written, target, _constant(value)))
         blocks.append(items)
         for edge in b.succs:
             ranges = _narrowing(edge)
@@ -424,10 +429,11 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
             for lo, hi in ranges:
                 edges.append((ids[b.id], ids[edge.dst.id], lo, hi, key, edge.kind == "true",
                               tested))
+    flags = _flag_tests({e[4] for e in edges if e[4]})
     events: list[tuple[Event, ...]] = []
     for items in blocks:
         flat: list[Event] = []
-        for evs, written in items:
+        for evs, written, target, constant in items:
             flat.extend(evs)
             saved = {str(ev[1]) for ev in evs if ev[0] == "save"}
             saved.update(str(k) for ev in evs if ev[0] == "raise" for k in ev[2:4] if k)
@@ -435,6 +441,13 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
             # address given to a call): its saved IRQL is gone (a later restore or test of
             # it knows nothing).
             flat.extend(("forget", key) for key in sorted(written & held - saved))
+            # A variable a branch tests (`if (locked)`, `if (old == HIGH_LEVEL)`): a
+            # constant stored in it tells how the test goes; any other write, nothing.
+            for var in sorted(written & flags.keys()):
+                for key, op, other in flags[var]:
+                    truth = _flag_truth(op, other, constant) if var == target else None
+                    flat.append(("assume", key, truth) if truth is not None else
+                                ("unassume", key))
         events.append(tuple(flat))
     params = tuple(p.name for p in fn.params)
     return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params)
@@ -488,6 +501,64 @@ def _call_event(
         origin = (path, line, col, f"{name} restores the IRQL")
         return ("release", var_key(arg(eff.key_param)), origin)
     return None
+
+
+_FLAG_TEST = re.compile(
+    r"^(!?)([A-Za-z_]\w*)$|^([A-Za-z_]\w*|\d\w*)(==|!=)([A-Za-z_]\w*|\d\w*)$")
+_CONSTANT_NAME = re.compile(r"^(?:[A-Z][A-Z0-9_]*|true|false|nullptr)$")
+_NAMED_VALUES = {"TRUE": 1, "true": 1, "FALSE": 0, "false": 0, "NULL": 0, "nullptr": 0,
+                 **IRQL_ORDER}
+
+
+def _flag_tests(keys: set[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """Variable -> the branch conditions that test it: (condition key, "" / "!" / "==" /
+    "!=", the other side of a comparison)."""
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for key in sorted(keys):
+        m = _FLAG_TEST.match(key)
+        if m is None:
+            continue
+        if m.group(2):
+            out.setdefault(m.group(2), []).append((key, m.group(1), ""))
+            continue
+        left, op, right = m.group(3), m.group(4), m.group(5)
+        for var, other in ((left, right), (right, left)):
+            if not _CONSTANT_NAME.match(var) and not var[0].isdigit():
+                out.setdefault(var, []).append((key, op, other))
+    return out
+
+
+def _constant(e: Expr | None) -> str | None:
+    """The text of a constant (`TRUE`, `0`, `HIGH_LEVEL`) that `e` is, if it is one."""
+    if e is None:
+        return None
+    s = e.strip()
+    if s.kind == "number" or (s.kind == "name" and _CONSTANT_NAME.match(s.text)):
+        return s.text
+    return None
+
+
+def _constant_value(text: str) -> int | None:
+    if text in _NAMED_VALUES:
+        return _NAMED_VALUES[text]
+    m = re.fullmatch(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*", text)
+    return int(m.group(1), 0) if m else None
+
+
+def _flag_truth(op: str, other: str, constant: str | None) -> bool | None:
+    """Whether the test (`op`, `other`) of a variable holds once `constant` is stored in
+    it; None when that is not known."""
+    if constant is None:
+        return None
+    value = _constant_value(constant)
+    if op in ("", "!"):
+        return None if value is None else (value != 0) == (op == "")
+    if constant == other:
+        equal: bool | None = True
+    else:
+        theirs = _constant_value(other)
+        equal = None if value is None or theirs is None else value == theirs
+    return None if equal is None else equal == (op == "==")
 
 
 # Events of the routines that change the IRQL (an `("at", call_index)` goes before each).
