@@ -100,7 +100,7 @@ def _load(value: str) -> object:
     if m is None:
         raise ValueError(f"not an entry point: {value!r}")
     obj: object = importlib.import_module(m.group(1))
-    for attr in (m.group(2) or "").split(".") if m.group(2) else ():
+    for attr in m.group(2).split(".") if m.group(2) else ():
         obj = getattr(obj, attr)
     return obj
 

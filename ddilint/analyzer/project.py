@@ -1162,7 +1162,7 @@ _STORPORT: Callable[[FileSummary], bool] = attrgetter("storport")
 _VIRTUAL: Callable[[FileSummary], bool] = attrgetter("virtual_miniport")
 
 
-# What a variable that held an IRQL holds once something else is assigned to it.
+# What a variable that held an IRQL holds once it is written otherwise.
 _FORGOTTEN: State = frozenset({UNKNOWN})
 
 
