@@ -414,7 +414,9 @@ class _FileBuilder:
                     continue
             # (Positional: keywords cost the generated `__init__` a tenth more.)
             out.append(CallSite(name, name_start, start, end, enclosing, "", indirect,
-                                _lazy_expr(conv, call)))
+                                _lazy_expr(conv, call), None,
+                                _scope(fn_node, src) if fn_node.type == "qualified_identifier"
+                                else ""))
         out.sort(key=_CALL_ORDER)
 
     def _macro_calls(
@@ -857,6 +859,19 @@ def _callee(fn: Node, src: Verbatim) -> tuple[str | None, int, bool]:
         if n is not None:
             return intern(src.text(n)), src.start(n), False
     return None, src.start(fn), False
+
+
+def _scope(fn: Node, src: Verbatim) -> str:
+    """The class or namespace a qualified callee is written with, the one nearest its name
+    (`Cls` of `ns::Cls::Make<T>`), without template arguments; "" for `::Fn`."""
+    scope: Node | None = None
+    n: Node | None = fn
+    while n is not None and n.type == "qualified_identifier":
+        scope = n.child_by_field_name("scope")
+        n = n.child_by_field_name("name")
+    if scope is not None and scope.type == "template_type":
+        scope = scope.child_by_field_name("name")
+    return intern(src.name(scope)) if scope is not None else ""
 
 
 def _macro_args(args_node: Node, src: Verbatim) -> list[tuple[str, int]]:

@@ -293,6 +293,8 @@ class CallSite:
     indirect: bool = False  # called through a field (`obj->Fn(...)`, C++ method call)
     _expr_builder: Callable[[], Expr] | None = field(default=None, repr=False)
     _expr: Expr | None = field(default=None, repr=False)
+    # The class or namespace the name was written with (`Cls` of `Cls::Make<T>(...)`).
+    scope: str = ""
 
     @property
     def expr(self) -> Expr:

@@ -172,7 +172,7 @@ class Project:
 
     # -- names and the call graph -------------------------------------------------------
     def _index_names(self) -> None:
-        self._resolved: dict[tuple[str, int, str, bool, bool], list[int]] = {}
+        self._resolved: dict[tuple[str, int, str, bool, bool, str], list[int]] = {}
         self._storport_dirs: dict[str, bool] = {}
         self._virtual_dirs: dict[str, bool] = {}
         self.by_name: dict[str, list[int]] = {}
@@ -204,20 +204,21 @@ class Project:
                     self.field_targets.setdefault(key, []).append((fi, ref.name))
 
     def resolve_name(self, name: str, file: int, caller: FunctionSummary | None = None,
-                     indirect: bool = False) -> list[int]:
-        """The project functions a call of `name` from `file` can reach."""
+                     indirect: bool = False, scope: str = "") -> list[int]:
+        """The project functions a call of `name` from `file` can reach (`scope`: the class
+        or namespace the name was written with, `Cls` of `Cls::Make()`)."""
         if not self._may_reach(name, indirect):
             return []
-        return self._targets(name, file, caller, indirect)
+        return self._targets(name, file, caller, indirect, scope)
 
     def _targets(self, name: str, file: int, caller: FunctionSummary | None,
-                 indirect: bool) -> list[int]:
+                 indirect: bool, scope: str = "") -> list[int]:
         """`resolve_name` of a name `_may_reach` let through, memoized."""
         key = (name, file, caller.class_name if caller is not None else "", indirect,
-               _delegates(name, caller, indirect))
+               _delegates(name, caller, indirect), scope)
         hit = self._resolved.get(key)
         if hit is None:
-            hit = self._resolved[key] = self._resolve(name, file, caller, indirect)
+            hit = self._resolved[key] = self._resolve(name, file, caller, indirect, scope)
         return hit
 
     def _may_reach(self, name: str, indirect: bool = False) -> bool:
@@ -227,8 +228,14 @@ class Project:
             indirect and name in self.field_targets)
 
     def _resolve(self, name: str, file: int, caller: FunctionSummary | None,
-                 indirect: bool) -> list[int]:
+                 indirect: bool, scope: str = "") -> list[int]:
         path = self.files[file].path
+        if scope and not indirect:
+            # `Cls::Make()`: the methods of that class (a namespace has none: then as if
+            # the name were written alone).
+            named = self.methods.get((scope, name))
+            if named:
+                return _nearest(named, self.nodes, path)
         local = self.static_by_file.get((file, name))
         if local and not indirect:
             return local
@@ -269,7 +276,7 @@ class Project:
                 if name not in by_name and name not in static_names and not (
                         indirect and name in fields):
                     continue  # a documented routine or a variable: most calls
-                for t in targets_of(name, node.file, f, indirect):
+                for t in targets_of(name, node.file, f, indirect, call.scope):
                     node.callees.append((t, ci))
                     nodes[t].callers.append((n, ci))
             if f.kind == "lambda" and f.parent >= 0:

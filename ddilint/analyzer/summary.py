@@ -104,6 +104,7 @@ class CallInfo(NamedTuple):
     indirect: bool
     via: str
     function: int  # index of the enclosing function in FileSummary.functions, -1 if none
+    scope: str = ""  # `Cls` of `Cls::Make(...)` (CallSite.scope)
 
 
 @compact_pickle
@@ -233,7 +234,8 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     for i, c in enumerate(fir.calls):
         line, col = pos(c.name_start)
         fi = fn_index.get(id(c.function), -1) if c.function is not None else -1
-        calls.append(CallInfo(i, c.callee, c.name_start, line, col, c.indirect, c.via, fi))
+        calls.append(CallInfo(i, c.callee, c.name_start, line, col, c.indirect, c.via, fi,
+                              c.scope))
         if fi >= 0:
             by_fn.setdefault(fi, []).append(i)
     mentions: dict[int, set[str]] = {}
