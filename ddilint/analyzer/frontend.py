@@ -864,14 +864,11 @@ def _callee(fn: Node, src: Verbatim) -> tuple[str | None, int, bool]:
 def _scope(fn: Node, src: Verbatim) -> str:
     """The class or namespace a qualified callee is written with, the one nearest its name
     (`Cls` of `ns::Cls::Make<T>`), without template arguments; "" for `::Fn`."""
-    scope: Node | None = None
-    n: Node | None = fn
+    innermost = fn
+    n = fn.child_by_field_name("name")
     while n is not None and n.type == "qualified_identifier":
-        scope = n.child_by_field_name("scope")
-        n = n.child_by_field_name("name")
-    if scope is not None and scope.type == "template_type":
-        scope = scope.child_by_field_name("name")
-    return intern(src.name(scope)) if scope is not None else ""
+        innermost, n = n, n.child_by_field_name("name")
+    return intern(_scope_class(innermost, src))
 
 
 def _macro_args(args_node: Node, src: Verbatim) -> list[tuple[str, int]]:

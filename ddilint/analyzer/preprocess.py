@@ -297,7 +297,7 @@ def _directives(
                 if macro is not None:
                     result.macros[macro.name] = macro
                     if macro.params is None:
-                        value_int = _int_value(macro.body)
+                        value_int = int_value(macro.body)
                         if value_int is not None:
                             known[macro.name] = value_int
                         else:
@@ -361,7 +361,8 @@ def _parse_define(rest: str, start: int) -> MacroDef | None:
     return MacroDef(name, tuple(raw_params), body, start, variadic)
 
 
-def _int_value(text: str) -> int | None:
+def int_value(text: str) -> int | None:
+    """The value of an integer literal (`0x10`, `4UL`, `(2)`), or None."""
     t = text.strip()
     while t.startswith("(") and t.endswith(")"):
         t = t[1:-1].strip()

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from ddilint.analyzer.cfg import Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.analyzer.mode import call_mode, header_mode
-from ddilint.analyzer.preprocess import blank
+from ddilint.analyzer.preprocess import blank, int_value
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
 Origin = tuple[str, int, int, str]  # path, line, column, what happened there
@@ -241,7 +241,7 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     mentions: dict[int, set[str]] = {}
     data = fir.source.data
     code = _without_comments(data) if any(w in data for w in _MENTIONS) or (
-        b"DO_POWER_PAGABLE" in data) else b""
+        b"DO_POWER_PAGABLE" in data or b"VIRTUAL_" in data) else b""
     for word in _MENTIONS:
         for m in re.finditer(re.escape(word), code):
             for i, f in enumerate(fir.functions):
@@ -278,24 +278,20 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
                        prototypes, storport, b"DO_POWER_PAGABLE" in code,
                        tuple(told), header_mode(told) or "", file_call_mode(fir) or "",
-                       _declares_virtual_miniport(fir))
+                       _declares_virtual_miniport(code, fir.inactive))
 
 
 _VIRTUAL_MINIPORT = re.compile(
     rb"\b(?:STOR_FEATURE_VIRTUAL_MINIPORT|VIRTUAL_HW_INITIALIZATION_DATA)\b")
 
 
-def _declares_virtual_miniport(fir: FileIR) -> bool:
-    """Does the file name what only a StorPort virtual miniport uses, outside comments and
-    inactive branches? A virtual miniport controls no hardware and may call the WDK's
-    routines as any WDM driver does; the StorPort-only restriction is a physical one's."""
-    data = fir.source.data
-    if b"VIRTUAL_" not in data:
-        return False
-    for m in _VIRTUAL_MINIPORT.finditer(_without_comments(data)):
-        if not any(s <= m.start() < e for s, e in fir.inactive):
-            return True
-    return False
+def _declares_virtual_miniport(code: bytes, inactive: list[tuple[int, int]]) -> bool:
+    """Does the file (`code`: its text without comments) name what only a StorPort virtual
+    miniport uses, outside the `inactive` branches? A virtual miniport controls no hardware
+    and may call the WDK's routines as any WDM driver does; the StorPort-only restriction
+    is a physical one's."""
+    return any(not any(s <= m.start() < e for s, e in inactive)
+               for m in _VIRTUAL_MINIPORT.finditer(code))
 
 
 def mode_includes(fir: FileIR) -> list[str]:
@@ -541,10 +537,7 @@ def _constant(e: Expr | None) -> str | None:
 
 
 def _constant_value(text: str) -> int | None:
-    if text in _NAMED_VALUES:
-        return _NAMED_VALUES[text]
-    m = re.fullmatch(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*", text)
-    return int(m.group(1), 0) if m else None
+    return _NAMED_VALUES[text] if text in _NAMED_VALUES else int_value(text)
 
 
 def _flag_truth(op: str, other: str, constant: str | None) -> bool | None:

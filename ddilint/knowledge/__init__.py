@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -438,10 +439,10 @@ def _load_files() -> tuple[Mapping[str, Any], dict[str, Any], str]:
     h = hashlib.blake2b(digest_size=16)
     routines: Mapping[str, Any] = {"routines": {}}
     try:
-        st = ROUTINES_JSON.stat()
-    except OSError:
-        pass
-    else:
+        st: os.stat_result | None = ROUTINES_JSON.stat()
+    except OSError:  # not generated yet (`ddilint knowledge import`): an empty table
+        st = None
+    if st is not None:
         h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
         routines = _Later(lambda: json.loads(ROUTINES_JSON.read_bytes()))
     h.update(b"\0")
