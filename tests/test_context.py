@@ -211,3 +211,28 @@ def test_a_constant_stored_in_a_tested_flag_says_how_its_test_goes() -> None:
     assert _flag_truth("==", "HIGH_LEVEL", "PASSIVE_LEVEL") is False
     assert _flag_truth("!=", "2", "0x2") is False and _flag_truth("==", "b", "1") is None
     assert _flag_truth("==", "HIGH_LEVEL", None) is None
+
+
+def test_many_flags_set_on_every_path_keep_one_atom_per_irql() -> None:
+    # Sixteen flags, each set on both branches of its own test, around a spin lock: every
+    # combination of them reaches the lock. The states keep one atom per IRQL and origin
+    # (guarded by what every path agrees on), not one per combination of flags.
+    sets = "".join(f"    if (Mode & {1 << i}) {{ f{i} = TRUE; }} else {{ f{i} = FALSE; }}\n"
+                   for i in range(16))
+    uses = "".join(f"    if (f{i}) {{ g_Count += {i}; }}\n" for i in range(16))
+    decls = "".join(f"    BOOLEAN f{i};\n" for i in range(16))
+    text = ("#include <ntddk.h>\nKSPIN_LOCK g_Lock;\nULONG g_Count;\n"
+            "_IRQL_requires_max_(PASSIVE_LEVEL)\nVOID Tally(ULONG Mode, HANDLE H)\n{\n"
+            f"    KIRQL old;\n{decls}{sets}"
+            "    KeAcquireSpinLock(&g_Lock, &old);\n"
+            f"{uses}"
+            "    ZwClose(H);\n"
+            "    KeReleaseSpinLock(&g_Lock, old);\n"
+            "    ZwClose(H);\n}\n")
+    ctx = _ctx(text)
+    project = ctx.project
+    assert project is not None
+    states = [st for per_fn in project.call_states.values() for st in per_fn.values()]
+    assert states and max(len(st) for st in states) <= 2
+    closes = [i for i, c in enumerate(ctx.file.calls) if c.callee == "ZwClose"]
+    assert [project.call_irql_max("t.c", i) for i in closes] == [2, 0]
