@@ -195,9 +195,9 @@ def test_a_qualified_reference_reaches_only_its_class(tmp_path: Path) -> None:
 
 
 def test_a_constant_stored_in_a_tested_flag_says_how_its_test_goes() -> None:
-    from ddilint.analyzer.summary import _flag_tests, _flag_truth
+    from ddilint.analyzer.summary import flag_tests, flag_truth
 
-    tests = _flag_tests({"inRegion", "!done", "old==HIGH_LEVEL", "2!=count", "a==b",
+    tests = flag_tests({"inRegion", "!done", "old==HIGH_LEVEL", "2!=count", "a==b",
                          "KeGetCurrentIrql()<=APC_LEVEL"})
     assert tests["inRegion"] == [("inRegion", "", "")]
     assert tests["done"] == [("!done", "!", "")]
@@ -205,12 +205,12 @@ def test_a_constant_stored_in_a_tested_flag_says_how_its_test_goes() -> None:
     assert tests["count"] == [("2!=count", "!=", "2")]
     assert "HIGH_LEVEL" not in tests and "KeGetCurrentIrql" not in tests
     assert (tests["a"], tests["b"]) == ([("a==b", "==", "b")], [("a==b", "==", "a")])
-    assert _flag_truth("", "", "TRUE") is True and _flag_truth("", "", "0") is False
-    assert _flag_truth("!", "", "FALSE") is True and _flag_truth("", "", "MY_FLAG") is None
-    assert _flag_truth("==", "HIGH_LEVEL", "HIGH_LEVEL") is True
-    assert _flag_truth("==", "HIGH_LEVEL", "PASSIVE_LEVEL") is False
-    assert _flag_truth("!=", "2", "0x2") is False and _flag_truth("==", "b", "1") is None
-    assert _flag_truth("==", "HIGH_LEVEL", None) is None
+    assert flag_truth("", "", "TRUE") is True and flag_truth("", "", "0") is False
+    assert flag_truth("!", "", "FALSE") is True and flag_truth("", "", "MY_FLAG") is None
+    assert flag_truth("==", "HIGH_LEVEL", "HIGH_LEVEL") is True
+    assert flag_truth("==", "HIGH_LEVEL", "PASSIVE_LEVEL") is False
+    assert flag_truth("!=", "2", "0x2") is False and flag_truth("==", "b", "1") is None
+    assert flag_truth("==", "HIGH_LEVEL", None) is None
 
 
 def test_many_flags_set_on_every_path_keep_one_atom_per_irql() -> None:
@@ -236,3 +236,56 @@ def test_many_flags_set_on_every_path_keep_one_atom_per_irql() -> None:
     assert states and max(len(st) for st in states) <= 2
     closes = [i for i, c in enumerate(ctx.file.calls) if c.callee == "ZwClose"]
     assert [project.call_irql_max("t.c", i) for i in closes] == [2, 0]
+
+
+def test_a_constant_argument_rules_out_the_callers_a_parameter_test_excludes() -> None:
+    told = (FIXTURES / "irql-too-high" / "silent_irql_told_by_argument.c").read_text()
+    ctx = _ctx(told)
+    project = ctx.project
+    assert project is not None
+    calls = {c.callee: i for i, c in enumerate(ctx.file.calls)}
+    # Behind `if (!AtDispatchLevel)`: only QueueStop (FALSE) gets there, not the DPC (TRUE);
+    # the helper it calls there is reached at PASSIVE_LEVEL too.
+    assert project.call_irql_max("t.c", calls["KeFlushQueuedDpcs"]) == 0
+    assert project.call_irql_max("t.c", calls["KeWaitForSingleObject"]) == 0
+    # Elsewhere in the same function the DPC's IRQL holds.
+    assert project.call_irql_max("t.c", calls["KeAcquireSpinLockAtDpcLevel"]) == 2
+
+    fires = (FIXTURES / "irql-too-high" / "fires_irql_argument_not_constant.c").read_text()
+    ctx = _ctx(fires)
+    project = ctx.project
+    assert project is not None
+    waits = [i for i, c in enumerate(ctx.file.calls) if c.callee == "KeWaitForSingleObject"]
+    contexts = [project.call_context("t.c", i) for i in waits]
+    assert [c.irql_max if c else None for c in contexts] == [2, 2, 2]
+    # The trace names the caller that can get there: the one passing what it does not know,
+    # not the DPC that passes TRUE.
+    unless = contexts[1]
+    assert unless is not None and "OnOtherDpc" in unless.reason
+    assert "OnDpc is" not in unless.reason
+
+
+def test_the_constant_arguments_of_a_call_are_kept_with_their_positions() -> None:
+    from ddilint.analyzer.summary import _constant_args
+
+    assert _constant_args(b"Use(pOpen, OpenDetached, TRUE)") == ((2, 1),)
+    assert _constant_args(b"Use(Get(FALSE, x), DISPATCH_LEVEL, false)") == ((1, 2), (2, 0))
+    assert _constant_args(b"Use(a[TRUE], (TRUE), TRUE_VALUE, Fn(TRUE))") == ()
+    # A comment or string among the arguments: not split at all.
+    assert _constant_args(b"Use(TRUE /* , */, FALSE)") == ()
+    assert _constant_args(b'Use("a,b", TRUE)') == ()
+    text = ("#include <ntddk.h>\n"
+            "VOID Work(PVOID P, BOOLEAN AtDpc);\n"
+            "VOID Caller(PVOID P) {\n"
+            "    Work(P, TRUE);\n"
+            "    Work(Wrap(P, FALSE), KeGetCurrentIrql() == DISPATCH_LEVEL);\n"
+            "    KeSetEvent(P, 0, FALSE);\n"
+            "}\n")
+    fir = parse_text(text)
+    s = summarize(fir, load_knowledge())
+    consts = {(c.callee, c.line): c.consts for c in s.calls}
+    assert consts[("Work", 4)] == ((1, 1),)
+    # The second argument is a comparison, not a constant; `Wrap` gets its own.
+    assert consts[("Work", 5)] == () and consts[("Wrap", 5)] == ((1, 0),)
+    # A routine the knowledge table has is no function of the project: nothing kept.
+    assert consts[("KeSetEvent", 6)] == ()

@@ -115,9 +115,12 @@ _ASSIGN_QUERY = "(assignment_expression) @assign"
 # The queries every file needs, as one: a query cursor walks the tree once for all of its
 # patterns, so one combined query costs about what one simple query costs (the five
 # separate walks were 20% of a run).
+# A flag constant given as an argument (its own pattern: in the alternatives of
+# `_REF_VALUES` it made the whole query a sixth slower).
+_FLAG_ARG_QUERY = "(argument_list [(true) (false)] @k)"
 _FILE_QUERY = {
     lang: "\n".join((_FUNCTION_QUERY[lang], _CALL_QUERY, _ROLE_QUERY, _ERROR_QUERY,
-                     _REF_QUERY[lang], _LOCAL_QUERY))
+                     _REF_QUERY[lang], _LOCAL_QUERY, _FLAG_ARG_QUERY))
     for lang in ("c", "cpp")
 }
 
@@ -514,6 +517,10 @@ class _FileBuilder:
         # Whether a name is all capitals, digits and underscores (a file's arguments name
         # the same few variables and constants again and again).
         constant: dict[str, bool] = {}
+        # Flag and IRQL constants given as arguments (`TRUE` is a `true` node in both
+        # grammars; an IRQL's name an identifier, below).
+        marks = self.fir.constant_marks
+        marks.extend(map(src.start, caps.get("k", ())))
         for value in caps.get("v", []):
             node: Node | None = value
             qualified: Node | None = None  # `Class::Method`: the name is its last part
@@ -552,6 +559,8 @@ class _FileBuilder:
             if is_constant is None:
                 is_constant = constant[name] = _CONSTANT_NAME.match(name) is not None
             if is_constant:
+                if name.endswith("_LEVEL"):
+                    marks.append(src.start(node))
                 continue  # constants and macros, never a function
             i = self._around(spans, at)
             if qualified is None and i >= 0 and name in local_names[i]:

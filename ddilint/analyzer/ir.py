@@ -387,6 +387,10 @@ class FileIR:
     role_decls: list[RoleDecl] = field(default_factory=list)
     # Names used as function-pointer values (registrations, callbacks, escapes).
     refs: list[FunctionRef] = field(default_factory=list)
+    # Where a flag or IRQL constant (`TRUE`, `false`, `DISPATCH_LEVEL`) is written as a
+    # value (an argument, mostly): the calls around these are the ones whose constant
+    # arguments the summary reads (`summary.CallInfo.consts`).
+    constant_marks: list[int] = field(default_factory=list)
     # Annotations written on function prototypes (`_IRQL_requires_max_(...) VOID F(...);`).
     prototypes: dict[str, tuple[Annotation, ...]] = field(default_factory=dict)
     includes: list[str] = field(default_factory=list)

@@ -37,6 +37,7 @@ from ddilint.analyzer.summary import (
     Guard,
     IrqlGraph,
     Origin,
+    flag_truth,
     irql_of_text,
 )
 from ddilint.findings import Location, TraceStep
@@ -45,6 +46,7 @@ from ddilint.knowledge import Knowledge, RoleInfo
 State = frozenset[Atom]
 ENTRY_STATE: State = frozenset({ENTRY})
 _NO_STATES: dict[int, State] = {}
+_NO_FACTS: dict[int, Guard] = {}
 UNKNOWN: Atom = ("u", 0, 0, None, NO_GUARD)
 MAX_ROUNDS = 200
 
@@ -162,10 +164,17 @@ class Project:
         self._find_roles()
         self.exits: dict[int, tuple[State, tuple[tuple[int, State], ...]]] = {}
         self.call_states: dict[int, dict[int, State]] = {}
+        # Per function, per call: what the tests of its parameters say on every path to
+        # the call (only where the function tests a parameter: `IrqlGraph.param_tests`).
+        self.call_facts: dict[int, dict[int, Guard]] = {}
         self._exit_summaries()
         self.irql_max: list[int] = [-1] * len(self.nodes)
         self.irql_min: list[int] = [5] * len(self.nodes)
         self.why: list[tuple[str, int, int, Atom | None] | None] = [None] * len(self.nodes)
+        # The highest IRQL its roles give a function, and the one each call edge
+        # (caller, callee, call index) brings: what a call behind a parameter test reads.
+        self.role_max: list[int] = []
+        self.edge_ev: dict[tuple[int, int, int], _Evaluated | None] = {}
         self._entry_irql()
         self.system: list[bool] = [False] * len(self.nodes)
         self.system_why: list[tuple[int, int] | None] = [None] * len(self.nodes)
@@ -599,9 +608,19 @@ class Project:
                 if old is None or new != old:
                     at[dst] = new
                     work.append(dst)
-        # Replay each reached block once more to record the state before each call.
+        # Replay each reached block once more to record the state before each call (and
+        # what the tests of parameters said on the way).
+        facts: dict[int, Guard] | None = {} if g.param_tests else None
         for b, (cur, vs, assumed) in at.items():
-            self._transfer(n, g.events[b], cur, vs, assumed, states)
+            self._transfer(n, g.events[b], cur, vs, assumed, states, facts)
+        if facts is not None:
+            param_keys = {key for key, _i, _op, _other in g.param_tests}
+            kept = {ci: f for ci, f in ((ci, frozenset(x for x in f if x[0] in param_keys))
+                                        for ci, f in facts.items()) if f}
+            if kept:
+                self.call_facts[n] = kept
+            else:
+                self.call_facts.pop(n, None)
         exit_state, exit_vars, _assumed = at.get(g.exit, (ENTRY_STATE, entry_vars, NO_GUARD))
         if any(a[0] == "e" for a in exit_state):
             # It may return at its entry IRQL on some path: callers assume it does (the
@@ -620,6 +639,7 @@ class Project:
     def _transfer(
         self, n: int, events: Sequence[tuple[object, ...]], cur: State,
         vs: frozenset[tuple[str, State]], assumed: Guard, record: dict[int, State] | None,
+        facts: dict[int, Guard] | None = None,
     ) -> tuple[State, frozenset[tuple[str, State]], Guard]:
         var = dict(vs)
         for ev in events:
@@ -629,6 +649,8 @@ class Project:
                 assert isinstance(ci, int)
                 if record is not None:
                     record[ci] = record[ci] | cur if ci in record else cur
+                if facts is not None:
+                    facts[ci] = facts[ci] & assumed if ci in facts else assumed
                 exits = self._callee_exit(n, ci)
                 if exits:
                     before = cur
@@ -684,6 +706,8 @@ class Project:
                     ci = ev[1]
                     assert isinstance(ci, int)
                     record[ci] = record[ci] | cur if ci in record else cur
+                    if facts is not None:
+                        facts[ci] = facts[ci] & assumed if ci in facts else assumed
             elif kind == "narrow":
                 lo, hi = ev[1], ev[2]
                 assert isinstance(lo, int) and isinstance(hi, int)
@@ -717,6 +741,7 @@ class Project:
                     self.irql_max[n] = rng[1]
                     self.why[n] = ("role", i, 0, None)
                 self.irql_min[n] = min(self.irql_min[n], rng[0])
+        self.role_max = list(self.irql_max)
         # Maxima: grow to a fixpoint over the call graph.
         def raise_max(n: int, t: int, ci: int, ev: _Evaluated | None) -> bool:
             if ev is None or ev[1] <= self.irql_max[t]:
@@ -725,7 +750,7 @@ class Project:
             self.why[t] = ("call", n, ci, ev[2])
             return True
 
-        self._flow_to_callees(fixed, raise_max)
+        self._flow_to_callees(fixed, raise_max, self.edge_ev)
         # Minima: shrink to a fixpoint (functions nobody calls run at PASSIVE_LEVEL).
         for n, node in enumerate(nodes):
             if n not in fixed and not node.callers and not any(
@@ -750,13 +775,20 @@ class Project:
 
     def _flow_to_callees(
         self, fixed: set[int], update: Callable[[int, int, int, _Evaluated | None], bool],
+        edges: dict[tuple[int, int, int], _Evaluated | None] | None = None,
     ) -> None:
         """Call `update(caller, callee, call index, the caller's IRQL at the call)` over
         every call edge to a callee not in `fixed`, until no callee changes: a worklist,
-        where a function's calls are looked at again only when `update` changed it."""
+        where a function's calls are looked at again only when `update` changed it.
+
+        With `edges`, keep there the IRQL each call edge brings, and take the IRQL at a
+        call behind a test of a parameter from the callers whose arguments let it run
+        (`_refined_range`): a function with such calls is looked at again whenever one of
+        its edges changes."""
         nodes = self.nodes
         work = deque(range(len(nodes)))
         queued = set(work)
+        call_facts = self.call_facts if edges is not None else {}
         while work:
             n = work.popleft()
             queued.discard(n)
@@ -765,16 +797,77 @@ class Project:
                 continue  # most functions call no project function
             lo_n, hi_n = self._range(n)
             states = self.call_states.get(n, _NO_STATES)
+            facts = call_facts.get(n, _NO_FACTS)
             # At most calls nothing before them changed the IRQL: the entry range.
             at_entry = _evaluate(ENTRY_STATE, lo_n, hi_n)
             for t, ci in callees:
                 if t in fixed:
                     continue
                 st = states.get(ci) if ci >= 0 else None
-                ev = at_entry if st is None or st is ENTRY_STATE else _evaluate(st, lo_n, hi_n)
-                if update(n, t, ci, ev) and t not in queued:
+                f = facts.get(ci) if ci >= 0 else None
+                if f:
+                    lo_f, hi_f, _by = self._refined_range(n, f)
+                    ev = _evaluate(st if st is not None else ENTRY_STATE, lo_f, hi_f)
+                else:
+                    ev = at_entry if st is None or st is ENTRY_STATE else _evaluate(
+                        st, lo_n, hi_n)
+                again = update(n, t, ci, ev)
+                if edges is not None:
+                    key = (n, t, ci)
+                    if key not in edges or edges[key] != ev:
+                        edges[key] = ev
+                        again = again or t in call_facts
+                if again and t not in queued:
                     queued.add(t)
                     work.append(t)
+
+    def _refined_range(self, n: int, facts: Guard) -> tuple[int, int, tuple[int, int] | None]:
+        """The IRQL range of function `n` at a call that runs only where `facts` hold of
+        its parameters: the highest IRQL of its roles and of the callers whose constant
+        arguments do not contradict them (`TRUE` passed where the call needs the
+        parameter false rules that caller out). Also the (caller, call index) that gives
+        the highest: None when no caller is ruled out (the function's own range holds),
+        (-1, -1) when a role or no caller does."""
+        lo, hi = self._range(n)
+        node = self.nodes[n]
+        g = node.summary.graph
+        if node.annotation is not None or g is None:
+            return lo, hi, None
+        tests = {key: (i, op, other) for key, i, op, other in g.param_tests}
+        best = max(self.role_max[n], -1) if self.role_max else -1
+        by: tuple[int, int] | None = None
+        ruled_out = False
+        for caller, ci in node.callers:
+            ev = self.edge_ev.get((caller, n, ci))
+            if ev is None:
+                continue
+            if ci >= 0 and not self._may_pass(caller, ci, facts, tests):
+                ruled_out = True
+                continue
+            if ev[1] > best:
+                best, by = ev[1], (caller, ci)
+        if not ruled_out:
+            return lo, hi, None
+        hi = max(best, 0)
+        if hi > node.summary.irql_cap:
+            hi = 0
+        return min(lo, hi), hi, by or (-1, -1)
+
+    def _may_pass(self, caller: int, ci: int, facts: Guard,
+                  tests: Mapping[str, tuple[int, str, str]]) -> bool:
+        """Can the arguments of call `ci` in `caller` make every test in `facts` go the
+        way it says?"""
+        consts = dict(self.files[self.nodes[caller].file].calls[ci].consts)
+        if not consts:
+            return True
+        for key, truth in facts:
+            test = tests.get(key)
+            if test is None or test[0] not in consts:
+                continue
+            i, op, other = test
+            if flag_truth(op, other, str(consts[i])) is (not truth):
+                return False
+        return True
 
     def _range(self, n: int) -> tuple[int, int]:
         hi = max(self.irql_max[n], 0)
@@ -846,9 +939,19 @@ class Project:
         if call.function < 0:
             return 0
         n = self.node_of[(fi, call.function)]
-        lo_n, hi_n = self._range(n)
+        lo_n, hi_n, _by = self._call_range(n, call_index)
         ev = _evaluate(self.call_states.get(n, {}).get(call_index, ENTRY_STATE), lo_n, hi_n)
         return 0 if ev is None else ev[1]
+
+    def _call_range(self, n: int, call_index: int) -> tuple[int, int, tuple[int, int] | None]:
+        """The entry IRQL range of function `n` that reaches call `call_index` in it, and
+        the caller edge that decides it when tests of parameters narrow it
+        (`_refined_range`)."""
+        facts = self.call_facts.get(n, _NO_FACTS).get(call_index)
+        if facts:
+            return self._refined_range(n, facts)
+        lo, hi = self._range(n)
+        return lo, hi, None
 
     def call_context(self, path: str, call_index: int) -> ExecutionContext | None:
         """How the call with index `call_index` in `path` runs (None: not in a function)."""
@@ -859,7 +962,7 @@ class Project:
         if call.function < 0:
             return None
         n = self.node_of[(fi, call.function)]
-        lo_n, hi_n = self._range(n)
+        lo_n, hi_n, by = self._call_range(n, call_index)
         st = self.call_states.get(n, {}).get(call_index, ENTRY_STATE)
         ev = _evaluate(st, lo_n, hi_n)
         if ev is None:
@@ -873,22 +976,31 @@ class Project:
             summary = (f"{origin[3]} ({_short(origin[0])}:{origin[1]}) on the way to this "
                        f"call in {fname}")
         else:
-            steps, summary = self._entry_story(n)
+            steps, summary = self._entry_story(n, by)
         reason = f"runs at {_range_text(lo, hi)}: {summary}" + (f"; {sys_part}" if sys_part
                                                                   else "")
         return ExecutionContext(self.system[n], hi, lo, reason, tuple(steps))
 
-    def _entry_story(self, n: int) -> tuple[list[TraceStep], str]:
-        """Trace steps from the entry that decides `n`'s highest IRQL, and a one-line text."""
-        chain: list[tuple[int, int, Atom | None]] = []  # (node, call index into it, atom)
+    def _entry_story(self, n: int, first: tuple[int, int] | None = None,
+                     ) -> tuple[list[TraceStep], str]:
+        """Trace steps from the entry that decides `n`'s highest IRQL, and a one-line text.
+        `first`: the (caller, call index) that decides it instead, where tests of
+        parameters narrow the callers (`_refined_range`; a negative caller: none does)."""
+        # (node, its caller, call index into the caller, atom)
+        chain: list[tuple[int, int, int, Atom | None]] = []
         seen = {n}
         cur = n
         while True:
             why = self.why[cur]
+            if first is not None and cur == n and not chain:
+                if first[0] < 0:
+                    break
+                edge = self.edge_ev.get((first[0], n, first[1]))
+                why = ("call", first[0], first[1], edge[2] if edge is not None else None)
             if why is None or why[0] != "call":
                 break
             caller, ci, atom = why[1], why[2], why[3]
-            chain.append((cur, ci, atom))
+            chain.append((cur, caller, ci, atom))
             if atom is not None and atom[0] == "a":
                 cur = caller
                 break
@@ -901,7 +1013,7 @@ class Project:
         steps: list[TraceStep] = []
         parts: list[str] = []
         entry = self.nodes[cur]
-        first_atom = chain[0][2] if chain else None
+        first_atom = chain[0][3] if chain else None
         if first_atom is not None and first_atom[0] == "a" and first_atom[3] is not None:
             o = first_atom[3]
             steps.append(TraceStep(Location(o[0], o[1], o[2]),
@@ -912,11 +1024,10 @@ class Project:
             if step is not None:
                 steps.append(step)
             parts.append(text)
-        for node_n, ci, _atom in chain:
+        for node_n, caller, ci, _atom in chain:
             target = self.nodes[node_n].summary
-            why = self.why[node_n]
-            caller_node = self.nodes[why[1]] if why is not None else None
-            if ci >= 0 and caller_node is not None:
+            caller_node = self.nodes[caller]
+            if ci >= 0:
                 call = self.files[caller_node.file].calls[ci]
                 steps.append(TraceStep(Location(caller_node.path, call.line, call.column),
                                        f"calls {target.qualname}"))

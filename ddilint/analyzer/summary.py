@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from ddilint.analyzer.cfg import Edge, assertion
@@ -105,6 +106,10 @@ class CallInfo(NamedTuple):
     via: str
     function: int  # index of the enclosing function in FileSummary.functions, -1 if none
     scope: str = ""  # `Cls` of `Cls::Make(...)` (CallSite.scope)
+    # The arguments written as a constant the IRQL analysis can evaluate (`TRUE`, `0`,
+    # `DISPATCH_LEVEL`): (position, value). Only for calls of what may be a project
+    # function (not a routine the knowledge table has, not through a macro).
+    consts: tuple[tuple[int, int], ...] = ()
 
 
 @compact_pickle
@@ -120,6 +125,10 @@ class IrqlGraph:
     # variable holds (saved by `("save", key)`), not of the current one.
     edges: tuple[tuple[int, int, int, int, str, bool, str], ...]
     params: tuple[str, ...]
+    # The branch conditions that test a parameter the function never writes: (condition
+    # text, the parameter's position, how it is tested (`flag_tests`)). What a caller
+    # passes there as a constant tells which way such a test goes.
+    param_tests: tuple[tuple[str, int, str, str], ...] = ()
 
 
 class FunctionSummary(NamedTuple):
@@ -231,15 +240,20 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     fn_index = {id(f): i for i, f in enumerate(fir.functions)}
     calls: list[CallInfo] = []
     by_fn: dict[int, list[int]] = {}
+    data = fir.source.data
+    routines = knowledge.routines
+    told_calls = _calls_told(fir)
     for i, c in enumerate(fir.calls):
         line, col = pos(c.name_start)
         fi = fn_index.get(id(c.function), -1) if c.function is not None else -1
+        consts: tuple[tuple[int, int], ...] = ()
+        if i in told_calls and not c.via and c.callee not in routines:
+            consts = _constant_args(data[c.name_start:c.end])
         calls.append(CallInfo(i, c.callee, c.name_start, line, col, c.indirect, c.via, fi,
-                              c.scope))
+                              c.scope, consts))
         if fi >= 0:
             by_fn.setdefault(fi, []).append(i)
     mentions: dict[int, set[str]] = {}
-    data = fir.source.data
     code = _without_comments(data) if any(w in data for w in _MENTIONS) or (
         b"DO_POWER_PAGABLE" in data or b"VIRTUAL_" in data) else b""
     for word in _MENTIONS:
@@ -252,7 +266,7 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
         line, col = pos(f.name_start)
         own = by_fn.get(i, [])
         graph = None
-        if _needs_graph(fir, own, knowledge) or (
+        if _needs_graph(fir, f, own, knowledge) or (
                 data.find(b"IRP_MJ_CREATE", f.body_start, f.end) >= 0
                 and data.find(b"MajorFunction", f.body_start, f.end) >= 0):
             graph = build_graph(fir, f, own, knowledge)
@@ -342,16 +356,41 @@ def _positioner(fir: FileIR) -> Callable[[int], tuple[int, int]]:
     return position
 
 
-def _needs_graph(fir: FileIR, own: list[int], knowledge: Knowledge) -> bool:
+def _needs_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge) -> bool:
+    """Does the IRQL analysis need `fn`'s graph: does it change, read or test the IRQL,
+    or call a routine of a low IRQL behind a test of a parameter (a caller passing a
+    constant there may rule the call out: `IrqlGraph.param_tests`)?"""
     get = knowledge.routines.get
+    low = False
     for i in own:
         name = fir.calls[i].callee
         if name == "KeGetCurrentIrql":
             return True
         r = get(name)
-        if r is not None and r.irql is not None:
-            return True
-    return False
+        if r is not None:
+            if r.irql is not None:
+                return True
+            low = low or r.max_irql in _LOW_IRQLS or bool(r.irql_conditions)
+    return low and _tests_a_parameter(fir.source.data, fn)
+
+
+_LOW_IRQLS = frozenset({"PASSIVE_LEVEL", "APC_LEVEL"})
+
+
+def _tests_a_parameter(data: bytes, fn: Function) -> bool:
+    """Does `fn`'s body hold `if (Param)`, `if (!Param)` or `if (Param == ...)` (`!=`)
+    for one of its parameters?"""
+    names = {p.name.encode() for p in fn.params
+             if p.name and p.type_text.split()[-1:] in _FLAG_TYPES}
+    return bool(names) and any(m.group(1) in names
+                               for m in _FLAG_IF.finditer(data, fn.body_start, fn.end))
+
+
+_FLAG_IF = re.compile(rb"\bif\s*\(\s*!?\s*([A-Za-z_]\w*)\s*(?:\)|[=!]=)")
+# The declared types of a parameter that says how to run (a flag, an IRQL); not pointers,
+# whose tests against NULL most functions start with.
+_FLAG_TYPES = [[t] for t in ("BOOLEAN", "BOOL", "bool", "LOGICAL", "KIRQL", "ULONG", "UINT",
+                             "UCHAR", "int", "unsigned", "DWORD")]
 
 
 # --------------------------------------------------------------------------- IRQL graph
@@ -427,7 +466,7 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
             for lo, hi in ranges:
                 edges.append((ids[b.id], ids[edge.dst.id], lo, hi, key, edge.kind == "true",
                               tested))
-    flags = _flag_tests({e[4] for e in edges if e[4]})
+    flags = flag_tests({e[4] for e in edges if e[4]})
     events: list[tuple[Event, ...]] = []
     for items in blocks:
         flat: list[Event] = []
@@ -443,12 +482,18 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
             # constant stored in it tells how the test goes; any other write, nothing.
             for var in sorted(written & flags.keys()):
                 for key, op, other in flags[var]:
-                    truth = _flag_truth(op, other, constant) if var == target else None
+                    truth = flag_truth(op, other, constant) if var == target else None
                     flat.append(("assume", key, truth) if truth is not None else
                                 ("unassume", key))
         events.append(tuple(flat))
     params = tuple(p.name for p in fn.params)
-    return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params)
+    written_anywhere = {v for items in blocks for _evs, written, _t, _c in items
+                        for v in written}
+    param_tests = tuple(sorted(
+        (key, params.index(var), op, other) for var, tests in flags.items()
+        if var in params and var not in written_anywhere for key, op, other in tests))
+    return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params,
+                     param_tests)
 
 
 def _call_event(
@@ -508,7 +553,69 @@ _NAMED_VALUES = {"TRUE": 1, "true": 1, "FALSE": 0, "false": 0, "NULL": 0, "nullp
                  **IRQL_ORDER}
 
 
-def _flag_tests(keys: set[str]) -> dict[str, list[tuple[str, str, str]]]:
+# The constants worth keeping: the values of flags and IRQLs (every number, or NULL,
+# would be most calls, for tests written of flags).
+_CONSTANT_ARG = re.compile(rb"(?<![\w.])(?:TRUE|FALSE|true|false|[A-Z]+_LEVEL)(?![\w.(])")
+_NESTING = re.compile(rb"[(),\[\]{}]")
+
+
+def _calls_told(fir: FileIR) -> set[int]:
+    """The indices of the calls that have a flag or IRQL constant in their arguments (the
+    innermost call around each of `fir.constant_marks`). Finding them from the few marks
+    is cheap; looking into the text of every call was 2% of phase one."""
+    marks = fir.constant_marks
+    if not marks:
+        return set()
+    calls = fir.calls  # in the order of their names (`frontend._CALL_ORDER`)
+    out: set[int] = set()
+    for m in marks:
+        # The innermost call around the mark is the last one named before it that ends
+        # after it: back over those nested in an earlier argument, a few at most (a mark
+        # outside every call would walk the whole file).
+        last = bisect.bisect_right(calls, m, key=_NAME_START) - 1
+        for k in range(last, max(last - 16, -1), -1):
+            if calls[k].end > m:
+                out.add(k)
+                break
+    return out
+
+
+_NAME_START = attrgetter("name_start")
+
+
+def _constant_args(seg: bytes) -> tuple[tuple[int, int], ...]:
+    """The arguments of the call written `seg` (from its name to its `)`) that are a
+    constant with a known value (`_CONSTANT_ARG`): (position, value)."""
+    open_ = seg.find(b"(")
+    if open_ < 0 or not seg.endswith(b")"):
+        return ()
+    body = seg[open_ + 1:-1]
+    if b"/" in body or b'"' in body or b"'" in body or b"#" in body:
+        return ()  # a comment, string or directive among the arguments: not worth it
+    args: list[bytes] = []
+    depth = 0
+    last = 0
+    for m in _NESTING.finditer(body):
+        ch = m.group()
+        if ch in b"([{":
+            depth += 1
+        elif ch in b")]}":
+            depth -= 1
+        elif depth == 0:
+            args.append(body[last:m.start()])
+            last = m.end()
+    args.append(body[last:])
+    out = []
+    for i, a in enumerate(args):
+        text = a.strip()
+        if text and _CONSTANT_ARG.fullmatch(text):
+            value = _constant_value(text.decode("ascii"))
+            if value is not None:
+                out.append((i, value))
+    return tuple(out)
+
+
+def flag_tests(keys: set[str]) -> dict[str, list[tuple[str, str, str]]]:
     """Variable -> the branch conditions that test it: (condition key, "" / "!" / "==" /
     "!=", the other side of a comparison)."""
     out: dict[str, list[tuple[str, str, str]]] = {}
@@ -540,7 +647,7 @@ def _constant_value(text: str) -> int | None:
     return _NAMED_VALUES[text] if text in _NAMED_VALUES else int_value(text)
 
 
-def _flag_truth(op: str, other: str, constant: str | None) -> bool | None:
+def flag_truth(op: str, other: str, constant: str | None) -> bool | None:
     """Whether the test (`op`, `other`) of a variable holds once `constant` is stored in
     it; None when that is not known."""
     if constant is None:
