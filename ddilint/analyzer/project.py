@@ -834,7 +834,7 @@ class Project:
         if node.annotation is not None or g is None:
             return lo, hi, None
         tests = {key: (i, op, other) for key, i, op, other in g.param_tests}
-        best = max(self.role_max[n], -1) if self.role_max else -1
+        best = self.role_max[n]  # -1: no role
         by: tuple[int, int] | None = None
         ruled_out = False
         for caller, ci in node.callers:

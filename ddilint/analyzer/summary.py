@@ -106,9 +106,9 @@ class CallInfo(NamedTuple):
     via: str
     function: int  # index of the enclosing function in FileSummary.functions, -1 if none
     scope: str = ""  # `Cls` of `Cls::Make(...)` (CallSite.scope)
-    # The arguments written as a constant the IRQL analysis can evaluate (`TRUE`, `0`,
-    # `DISPATCH_LEVEL`): (position, value). Only for calls of what may be a project
-    # function (not a routine the knowledge table has, not through a macro).
+    # The arguments written as a flag or IRQL constant (`TRUE`, `false`, `DISPATCH_LEVEL`):
+    # (position, value). Only for calls of what may be a project function (not a routine
+    # the knowledge table has, not through a macro).
     consts: tuple[tuple[int, int], ...] = ()
 
 
@@ -379,9 +379,9 @@ _LOW_IRQLS = frozenset({"PASSIVE_LEVEL", "APC_LEVEL"})
 
 def _tests_a_parameter(data: bytes, fn: Function) -> bool:
     """Does `fn`'s body hold `if (Param)`, `if (!Param)` or `if (Param == ...)` (`!=`)
-    for one of its parameters?"""
+    for one of its parameters of a flag's or an IRQL's type?"""
     names = {p.name.encode() for p in fn.params
-             if p.name and p.type_text.split()[-1:] in _FLAG_TYPES}
+             if p.name and (p.type_text.split() or [""])[-1] in _FLAG_TYPES}
     return bool(names) and any(m.group(1) in names
                                for m in _FLAG_IF.finditer(data, fn.body_start, fn.end))
 
@@ -389,8 +389,8 @@ def _tests_a_parameter(data: bytes, fn: Function) -> bool:
 _FLAG_IF = re.compile(rb"\bif\s*\(\s*!?\s*([A-Za-z_]\w*)\s*(?:\)|[=!]=)")
 # The declared types of a parameter that says how to run (a flag, an IRQL); not pointers,
 # whose tests against NULL most functions start with.
-_FLAG_TYPES = [[t] for t in ("BOOLEAN", "BOOL", "bool", "LOGICAL", "KIRQL", "ULONG", "UINT",
-                             "UCHAR", "int", "unsigned", "DWORD")]
+_FLAG_TYPES = frozenset({"BOOLEAN", "BOOL", "bool", "LOGICAL", "KIRQL", "ULONG", "UINT",
+                         "UCHAR", "int", "unsigned", "DWORD"})
 
 
 # --------------------------------------------------------------------------- IRQL graph
