@@ -147,3 +147,80 @@ def test_the_walk_is_linear_in_the_include_edges() -> None:
     files[f"/p/h{n}.h"] = (["windows.h"], "user")
     modes = include_modes(files, list(files))
     assert len(modes) == n + 1 and set(modes.values()) == {"user"}
+
+
+def test_an_include_in_a_branch_only_one_mode_compiles_knows_that_mode() -> None:
+    pre = preprocess(b"""#ifndef LIB_MODE
+#define LIB_MODE LIB_MODE_USER
+#endif
+#if (LIB_MODE != LIB_MODE_KERNEL)
+#include "userapi.h"
+#if defined(TRACE)
+#include "trace.h"
+#endif
+#endif
+#if LIB_MODE == LIB_MODE_KERNEL
+#include "kernapi.h"
+#endif
+#ifndef _KERNEL_MODE
+#include "win32.h"
+#endif
+#if defined(_KERNEL_MODE) && defined(X)
+#include "unclear.h"
+#endif
+#include "common.h"
+""")
+    # A nested test of something else stays on the side of the branch around it; a test
+    # of the mode and of something else says no side.
+    assert pre.sided_includes == [("userapi.h", "user"), ("trace.h", "user"),
+                                  ("kernapi.h", "kernel"), ("win32.h", "user")]
+    assert "unclear.h" in pre.mode_includes and "common.h" not in pre.mode_includes
+    pre = preprocess(b"#ifdef _KERNEL_MODE\n#include \"k.h\"\n#elif defined(_NTDDK_)\n"
+                     b"#include \"k2.h\"\n#else\n#include \"u.h\"\n#endif\n",
+                     undefined=frozenset({"_KERNEL_MODE", "_NTDDK_"}))
+    # The `#else` after tests of kernel mode only is the user branch.
+    assert pre.sided_includes == [("u.h", "user")]
+
+
+def test_a_header_included_on_one_side_of_a_mode_test_takes_that_mode() -> None:
+    files = {
+        "/p/inc/api.h": (["base.h"], ""),  # its own includes on the mode sided below
+        "/p/inc/base.h": ([], ""),
+        "/p/inc/rtl.h": ([], ""),
+        "/p/inc/both.h": ([], ""),
+        "/p/drv/d.c": (["ntddk.h", "../inc/api.h"], "kernel"),
+        "/p/app/a.c": (["windows.h", "../inc/api.h"], "user"),
+    }
+    sided = {"/p/inc/api.h": [("rtl.h", "user")], "/p/drv/d.c": [("../inc/both.h", "kernel")],
+             "/p/app/a.c": [("../inc/both.h", "user")]}
+    modes = include_modes(files, ["/p/inc/rtl.h", "/p/inc/both.h", "/p/inc/base.h"], sided)
+    # Only the user branch of api.h includes rtl.h, whatever mode api.h is built in.
+    assert modes["/p/inc/rtl.h"] == "user"
+    # Included on the kernel side by one file and the user side by another: no mode.
+    assert "/p/inc/both.h" not in modes
+    # api.h includes base.h in both modes: it has no mode (its includers are both).
+    assert "/p/inc/base.h" not in modes
+
+
+def test_an_inline_helper_of_the_user_side_of_a_shared_header_is_no_kernel_code(
+        tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "drv").mkdir()
+    (tmp_path / "app").mkdir()
+    (tmp_path / "inc" / "api.h").write_text(
+        "#ifndef API_MODE\n#if defined(_NTDDK_)\n#define API_MODE API_MODE_KERNEL\n"
+        "#else\n#define API_MODE API_MODE_USER\n#endif\n#endif\n"
+        "#include \"types.h\"\n"
+        "#if (API_MODE != API_MODE_KERNEL)\n#include \"userrtl.h\"\n#endif\n")
+    (tmp_path / "inc" / "types.h").write_text("typedef int API_INT;\n")
+    (tmp_path / "inc" / "userrtl.h").write_text(
+        "FORCEINLINE NTSTATUS RtlpCloseIt(HANDLE h) { return NtClose(h); }\n")
+    (tmp_path / "drv" / "d.c").write_text(
+        "#include <ntddk.h>\n#include \"../inc/api.h\"\n"
+        "NTSTATUS CloseIt(HANDLE h) { return NtClose(h); }\n")
+    (tmp_path / "app" / "a.c").write_text(
+        "#include <windows.h>\n#include \"../inc/api.h\"\n"
+        "NTSTATUS CloseIt(HANDLE h) { return RtlpCloseIt(h); }\n")
+    found = _findings(tmp_path, builtin_rules, knowledge)
+    # The driver's own Nt call is reported; the user-side header's is not.
+    assert [(Path(p).name, line, code) for p, line, code in found] == [("d.c", 3, "DDI401")]

@@ -631,8 +631,13 @@ def settle_modes(
         return
     if summaries is None:
         summaries = [f.summary for f in facts.values() if f.summary is not None]
-    includes = {s.path: (s.includes, s.header_mode) for s in summaries}
-    for n, mode in include_modes(includes, undecided).items():
+    includes: dict[str, tuple[Sequence[str], str]] = {}
+    sided: dict[str, Sequence[tuple[str, str]]] = {}
+    for s in summaries:
+        includes[s.path] = (s.includes, s.header_mode)
+        if s.sided_includes:
+            sided[s.path] = s.sided_includes
+    for n, mode in include_modes(includes, undecided, sided).items():
         f = facts[n]
         if f.if_other is not None and mode == f.if_other[0]:
             facts[n] = replace(f, findings=f.if_other[1], pending=f.if_other[2], mode=mode,

@@ -14,7 +14,9 @@ Win32 header: a UMDF 2 driver includes `windows.h` and `wdf.h` (its `wdf.h` pull
    telling takes the mode of the files that include it when they all show the same one
    by steps 1 and 2 (the inline helpers of a user-mode library's header are user mode).
    Includes in a branch on the build's mode (`#if !defined(_KERNEL_MODE)`) tell nothing:
-   the file is built for both;
+   the file is built for both. But a header such a branch includes is built in the mode
+   the branch is compiled in (`#if (PHNT_MODE != PHNT_MODE_KERNEL)`, the `#else` of
+   `#ifdef _KERNEL_MODE`), whatever the mode of the file that includes it;
 3. else the file shows it plainly (`call_mode`): it defines a user-mode entry point
    (`main`, `WinMain`, `DllMain`) or calls Win32 routines that do not exist in kernel mode
    (`CreateFileW`, `CloseHandle`, `GetLastError`, ...) without defining them itself, and
@@ -113,11 +115,15 @@ def detect_mode(
 
 def include_modes(
     files: Mapping[str, tuple[Sequence[str], str]], wanted: Iterable[str],
+    sided: Mapping[str, Sequence[tuple[str, str]]] | None = None,
 ) -> dict[str, str]:
     """Step 2 of the module doc: for each path of `wanted`, the mode the project headers it
     includes show, nearest first, else the mode all the files that include it show by
     their own or their headers' includes (absent when there is none). `files` maps every
-    project file's path to its `#include` targets and the mode they show ("" for none)."""
+    project file's path to its `#include` targets and the mode they show ("" for none);
+    `sided`, a file's path to its includes in a branch only one mode compiles, with that
+    mode (`#if (PHNT_MODE != PHNT_MODE_KERNEL)`): such an include shows that mode
+    whatever the file that includes is."""
     resolve = IncludeResolver(files)
     includers: dict[str, set[str]] = {}
     for path, (incs, _m) in files.items():
@@ -125,6 +131,12 @@ def include_modes(
             target = resolve(inc, path)
             if target is not None and target != path:
                 includers.setdefault(target, set()).add(path)
+    sides: dict[str, set[str]] = {}
+    for path, pairs in (sided or {}).items():
+        for inc, side in pairs:
+            target = resolve(inc, path)
+            if target is not None and target != path:
+                sides.setdefault(target, set()).add(side)
     # Distances to the nearest header that shows each mode, by a walk back along the
     # include edges from every such header (linear in the edges, however the headers
     # nest).
@@ -153,7 +165,7 @@ def include_modes(
             continue
         shown = below(w)
         if not shown:
-            ups = {below(i) for i in includers.get(w, ())}
+            ups = {below(i) for i in includers.get(w, ())} | sides.get(w, set())
             shown = ups.pop() if len(ups) == 1 else ""
         if shown:
             out[w] = shown

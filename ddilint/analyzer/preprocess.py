@@ -107,6 +107,10 @@ class Preprocessed:
     # The includes inside a branch on the build's mode (`#if !defined(_KERNEL_MODE)`): a
     # file built for both modes, whose live branch says nothing about the mode.
     mode_includes: list[str] = field(default_factory=list)
+    # Those of them in a branch that only one mode compiles (`#if (PHNT_MODE !=
+    # PHNT_MODE_KERNEL)`, the `#else` of `#ifdef _KERNEL_MODE`): (include, "kernel" or
+    # "user"). A header included there is code of that mode.
+    sided_includes: list[tuple[str, str]] = field(default_factory=list)
     pragmas: list[Directive] = field(default_factory=list)
     inactive: list[tuple[int, int]] = field(default_factory=list)
     # Words the parser must read spelled otherwise, which the same-length view cannot
@@ -222,7 +226,36 @@ def preprocess(
 
 # A conditional on the build's mode: kernel- or user-mode compilation, or what a kernel
 # header defines.
-_MODE_TEST = re.compile(r"\b(?:_?KERNEL_MODE|_?USER_MODE|_NTDDK_|_NTIFS_|_WDMDDK_)\b")
+_MODE_TEST = re.compile(
+    r"\b(?:_?KERNEL_MODE|_?USER_MODE|_NTDDK_|_NTIFS_|_WDMDDK_|[A-Z]\w*_MODE_(?:KERNEL|USER))\b")
+# The macros defined only when one mode is built, and the mode.
+_MODE_MACROS = {"_KERNEL_MODE": "kernel", "KERNEL_MODE": "kernel", "_NTDDK_": "kernel",
+                "_NTIFS_": "kernel", "_WDMDDK_": "kernel", "_USER_MODE": "user",
+                "USER_MODE": "user"}
+_MODE_DEFINED = re.compile(r"^(!?)\s*defined\s*\(?\s*(\w+)\s*\)?$")
+# `PHNT_MODE != PHNT_MODE_KERNEL`: a mode macro compared with one of its two values.
+_MODE_COMPARED = re.compile(r"^\w+_MODE\s*(==|!=)\s*\w+_MODE_(KERNEL|USER)$")
+_OTHER_SIDE = {"kernel": "user", "user": "kernel", "": ""}
+
+
+def _mode_side(directive: str, cond: str) -> str:
+    """The mode a branch is compiled in when its condition (`#if`/`#elif` text, or the
+    macro of `#ifdef`/`#ifndef`) is one simple test of the mode; "" otherwise."""
+    if directive in ("ifdef", "ifndef"):
+        side = _MODE_MACROS.get(cond.split()[0] if cond.split() else "", "")
+        return _OTHER_SIDE[side] if directive == "ifndef" else side
+    c = cond.strip()
+    while c.startswith("(") and c.endswith(")"):
+        c = c[1:-1].strip()
+    m = _MODE_DEFINED.match(c)
+    if m is not None:
+        side = _MODE_MACROS.get(m.group(2), "")
+        return _OTHER_SIDE[side] if m.group(1) else side
+    m = _MODE_COMPARED.match(c)
+    if m is not None:
+        side = m.group(2).lower()
+        return _OTHER_SIDE[side] if m.group(1) == "!=" else side
+    return ""
 
 
 @dataclass(slots=True)
@@ -232,6 +265,11 @@ class _Frame:
     parent_live: bool
     start: int  # offset where the current dead region began (when not taking)
     on_mode: bool = False  # a condition of this chain, or of one around it, tests the mode
+    side: str = ""  # the mode its current branch is compiled in, when its test says
+    # For the `#else`: the mode the chain's first test is of, and whether every later
+    # test so far is of the same mode.
+    first: str = ""
+    same: bool = True
 
 
 def _directives(
@@ -262,9 +300,10 @@ def _directives(
                 value = None if d is None else (not d)
             # Unknown counts as taken: the first plausible branch is the one analyzed.
             take = value is not False
+            side = _mode_side(name, rest)
             frame = _Frame(taking=live and take, done=take, parent_live=live, start=e,
                            on_mode=bool(stack and stack[-1].on_mode)
-                           or _MODE_TEST.search(rest) is not None)
+                           or _MODE_TEST.search(rest) is not None, side=side, first=side)
             stack.append(frame)
             if live and not take:
                 dead_from = e
@@ -272,6 +311,12 @@ def _directives(
         elif name in ("elif", "else") and stack:
             frame = stack[-1]
             frame.on_mode = frame.on_mode or _MODE_TEST.search(rest) is not None
+            if name == "elif":
+                frame.side = _mode_side("if", rest)
+                frame.same = frame.same and frame.side == frame.first
+            else:
+                # The `#else` after tests of one mode is the other mode's branch.
+                frame.side = _OTHER_SIDE[frame.first] if frame.same else ""
             if frame.taking:
                 dead_from = s
             if name == "elif":
@@ -313,6 +358,9 @@ def _directives(
                 result.includes.append(inc.replace("\\", "/"))
                 if stack and stack[-1].on_mode:
                     result.mode_includes.append(result.includes[-1])
+                    side = next((f.side for f in reversed(stack) if f.side), "")
+                    if side:
+                        result.sided_includes.append((result.includes[-1], side))
             elif name == "pragma":
                 result.pragmas.append(Directive("pragma", rest, s))
         # The directive line itself never reaches the parser.

@@ -190,6 +190,8 @@ class FileSummary:
     # It declares a StorPort virtual miniport (`STOR_FEATURE_VIRTUAL_MINIPORT`,
     # `VIRTUAL_HW_INITIALIZATION_DATA`), in code that is compiled.
     virtual_miniport: bool = False
+    # Its includes in a branch only one mode compiles: (target as written, the mode).
+    sided_includes: tuple[tuple[str, str], ...] = ()
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The records as plain tuples, made named tuples again without a Python-level
@@ -199,7 +201,7 @@ class FileSummary:
             tuple((tuple(r.ref), r.line, r.column) for r in self.refs),
             tuple(map(tuple, self.role_decls)), self.prototypes, self.storport,
             self.power_pagable, self.includes, self.header_mode, self.call_mode,
-            self.virtual_miniport)
+            self.virtual_miniport, self.sided_includes)
 
 
 _as_call = partial(tuple.__new__, CallInfo)
@@ -292,7 +294,8 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
                        prototypes, storport, b"DO_POWER_PAGABLE" in code,
                        tuple(told), header_mode(told) or "", file_call_mode(fir) or "",
-                       _declares_virtual_miniport(code, fir.inactive))
+                       _declares_virtual_miniport(code, fir.inactive),
+                       tuple(fir.sided_includes))
 
 
 _VIRTUAL_MINIPORT = re.compile(
