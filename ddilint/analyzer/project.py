@@ -478,20 +478,30 @@ class Project:
         if "FLT_OPERATION_REGISTRATION" in t:
             pos = ref.index
             major = ref.args[0] if ref.args else ""
+            flags = ref.args[1] if len(ref.args) > 1 else ""
             if ref.key in (".PreOperation", ".PostOperation"):
                 pos = "2" if ref.key == ".PreOperation" else "3"
                 major = next((a.split("=", 1)[1].strip() for a in ref.args
                               if a.replace(" ", "").startswith(".MajorFunction=")), "")
+                flags = next((a.split("=", 1)[1] for a in ref.args
+                              if a.replace(" ", "").startswith(".Flags=")), "")
             if pos not in ("2", "3"):
                 return []
             role = "filter_pre" if pos == "2" else "filter_post"
+            skips = ""
             if major == "IRP_MJ_CREATE":
                 role += "_create"
             elif role == "filter_pre" and major in _PASSIVE_REQUESTS:
                 role = "filter_pre_passive"
+            elif role == "filter_pre" and major in _PAGING_REQUESTS and (
+                    "FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO" in flags):
+                # Only paging I/O brings a read or write at APC_LEVEL, and the filter
+                # manager does not call this callback for it.
+                role = "filter_pre_passive"
+                skips = ", paging I/O skipped by FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO,"
             kind = "pre" if pos == "2" else "post"
             return [RoleSource(role, f"{kind}-operation callback for {major or 'an operation'}"
-                               f" in FLT_OPERATION_REGISTRATION at {where}", loc, major)]
+                               f"{skips} in FLT_OPERATION_REGISTRATION at {where}", loc, major)]
         if "FLT_REGISTRATION" in t and ref.index in _FLT_REGISTRATION_CALLBACKS and (
                 not ref.key):
             # Positional FLT_REGISTRATION: Size, Version, Flags, Contexts, Operations, then
@@ -1196,6 +1206,10 @@ _PASSIVE_REQUESTS = frozenset({
     "IRP_MJ_QUERY_SECURITY", "IRP_MJ_SET_SECURITY", "IRP_MJ_DEVICE_CONTROL",
     "IRP_MJ_LOCK_CONTROL", "IRP_MJ_SHUTDOWN", "IRP_MJ_PNP", "IRP_MJ_NETWORK_QUERY_OPEN",
 })
+
+# Requests whose pre-operation callbacks run at APC_LEVEL only for paging I/O: with
+# FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO the filter manager never calls them for it.
+_PAGING_REQUESTS = frozenset({"IRP_MJ_READ", "IRP_MJ_WRITE"})
 
 _FLT_REGISTRATION_CALLBACKS = {
     "5": "FilterUnloadCallback", "6": "InstanceSetupCallback",
