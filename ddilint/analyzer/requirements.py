@@ -53,7 +53,9 @@ def _flag_names(arg: Expr) -> set[str] | None:
     return names
 
 
-def _is_null(arg: Expr) -> bool:
+def is_null(arg: Expr) -> bool:
+    """Is the argument written as a null constant (`NULL`, `nullptr`, `FALSE`, `0`, cast or
+    not)?"""
     e = arg.strip()
     if e.kind == "name":
         return e.text in _NULL_NAMES
@@ -66,7 +68,7 @@ def condition_holds(condition: IrqlCondition, call: CallSite) -> bool:
     if condition.param >= len(args):
         return False
     arg = args[condition.param]
-    if condition.null and _is_null(arg):
+    if condition.null and is_null(arg):
         return True
     if condition.names:
         names = _flag_names(arg)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ddilint.analyzer.cfg import Edge, Element
 from ddilint.analyzer.dataflow import join_sets, solve
 from ddilint.analyzer.ir import Expr, Function
+from ddilint.analyzer.requirements import is_null
 from ddilint.analyzer.values import Def, FunctionValues, Read, State, lvalue_key
 from ddilint.knowledge import Routine
 
@@ -41,6 +42,17 @@ def status_outputs(routine: Routine) -> list[str]:
     return [name for i, (name, direction) in enumerate(routine.params)
             if (direction == "out" or i == routine.handle_out_param)
             and name not in _STATUS_OUTPUTS]
+
+
+def asks_for_outputs(call: Expr, routine: Routine) -> bool:
+    """Does the call pass somewhere to write a result: not NULL for every output of
+    `status_outputs` (`ZwFsControlFile(h, ..., FSCTL_UNLOCK_VOLUME, NULL, 0, NULL, 0)`)?
+    A call whose outputs are all NULL gets no result that is valid only on success."""
+    args = call.args
+    return any(i >= len(args) or not is_null(args[i])
+               for i, (name, direction) in enumerate(routine.params)
+               if (direction == "out" or i == routine.handle_out_param)
+               and name not in _STATUS_OUTPUTS)
 
 
 def outputs_valid_on_success(routine: Routine) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from ddilint.analyzer.ir import Expr, Function
 from ddilint.analyzer.status import (
+    asks_for_outputs,
     callee_start,
     lost_statuses,
     outputs_valid_on_success,
@@ -64,6 +65,8 @@ class UncheckedStatus(Rule):
         seen: set[tuple[int, str]] = set()
         for fn in functions.values():
             for loss in lost_statuses(fv.function(fn), is_status):
+                if not asks_for_outputs(loss.call, loss.routine):
+                    continue  # NULL for every output: no result to trust on failure
                 at = callee_start(loss.call)
                 if (at, loss.how) in seen:
                     continue
