@@ -224,3 +224,25 @@ def test_an_inline_helper_of_the_user_side_of_a_shared_header_is_no_kernel_code(
     found = _findings(tmp_path, builtin_rules, knowledge)
     # The driver's own Nt call is reported; the user-side header's is not.
     assert [(Path(p).name, line, code) for p, line, code in found] == [("d.c", 3, "DDI401")]
+
+
+def test_the_branches_one_mode_compiles_are_kept_as_regions() -> None:
+    text = b"""#ifdef KERNEL_MODE
+int k;
+#if defined(TRACE)
+int t;
+#endif
+#endif
+#ifndef KERNEL_MODE
+int u;
+#else
+int k2;
+#endif
+int both;
+"""
+    pre = preprocess(text)
+    regions = [(text[s:e].decode().split(), side) for s, e, side in pre.mode_regions]
+    # The first plausible branch of each test is kept: the kernel one of the first, the
+    # user one of the second; a nested test of something else adds no region.
+    assert regions == [(["int", "k;", "#if", "defined(TRACE)", "int", "t;", "#endif"],
+                        "kernel"), (["int", "u;"], "user")]

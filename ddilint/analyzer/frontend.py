@@ -209,6 +209,7 @@ def parse_file(
     fir.includes = pre.includes
     fir.mode_includes = pre.mode_includes
     fir.sided_includes = pre.sided_includes
+    fir.mode_regions = pre.mode_regions
     fir.pragmas = [(d.text, d.start) for d in pre.pragmas]
     fir.inactive = pre.inactive
     builder = _FileBuilder(fir, pre, lang, root, view)

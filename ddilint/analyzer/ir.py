@@ -396,6 +396,7 @@ class FileIR:
     includes: list[str] = field(default_factory=list)
     mode_includes: list[str] = field(default_factory=list)  # see `Preprocessed.mode_includes`
     sided_includes: list[tuple[str, str]] = field(default_factory=list)  # and `.sided_includes`
+    mode_regions: list[tuple[int, int, str]] = field(default_factory=list)  # `.mode_regions`
     pragmas: list[tuple[str, int]] = field(default_factory=list)
     inactive: list[tuple[int, int]] = field(default_factory=list)
     error_nodes: int = 0

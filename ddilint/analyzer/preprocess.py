@@ -111,6 +111,11 @@ class Preprocessed:
     # PHNT_MODE_KERNEL)`, the `#else` of `#ifdef _KERNEL_MODE`): (include, "kernel" or
     # "user"). A header included there is code of that mode.
     sided_includes: list[tuple[str, str]] = field(default_factory=list)
+    # The analyzed branches that only one mode compiles: (start, end, "kernel" or
+    # "user"), in the order they end (an inner one before the one around it). A file built
+    # for both modes keeps the first plausible branch of each test, so its analyzed text
+    # can hold the user branch of one test and the kernel branch of the next.
+    mode_regions: list[tuple[int, int, str]] = field(default_factory=list)
     pragmas: list[Directive] = field(default_factory=list)
     inactive: list[tuple[int, int]] = field(default_factory=list)
     # Words the parser must read spelled otherwise, which the same-length view cannot
@@ -270,6 +275,7 @@ class _Frame:
     # test so far is of the same mode.
     first: str = ""
     same: bool = True
+    branch_start: int = 0  # where the current branch's text starts
 
 
 def _directives(
@@ -303,13 +309,17 @@ def _directives(
             side = _mode_side(name, rest)
             frame = _Frame(taking=live and take, done=take, parent_live=live, start=e,
                            on_mode=bool(stack and stack[-1].on_mode)
-                           or _MODE_TEST.search(rest) is not None, side=side, first=side)
+                           or _MODE_TEST.search(rest) is not None, side=side, first=side,
+                           branch_start=e)
             stack.append(frame)
             if live and not take:
                 dead_from = e
             live = frame.taking
         elif name in ("elif", "else") and stack:
             frame = stack[-1]
+            if frame.taking and frame.side:
+                result.mode_regions.append((frame.branch_start, s, frame.side))
+            frame.branch_start = e
             frame.on_mode = frame.on_mode or _MODE_TEST.search(rest) is not None
             if name == "elif":
                 frame.side = _mode_side("if", rest)
@@ -332,6 +342,8 @@ def _directives(
             live = take
         elif name == "endif" and stack:
             frame = stack.pop()
+            if frame.taking and frame.side:
+                result.mode_regions.append((frame.branch_start, s, frame.side))
             if frame.parent_live and not frame.taking and dead_from >= 0:
                 _kill(buf, code, result, dead_from, s)
                 dead_from = -1

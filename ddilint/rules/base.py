@@ -345,6 +345,16 @@ class FileContext:
     _known_calls: list[tuple[CallSite, Routine]] | None = field(default=None, init=False,
                                                                  repr=False)
 
+    def mode_at(self, offset: int) -> str:
+        """The mode the code at byte `offset` is compiled in: the file's, but inside an
+        analyzed branch that only one mode compiles (`#ifndef KERNEL_MODE`, the innermost
+        such branch), that mode."""
+        best: tuple[int, str] | None = None
+        for start, end, side in self.file.mode_regions:
+            if start <= offset < end and (best is None or start > best[0]):
+                best = (start, side)
+        return self.mode if best is None else best[1]
+
     def in_mode(self, mode: str) -> FileContext:
         """This context in another mode, sharing what it has found about the file."""
         other = replace(self, mode=mode)

@@ -43,12 +43,14 @@ class NtRoutineInKernelMode(Rule):
     )
 
     def check_file(self, ctx: FileContext) -> Iterator[Finding]:
-        if ctx.mode != "kernel":
+        if ctx.mode != "kernel" and not ctx.file.mode_regions:
             return
         for call in ctx.file.calls:
             name = call.callee
             if not name.startswith("Nt") or call.indirect:
                 continue
+            if ctx.mode_at(call.name_start) != "kernel":
+                continue  # in a branch the other mode compiles (`#ifndef KERNEL_MODE`)
             zw = ctx.knowledge.zw_twin(name)
             if zw is None or ctx.defines_function(name):
                 continue

@@ -31,12 +31,14 @@ class ZwRoutineInUserMode(Rule):
     fix_text = "Call the Nt form (`ddilint check --fix` renames it)."
 
     def check_file(self, ctx: FileContext) -> Iterator[Finding]:
-        if ctx.mode != "user":
+        if ctx.mode != "user" and not ctx.file.mode_regions:
             return
         for call in ctx.file.calls:
             name = call.callee
             if not name.startswith("Zw") or call.indirect:
                 continue
+            if ctx.mode_at(call.name_start) != "user":
+                continue  # in a branch the other mode compiles (`#ifndef KERNEL_MODE`)
             nt = ctx.knowledge.nt_twin(name)
             if nt is None or ctx.defines_function(name):
                 continue
