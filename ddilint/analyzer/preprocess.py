@@ -231,12 +231,12 @@ def preprocess(
 
 # A conditional on the build's mode: kernel- or user-mode compilation, or what a kernel
 # header defines.
-_MODE_TEST = re.compile(
-    r"\b(?:_?KERNEL_MODE|_?USER_MODE|_NTDDK_|_NTIFS_|_WDMDDK_|[A-Z]\w*_MODE_(?:KERNEL|USER))\b")
 # The macros defined only when one mode is built, and the mode.
 _MODE_MACROS = {"_KERNEL_MODE": "kernel", "KERNEL_MODE": "kernel", "_NTDDK_": "kernel",
                 "_NTIFS_": "kernel", "_WDMDDK_": "kernel", "_USER_MODE": "user",
                 "USER_MODE": "user"}
+_MODE_TEST = re.compile(r"\b(?:" + "|".join(_MODE_MACROS)
+                        + r"|[A-Z]\w*_MODE_(?:KERNEL|USER))\b")
 _MODE_DEFINED = re.compile(r"^(!?)\s*defined\s*\(?\s*(\w+)\s*\)?$")
 # `PHNT_MODE != PHNT_MODE_KERNEL`: a mode macro compared with one of its two values.
 _MODE_COMPARED = re.compile(r"^\w+_MODE\s*(==|!=)\s*\w+_MODE_(KERNEL|USER)$")

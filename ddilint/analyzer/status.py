@@ -36,12 +36,18 @@ _BOOL_NAMES = {"TRUE": 1, "FALSE": 0, "true": 1, "false": 0}
 _STATUS_OUTPUTS = frozenset({"IoStatusBlock"})
 
 
-def status_outputs(routine: Routine) -> list[str]:
-    """The results a routine writes through [out] parameters (its handle out-parameter and
-    other [out] parameters; an I/O status block is a status, not a result)."""
-    return [name for i, (name, direction) in enumerate(routine.params)
+def _output_params(routine: Routine) -> list[tuple[int, str]]:
+    """(position, name) of the results a routine writes through [out] parameters (its
+    handle out-parameter and other [out] parameters; an I/O status block is a status, not
+    a result)."""
+    return [(i, name) for i, (name, direction) in enumerate(routine.params)
             if (direction == "out" or i == routine.handle_out_param)
             and name not in _STATUS_OUTPUTS]
+
+
+def status_outputs(routine: Routine) -> list[str]:
+    """The names of the results a routine writes through [out] parameters."""
+    return [name for _i, name in _output_params(routine)]
 
 
 def asks_for_outputs(call: Expr, routine: Routine) -> bool:
@@ -49,10 +55,7 @@ def asks_for_outputs(call: Expr, routine: Routine) -> bool:
     `status_outputs` (`ZwFsControlFile(h, ..., FSCTL_UNLOCK_VOLUME, NULL, 0, NULL, 0)`)?
     A call whose outputs are all NULL gets no result that is valid only on success."""
     args = call.args
-    return any(i >= len(args) or not is_null(args[i])
-               for i, (name, direction) in enumerate(routine.params)
-               if (direction == "out" or i == routine.handle_out_param)
-               and name not in _STATUS_OUTPUTS)
+    return any(i >= len(args) or not is_null(args[i]) for i, _name in _output_params(routine))
 
 
 def outputs_valid_on_success(routine: Routine) -> bool:

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from ddilint.analyzer.cfg import Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.analyzer.mode import call_mode, header_mode
-from ddilint.analyzer.preprocess import blank, int_value
+from ddilint.analyzer.preprocess import blank, int_value, split_macro_args
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
 Origin = tuple[str, int, int, str]  # path, line, column, what happened there
@@ -373,11 +373,8 @@ def _needs_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge
         if r is not None:
             if r.irql is not None:
                 return True
-            low = low or r.max_irql in _LOW_IRQLS or bool(r.irql_conditions)
+            low = low or IRQL_ORDER.get(r.max_irql or "", 9) <= 1 or bool(r.irql_conditions)
     return low and _tests_a_parameter(fir.source.data, fn)
-
-
-_LOW_IRQLS = frozenset({"PASSIVE_LEVEL", "APC_LEVEL"})
 
 
 def _tests_a_parameter(data: bytes, fn: Function) -> bool:
@@ -558,8 +555,7 @@ _NAMED_VALUES = {"TRUE": 1, "true": 1, "FALSE": 0, "false": 0, "NULL": 0, "nullp
 
 # The constants worth keeping: the values of flags and IRQLs (every number, or NULL,
 # would be most calls, for tests written of flags).
-_CONSTANT_ARG = re.compile(rb"(?<![\w.])(?:TRUE|FALSE|true|false|[A-Z]+_LEVEL)(?![\w.(])")
-_NESTING = re.compile(rb"[(),\[\]{}]")
+_CONSTANT_ARG = re.compile(r"TRUE|FALSE|true|false|[A-Z]+_LEVEL")
 
 
 def _calls_told(fir: FileIR) -> set[int]:
@@ -595,24 +591,10 @@ def _constant_args(seg: bytes) -> tuple[tuple[int, int], ...]:
     body = seg[open_ + 1:-1]
     if b"/" in body or b'"' in body or b"'" in body or b"#" in body:
         return ()  # a comment, string or directive among the arguments: not worth it
-    args: list[bytes] = []
-    depth = 0
-    last = 0
-    for m in _NESTING.finditer(body):
-        ch = m.group()
-        if ch in b"([{":
-            depth += 1
-        elif ch in b")]}":
-            depth -= 1
-        elif depth == 0:
-            args.append(body[last:m.start()])
-            last = m.end()
-    args.append(body[last:])
     out = []
-    for i, a in enumerate(args):
-        text = a.strip()
-        if text and _CONSTANT_ARG.fullmatch(text):
-            value = _constant_value(text.decode("ascii"))
+    for i, text in enumerate(split_macro_args(body.decode("utf-8", "replace"))):
+        if _CONSTANT_ARG.fullmatch(text):
+            value = _constant_value(text)
             if value is not None:
                 out.append((i, value))
     return tuple(out)
