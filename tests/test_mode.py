@@ -246,3 +246,48 @@ int both;
     # user one of the second; a nested test of something else adds no region.
     assert regions == [(["int", "k;", "#if", "defined(TRACE)", "int", "t;", "#endif"],
                         "kernel"), (["int", "u;"], "user")]
+
+
+def test_the_kernel_only_rules_skip_the_branches_only_user_mode_compiles(
+        tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    # A source shared by a driver and a tool that links ntdll: each helper's user branch
+    # comes first (the one analyzed) and calls the Zw names ntdll exports; the kernel
+    # branch of the last helper is analyzed because it stands alone.
+    (tmp_path / "shared.c").write_text("""#include "common.h"
+NTSTATUS OpenKey(PUNICODE_STRING Path, PHANDLE Key)
+{
+    OBJECT_ATTRIBUTES oa;
+#ifndef KERNEL_MODE
+    InitializeObjectAttributes(&oa, Path, OBJ_CASE_INSENSITIVE, NULL, NULL);
+    return ZwOpenKey(Key, KEY_READ, &oa);
+#else
+    InitializeObjectAttributes(&oa, Path, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
+    return ZwOpenKey(Key, KEY_READ, &oa);
+#endif
+}
+NTSTATUS QueryToken(PHANDLE Token)
+{
+#if !defined(KERNEL_MODE)
+    return ZwOpenProcessToken(NtCurrentProcess(), TOKEN_QUERY, Token);
+#else
+    return ZwOpenProcessTokenEx(NtCurrentProcess(), TOKEN_QUERY, OBJ_KERNEL_HANDLE, Token);
+#endif
+}
+#ifdef KERNEL_MODE
+NTSTATUS OpenKeyFromDriver(PUNICODE_STRING Path, PHANDLE Key)
+{
+    OBJECT_ATTRIBUTES oa;
+    InitializeObjectAttributes(&oa, Path, OBJ_CASE_INSENSITIVE, NULL, NULL);
+    return ZwOpenKey(Key, KEY_READ, &oa);
+}
+NTSTATUS QueryTokenFromDriver(PHANDLE Token)
+{
+    return ZwOpenProcessToken(NtCurrentProcess(), TOKEN_QUERY, Token);
+}
+#endif
+""")
+    found = _findings(tmp_path, builtin_rules, knowledge)
+    # The user branches get only the user-mode rule (DDI402); without the flag, the
+    # driver's own helpers get the kernel-only rules.
+    assert [(line, code) for _p, line, code in found] == [
+        (7, "DDI402"), (16, "DDI402"), (26, "DDI101"), (30, "DDI103")]

@@ -355,6 +355,13 @@ class FileContext:
                 best = (start, side)
         return self.mode if best is None else best[1]
 
+    def has_mode(self, mode: str) -> bool:
+        """Whether some of the file is compiled in `mode`: the file's own mode, or an
+        analyzed branch that only `mode` compiles (`#ifdef _KERNEL_MODE` in a tool built
+        for both). A rule that applies in one mode checks a file only then, and each call
+        where `mode_at` is that mode."""
+        return self.mode == mode or any(side == mode for _s, _e, side in self.file.mode_regions)
+
     def in_mode(self, mode: str) -> FileContext:
         """This context in another mode, sharing what it has found about the file."""
         other = replace(self, mode=mode)

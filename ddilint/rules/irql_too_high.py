@@ -49,15 +49,21 @@ class IrqlTooHigh(Rule):
     )
 
     def check_file(self, ctx: FileContext) -> Iterator[Pending]:
-        if ctx.mode != "kernel":
+        if not ctx.has_mode("kernel"):
             return
         # Calls that reach a project function with an IRQL annotation: which ones they are
-        # is a whole-program answer, so the file's pending without a call stands for them.
+        # is a whole-program answer, so the file's pending without a call stands for them;
+        # its data, the calls in branches only user mode compiles (most files have none).
         if any(c.function is not None and not c.indirect for c in ctx.file.calls):
-            yield ctx.defer(self)
+            user = tuple(i for i, c in enumerate(ctx.file.calls)
+                         if ctx.mode_at(c.name_start) != "kernel") if (
+                ctx.file.mode_regions) else ()
+            yield ctx.defer(self, data=(user,))
         for call, routine in ctx.calls():
             if call.function is None or ctx.defines_function(call.callee):
                 continue
+            if ctx.mode_at(call.name_start) != "kernel":
+                continue  # in a branch only user mode compiles
             bound = documented_max_irql(call, routine)
             limit = irql_rank(bound.level) if bound is not None else None
             if bound is None or limit is None or limit >= HIGH:
@@ -68,7 +74,10 @@ class IrqlTooHigh(Rule):
     def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
         annotated = view.project_routines()
         if pending.call < 0:
+            user = frozenset(pending.data[0]) if pending.data else frozenset()
             for ci, routine in sorted(annotated.items()):
+                if ci in user:
+                    continue
                 limit = irql_rank(routine.max_irql) if routine.max_irql else None
                 if limit is not None:
                     yield from self._check(view, ci, routine, limit, "", "max_irql")

@@ -46,9 +46,11 @@ class MissingKernelHandle(Rule):
                 "written in the call or in InitializeObjectAttributes, outside macros).")
 
     def check_file(self, ctx: FileContext) -> Iterator[Pending]:
-        if ctx.mode != "kernel":
+        if not ctx.has_mode("kernel"):
             return
         for m in missing_kernel_handle(ctx.file, ctx.knowledge):
+            if ctx.mode_at(m.site.name_start) != "kernel":
+                continue  # in a branch only user mode compiles
             fn = m.site.function.qualname if m.site.function else ""
             # Whether the function can run outside the system process: phase three.
             yield ctx.defer(self, function=m.site.function, finding=attribute_finding(

@@ -43,7 +43,7 @@ class NtRoutineInKernelMode(Rule):
     )
 
     def check_file(self, ctx: FileContext) -> Iterator[Finding]:
-        if ctx.mode != "kernel" and not ctx.file.mode_regions:
+        if not ctx.has_mode("kernel"):
             return
         for call in ctx.file.calls:
             name = call.callee

@@ -51,12 +51,12 @@ class PowerIrpDdi(Rule):
                "after the power IRP completes)."
 
     def check_file(self, ctx: FileContext) -> Iterator[Pending]:
-        if ctx.mode != "kernel":
+        if not ctx.has_mode("kernel"):
             return
         for call, routine in ctx.calls():
             if COMPLIANCE_RULE not in routine.compliance or call.function is None:
                 continue
-            if ctx.defines_function(call.callee):
+            if ctx.defines_function(call.callee) or ctx.mode_at(call.name_start) != "kernel":
                 continue
             # Whether an IRP_MJ_POWER dispatch routine reaches the call: phase three.
             yield ctx.defer(self, function=call.function, call=call)

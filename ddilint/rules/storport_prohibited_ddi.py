@@ -41,11 +41,13 @@ class StorportProhibitedDdi(Rule):
                "StorPortInitializeTimer, ...)."
 
     def check_file(self, ctx: FileContext) -> Iterator[Pending]:
-        if ctx.mode != "kernel":
+        if not ctx.has_mode("kernel"):
             return
         for call, routine in ctx.calls():
             if COMPLIANCE_RULE not in routine.compliance or ctx.defines_function(call.callee):
                 continue
+            if ctx.mode_at(call.name_start) != "kernel":
+                continue  # in a branch only user mode compiles
             # Whether the file belongs to a StorPort miniport: phase three.
             yield ctx.defer(self, call=call, data=(call.via,))
 

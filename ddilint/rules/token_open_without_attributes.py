@@ -39,7 +39,7 @@ class TokenOpenWithoutAttributes(Rule):
                 "does it for calls written outside macros).")
 
     def check_file(self, ctx: FileContext) -> Iterator[Pending]:
-        if ctx.mode != "kernel":
+        if not ctx.has_mode("kernel"):
             return
         for call in ctx.file.calls:
             if call.indirect or call.function is None:
@@ -47,6 +47,8 @@ class TokenOpenWithoutAttributes(Rule):
             ex = attributes_form(ctx.knowledge, call.callee)
             if ex is None or ctx.defines_function(call.callee):
                 continue
+            if ctx.mode_at(call.name_start) != "kernel":
+                continue  # in a branch only user mode compiles
             where = f" (through macro {call.via})" if call.via else ""
             fn = call.function.qualname
             # Whether the function can run outside the system process: phase three.

@@ -31,7 +31,7 @@ class ZwRoutineInUserMode(Rule):
     fix_text = "Call the Nt form (`ddilint check --fix` renames it)."
 
     def check_file(self, ctx: FileContext) -> Iterator[Finding]:
-        if ctx.mode != "user" and not ctx.file.mode_regions:
+        if not ctx.has_mode("user"):
             return
         for call in ctx.file.calls:
             name = call.callee
