@@ -349,8 +349,11 @@ class FileContext:
         """The mode the code at byte `offset` is compiled in: the file's, but inside an
         analyzed branch that only one mode compiles (`#ifndef KERNEL_MODE`, the innermost
         such branch), that mode."""
+        regions = self.file.mode_regions
+        if not regions:
+            return self.mode
         best: tuple[int, str] | None = None
-        for start, end, side in self.file.mode_regions:
+        for start, end, side in regions:
             if start <= offset < end and (best is None or start > best[0]):
                 best = (start, side)
         return self.mode if best is None else best[1]
@@ -360,7 +363,10 @@ class FileContext:
         analyzed branch that only `mode` compiles (`#ifdef _KERNEL_MODE` in a tool built
         for both). A rule that applies in one mode checks a file only then, and each call
         where `mode_at` is that mode."""
-        return self.mode == mode or any(side == mode for _s, _e, side in self.file.mode_regions)
+        if self.mode == mode:
+            return True
+        regions = self.file.mode_regions  # (most files have none: no generator for them)
+        return bool(regions) and any(side == mode for _s, _e, side in regions)
 
     def in_mode(self, mode: str) -> FileContext:
         """This context in another mode, sharing what it has found about the file."""
