@@ -1036,17 +1036,18 @@ class _Converter:
         self.mapper = mapper
         self.via = via
         self.depth = depth
+        # Where a node is in the file, and its text: the view's own answers, bound once
+        # (every node of a converted body asks both).
+        self._pos: Callable[[Node], tuple[int, int]] = (
+            src.span if mapper is None else self._mapped_pos)
+        self.text: Callable[[Node], str] = src.text
 
-    def _pos(self, node: Node) -> tuple[int, int]:
+    def _mapped_pos(self, node: Node) -> tuple[int, int]:
         m = self.mapper
-        if m is None:
-            return self.src.span(node)
+        assert m is not None
         s = m(node.start_byte)
         e = m(node.end_byte - 1) + 1 if node.end_byte > node.start_byte else s
         return s, max(e, s)
-
-    def text(self, node: Node) -> str:
-        return self.src.text(node)
 
     def head(self, node: Node, n: int) -> str:
         """The first `n` characters of a node's text (without decoding all of a huge node)."""
@@ -1065,11 +1066,6 @@ class _Converter:
             return Expr("other", s, e, text=self.head(node, 80), via=via)
         t = node.type
         d = depth + 1
-        if t == "parenthesized_expression":
-            inner = [c for c in node.named_children if c.type != "comment"]
-            if len(inner) == 1:
-                return self.expr(inner[0], d)
-            return Expr("other", s, e, tuple(self.expr(c, d) for c in inner), text="()", via=via)
         if t in ("identifier", "field_identifier", "this", "namespace_identifier"):
             name = self.text(node)
             macro = self.macros.get(name)
@@ -1078,21 +1074,6 @@ class _Converter:
                 if expanded is not None:
                     return expanded
             return Expr("name", s, e, text=name, via=via)
-        if t == "qualified_identifier":
-            name_node = node.child_by_field_name("name")
-            last = self.text(name_node) if name_node is not None else self.text(node)
-            return Expr("name", s, e, text=last, op=self.text(node), via=via)
-        if t == "number_literal":
-            text = self.text(node)
-            return Expr("number", s, e, text=text, value=parse_number(text), via=via)
-        if t in ("true", "false"):
-            return Expr("number", s, e, text=self.text(node), value=int(t == "true"), via=via)
-        if t in ("null", "nullptr"):
-            return Expr("number", s, e, text=self.text(node), value=0, via=via)
-        if t in ("string_literal", "concatenated_string", "raw_string_literal"):
-            return Expr("string", s, e, text=self.head(node, 200), via=via)
-        if t == "char_literal":
-            return Expr("char", s, e, text=self.text(node), via=via)
         if t == "call_expression":
             # Nested calls are each a call site: convert each one once, not once per call
             # around it. A converted call is reused where at most its own depth budget is
@@ -1104,22 +1085,14 @@ class _Converter:
             call = self._call(node, s, e, d)
             self.memo[node.id] = (call, room)
             return call
-        if t in ("unary_expression", "pointer_expression"):
-            op_node = node.child_by_field_name("operator")
-            op = self.text(op_node) if op_node is not None else self.text(node)[:1]
+        if t == "field_expression":
             arg = node.child_by_field_name("argument")
-            if arg is None:
-                return Expr("other", s, e, text=self.head(node, 80), via=via)
-            return Expr("unary", s, e, (self.expr(arg, d),), op=op, via=via)
-        if t == "update_expression":
-            arg = node.child_by_field_name("argument")
+            fld = node.child_by_field_name("field")
             op_node = node.child_by_field_name("operator")
-            op = self.text(op_node) if op_node is not None else "++"
-            if arg is None:
+            op = self.text(op_node) if op_node is not None else "."
+            if arg is None or fld is None:
                 return Expr("other", s, e, text=self.head(node, 80), via=via)
-            kind = "unary" if op_node is not None and op_node.start_byte < arg.start_byte else (
-                "postfix")
-            return Expr(kind, s, e, (self.expr(arg, d),), op=op, via=via)
+            return Expr("field", s, e, (self.expr(arg, d),), op=op, text=self.text(fld), via=via)
         if t in ("binary_expression", "assignment_expression"):
             left = node.child_by_field_name("left")
             right = node.child_by_field_name("right")
@@ -1130,14 +1103,27 @@ class _Converter:
                 return Expr("other", s, e, kids, text=self.head(node, 80), via=via)
             kind = "assign" if t == "assignment_expression" else "binary"
             return Expr(kind, s, e, kids, op=op, via=via)
-        if t == "conditional_expression":
-            parts = [node.child_by_field_name(f) for f in ("condition", "consequence",
-                                                           "alternative")]
-            if any(p is None for p in parts):
-                return Expr("other", s, e, tuple(self.expr(c, d) for c in node.named_children),
-                            text=self.head(node, 80), via=via)
-            return Expr("cond", s, e, tuple(self.expr(p, d) for p in parts if p is not None),
-                        via=via)
+        if t == "number_literal":
+            text = self.text(node)
+            return Expr("number", s, e, text=text, value=parse_number(text), via=via)
+        if t == "parenthesized_expression":
+            inner = [c for c in node.named_children if c.type != "comment"]
+            if len(inner) == 1:
+                return self.expr(inner[0], d)
+            return Expr("other", s, e, tuple(self.expr(c, d) for c in inner), text="()", via=via)
+        if t in ("unary_expression", "pointer_expression"):
+            op_node = node.child_by_field_name("operator")
+            op = self.text(op_node) if op_node is not None else self.text(node)[:1]
+            arg = node.child_by_field_name("argument")
+            if arg is None:
+                return Expr("other", s, e, text=self.head(node, 80), via=via)
+            return Expr("unary", s, e, (self.expr(arg, d),), op=op, via=via)
+        if t in ("string_literal", "concatenated_string", "raw_string_literal"):
+            return Expr("string", s, e, text=self.head(node, 200), via=via)
+        if t == "qualified_identifier":
+            name_node = node.child_by_field_name("name")
+            last = self.text(name_node) if name_node is not None else self.text(node)
+            return Expr("name", s, e, text=last, op=self.text(node), via=via)
         if t == "cast_expression":
             type_node = node.child_by_field_name("type")
             value = node.child_by_field_name("value")
@@ -1145,14 +1131,10 @@ class _Converter:
             if value is None:
                 return Expr("other", s, e, text=self.head(node, 80), via=via)
             return Expr("cast", s, e, (self.expr(value, d),), text=type_text, via=via)
-        if t == "field_expression":
-            arg = node.child_by_field_name("argument")
-            fld = node.child_by_field_name("field")
-            op_node = node.child_by_field_name("operator")
-            op = self.text(op_node) if op_node is not None else "."
-            if arg is None or fld is None:
-                return Expr("other", s, e, text=self.head(node, 80), via=via)
-            return Expr("field", s, e, (self.expr(arg, d),), op=op, text=self.text(fld), via=via)
+        if t in ("true", "false"):
+            return Expr("number", s, e, text=self.text(node), value=int(t == "true"), via=via)
+        if t in ("null", "nullptr"):
+            return Expr("number", s, e, text=self.text(node), value=0, via=via)
         if t == "subscript_expression":
             arg = node.child_by_field_name("argument")
             idx = node.child_by_field_name("index") or node.child_by_field_name("indices")
@@ -1161,6 +1143,25 @@ class _Converter:
             if arg is None or idx is None:
                 return Expr("other", s, e, text=self.head(node, 80), via=via)
             return Expr("index", s, e, (self.expr(arg, d), self.expr(idx, d)), via=via)
+        if t == "char_literal":
+            return Expr("char", s, e, text=self.text(node), via=via)
+        if t == "update_expression":
+            arg = node.child_by_field_name("argument")
+            op_node = node.child_by_field_name("operator")
+            op = self.text(op_node) if op_node is not None else "++"
+            if arg is None:
+                return Expr("other", s, e, text=self.head(node, 80), via=via)
+            kind = "unary" if op_node is not None and op_node.start_byte < arg.start_byte else (
+                "postfix")
+            return Expr(kind, s, e, (self.expr(arg, d),), op=op, via=via)
+        if t == "conditional_expression":
+            parts = [node.child_by_field_name(f) for f in ("condition", "consequence",
+                                                           "alternative")]
+            if any(p is None for p in parts):
+                return Expr("other", s, e, tuple(self.expr(c, d) for c in node.named_children),
+                            text=self.head(node, 80), via=via)
+            return Expr("cond", s, e, tuple(self.expr(p, d) for p in parts if p is not None),
+                        via=via)
         if t == "comma_expression":
             items: list[Expr] = []
             cur: Node | None = node
