@@ -967,7 +967,8 @@ def _params(node: Node | None, src: Verbatim) -> list[Param]:
         name, ptr, _arr = _declarator_name(decl, src)
         if not name and type_text in ("void", "VOID") and not ptr:
             continue
-        out.append(Param(len(out), name, type_text + ("*" * ptr)))
+        out.append(Param(len(out), name, type_text + ("*" * ptr),
+                         decl is not None and decl.type == "reference_declarator"))
     return out
 
 
@@ -1015,6 +1016,16 @@ def parse_number(text: str) -> int | None:
     return int(lit)
 
 
+def _mapped_span(mapper: Callable[[int], int]) -> Callable[[Node], tuple[int, int]]:
+    """Where a node of a macro expansion's parse is in the file (`mapper`: offset in the
+    expansion -> offset in the file)."""
+    def span(node: Node) -> tuple[int, int]:
+        s = mapper(node.start_byte)
+        e = mapper(node.end_byte - 1) + 1 if node.end_byte > node.start_byte else s
+        return s, max(e, s)
+    return span
+
+
 class _Converter:
     """Turns tree-sitter nodes into IR, expanding the file's macros where they are used."""
 
@@ -1037,17 +1048,11 @@ class _Converter:
         self.via = via
         self.depth = depth
         # Where a node is in the file, and its text: the view's own answers, bound once
-        # (every node of a converted body asks both).
+        # (every node of a converted body asks both; neither holds the converter, so it
+        # makes no reference cycle).
         self._pos: Callable[[Node], tuple[int, int]] = (
-            src.span if mapper is None else self._mapped_pos)
+            src.span if mapper is None else _mapped_span(mapper))
         self.text: Callable[[Node], str] = src.text
-
-    def _mapped_pos(self, node: Node) -> tuple[int, int]:
-        m = self.mapper
-        assert m is not None
-        s = m(node.start_byte)
-        e = m(node.end_byte - 1) + 1 if node.end_byte > node.start_byte else s
-        return s, max(e, s)
 
     def head(self, node: Node, n: int) -> str:
         """The first `n` characters of a node's text (without decoding all of a huge node)."""
