@@ -313,7 +313,9 @@ def _element_events(el: Element, lambda_names: frozenset[str],
 # ---------------------------------------------------------------------------------------
 # Values and conditions in a world
 
-Value = tuple[str, int, str]  # (kind: nonnull/const/status/ptr, value, constant name)
+# (kind, value, constant name). Kinds: nonnull (the handle itself), const, status, ptr (a
+# pointer known NULL or not), nonzero (a size: `sizeof(...)`, never 0, value unknown).
+Value = tuple[str, int, str]
 
 
 def _constant(e: Expr) -> Value | None:
@@ -360,6 +362,12 @@ class _Evaluator:
             return self.value(e.children[1], w)
         if k == "comma" and e.children:
             return self.value(e.children[-1], w)
+        if k == "cond" and len(e.children) == 3:
+            # `NT_SUCCESS(status) ? sizeof(HANDLE) : 0`: the arm the test takes, if known.
+            t = self.truth(e.children[0], w)
+            return None if t is None else self.value(e.children[1 if t else 2], w)
+        if k == "sizeof":
+            return ("nonzero", 1, "")
         if k == "call" and self.is_site_call(e):
             for name, kind, val, text in w.facts:
                 if name == RESULT:
@@ -413,7 +421,7 @@ class _Evaluator:
         if v is None:
             return None
         kind, val, _ = v
-        if kind in ("nonnull", "ptr"):
+        if kind in ("nonnull", "ptr", "nonzero"):
             return bool(val)
         if kind == "const":
             return val != 0
@@ -456,7 +464,7 @@ def _equal(a: Value, b: Value) -> bool | None:
         return False if exact[1] != other[1] else None
     if a[0] == "const" and b[0] == "const":
         return a[1] == b[1]
-    if {a[0], b[0]} <= {"nonnull", "ptr", "const"}:
+    if {a[0], b[0]} <= {"nonnull", "ptr", "nonzero", "const"}:
         p, c = (a, b) if a[0] != "const" else (b, a)
         if c[0] != "const" or c[1] != 0 or p[0] == "const":
             return None
@@ -1081,6 +1089,8 @@ class _FileAnalysis:
         var = _addr_of_name(c.args[idx])
         if var is None or var not in self.shape(fn).locals:
             return None  # a field, a global, a caller's pointer: not ours to release here
+        if any(p.by_reference and p.name == var for p in fn.params):
+            return None  # `HANDLE& h`: the caller's variable, handed back through it
         if (c.start, c.callee) in self.shape(fn).in_opaque:
             return None  # inside a header macro's arguments: when it runs is unknown
         if self.fir.language == "cpp" and \
@@ -1118,19 +1128,33 @@ class _FileAnalysis:
 
 
 def _copies(el: Element) -> Iterator[tuple[str, str]]:
-    """(destination, source) of every plain copy `a = b` (or `T a = b;`) in an element."""
+    """(destination, source) of every plain copy `a = b` (or `T a = b;`) in an element, and
+    of every flag computed from a test (`ok = NT_SUCCESS(status);`, `len = NT_SUCCESS(status)
+    ? sizeof(h) : 0;`: a test of the flag is a test of what it was computed from)."""
     if el.kind == "decl" and el.decl is not None and el.expr is not None:
-        src = _value_name(el.expr)
-        if src is not None:
-            yield el.decl.name, src
+        yield from ((el.decl.name, src) for src in _sources(el.expr))
     if el.expr is None:
         return
     for e in el.expr.walk():
         if e.kind == "assign" and e.op == "=" and len(e.children) == 2:
             dst = _plain_name(e.children[0])
-            src = _value_name(e.children[1])
-            if dst is not None and src is not None:
-                yield dst, src
+            if dst is not None:
+                yield from ((dst, src) for src in _sources(e.children[1]))
+
+
+def _sources(e: Expr) -> Iterator[str]:
+    """The variables a stored value is taken from: a plain copy's, or those a test reads
+    when the value is the test's answer (`NT_SUCCESS(status)`, `a == b`, `!x`, or a choice
+    made on one of them)."""
+    src = _value_name(e)
+    if src is not None:
+        yield src
+        return
+    s = _strip(e)
+    if s.kind == "cond" and s.children:
+        s = _strip(s.children[0])
+    if _Evaluator._is_predicate(s):
+        yield from s.names()
 
 
 def _is_member_call(call: Expr) -> bool:

@@ -216,11 +216,13 @@ class Stmt:
 
 @dataclass(slots=True)
 class Param:
-    """A function parameter: its position, name (may be empty) and declared type."""
+    """A function parameter: its position, name (may be empty) and declared type (without
+    the `&` of a C++ reference parameter: `by_reference` says it)."""
 
     index: int
     name: str
     type_text: str
+    by_reference: bool = False
 
 
 @dataclass(eq=False)
