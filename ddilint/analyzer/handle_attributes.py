@@ -124,7 +124,7 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
         for b in sorted(values, key=lambda b: (b.origin.start, b.ones)):
             if b.lacks(flag) and not _chosen_by_requestor_mode(b.origin.expr):
                 lacking.setdefault((b.origin.start, b.origin.end), b)
-        if lacking:
+        if lacking and not _for_the_requester(site, routine, cv):
             out.append(MissingFlag(site, routine, index, is_oa, arg, tuple(lacking.values()),
                                    cv))
     fir.memo["handle_attributes"] = (knowledge, out)
@@ -168,6 +168,87 @@ def _for_user_mode(cv: CallValues, routine: Routine) -> bool:
             if any(b.value is None or b.value == user for b in values):
                 return True
     return False
+
+
+# Where a dispatch routine writes its reply: the IRP's buffers (`AssociatedIrp.SystemBuffer`,
+# `UserBuffer`, METHOD_NEITHER's `Type3InputBuffer`), the system address of its MDL, and the
+# buffers a KMDF request hands out.
+_REPLY_FIELDS = frozenset({"SystemBuffer", "UserBuffer", "Type3InputBuffer"})
+_REPLY_CALLS = frozenset({"MmGetSystemAddressForMdlSafe", "MmGetSystemAddressForMdl"})
+_REPLY_RETRIEVERS = frozenset({"WdfRequestRetrieveOutputBuffer",
+                               "WdfRequestRetrieveInputBuffer"})
+_COPY_CALLS = frozenset({"RtlCopyMemory", "RtlMoveMemory", "RtlCopyBytes", "memcpy",
+                         "memmove", "memcpy_s", "memmove_s"})
+
+
+def _for_the_requester(site: CallSite, routine: Routine, cv: CallValues) -> bool:
+    """The handle goes into the reply to the request being served (created there, or
+    copied there from the variable it was created in): a handle made for the application
+    that asked, on purpose, which must not be a kernel handle (as `_for_user_mode`)."""
+    fn = site.function
+    out = routine.handle_out_param
+    if fn is None or out is None or out >= len(cv.call.args):
+        return False
+    stmts = list(fn.body.walk())
+    exprs = [e for st in stmts for e in ([st.expr] if st.expr is not None else [])
+             + [d.init for d in st.decls if d.init is not None]]
+    # Local names that point into the reply: `auto data = (T*)Irp->AssociatedIrp.SystemBuffer`
+    # (declared or assigned), or filled in by a KMDF request's retrieve routine.
+    reply: set[str] = set()
+    for st in stmts:
+        for d in st.decls:
+            if d.init is not None and _into_reply(d.init, reply):
+                reply.add(d.name)
+    for e in exprs:
+        for x in e.walk():
+            if x.kind == "assign" and x.op == "=" and len(x.children) == 2:
+                target = x.children[0].strip()
+                if target.kind == "name" and _into_reply(x.children[1], reply):
+                    reply.add(target.text)
+            elif x.kind == "call" and x.callee in _REPLY_RETRIEVERS and len(x.args) > 2:
+                held = _address_of(x.args[2])
+                if held is not None:
+                    reply.add(held)
+    dest = cv.call.args[out]
+    if _into_reply(dest, reply):
+        return True
+    var = _address_of(dest)
+    if var is None:
+        return False
+    for e in exprs:
+        for x in e.walk():
+            if x.kind == "assign" and x.op == "=" and len(x.children) == 2:
+                value = x.children[1].strip()
+                if (value.kind == "name" and value.text == var
+                        and _into_reply(x.children[0], reply)):
+                    return True  # `*(PHANDLE)Irp->AssociatedIrp.SystemBuffer = h;`
+            elif x.kind == "call" and x.callee in _COPY_CALLS and len(x.args) >= 3 and (
+                    _address_of(x.args[2 if x.callee.endswith("_s") else 1]) == var
+                    and _into_reply(x.args[0], reply)):
+                return True  # `RtlCopyMemory(reply, &h, sizeof(h));` (`memcpy_s`: 3rd)
+    return False
+
+
+def _into_reply(e: Expr, reply: set[str]) -> bool:
+    """Whether an expression points into the request's reply (see `_REPLY_FIELDS`)."""
+    for x in e.walk():
+        if x.kind == "field" and x.text in _REPLY_FIELDS:
+            return True
+        if x.kind == "name" and x.text in reply:
+            return True
+        if x.kind == "call" and x.callee in _REPLY_CALLS:
+            return True
+    return False
+
+
+def _address_of(e: Expr) -> str | None:
+    """`v` of `&v` (casts aside)."""
+    s = e.strip()
+    if s.kind == "unary" and s.op == "&" and s.children:
+        inner = s.children[0].strip()
+        if inner.kind == "name":
+            return inner.text
+    return None
 
 
 def attributes_form(knowledge: Knowledge, name: str) -> str | None:
