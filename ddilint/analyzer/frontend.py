@@ -295,6 +295,8 @@ class _FileBuilder:
                 continue
             while stack and stack[-1].end <= fn.start:
                 stack.pop()
+            if stack and _block_macro(node):
+                continue  # the enclosing function's statement (see `_block_macro`)
             fn.parent = stack[-1] if stack else None
             stack.append(fn)
             self.fir.functions.append(fn)
@@ -892,6 +894,16 @@ def _macro_args(args_node: Node, src: Verbatim) -> list[tuple[str, int]]:
     return out
 
 
+def _block_macro(node: Node) -> bool:
+    """A "function definition" with no return type inside a function's body: a macro
+    followed by a block that the parser read as a constructor-style definition
+    (`LIST_FOR_EACH_ENTRY_SAFE(head, next, entry) { ... }`, `foreach (x, list) { ... }`,
+    `_ATLCATCH(e) { ... }`). No function can be defined there (a lambda is an expression),
+    so it is a statement of the function around it: its calls are that function's, and
+    the converter reads it as a block."""
+    return node.type == "function_definition" and node.child_by_field_name("type") is None
+
+
 def _function_declarator(node: Node | None) -> Node | None:
     depth = 0
     while node is not None and depth < 16:
@@ -1290,6 +1302,10 @@ class _Converter:
                  "field_declaration_list"):
             return Stmt("block", s, e, [self.stmt(c, d) for c in node.named_children
                                         if c.type != "comment"], via=via)
+        if t == "function_definition" and _block_macro(node):
+            body = node.child_by_field_name("body")
+            return Stmt("block", s, e, [self.stmt(body, d)] if body is not None else [],
+                        via=via)
         if t == "expression_statement":
             kids = [c for c in node.named_children if c.type != "comment"]
             if not kids:
