@@ -34,6 +34,16 @@ def test_includes_resolve_like_a_compiler_with_the_project_folders() -> None:
     assert resolve("ntddk.h", "/p/tool/main.c") is None
 
 
+def test_nearness_counts_whole_folders_not_letters() -> None:
+    # A driver folder and the tool's include folder each hold a `globals.h`; the tool's
+    # `modules/` shares the letter `m` with `mimidrv/`, and no folder with either.
+    paths = ["/p/mimidrv/globals.h", "/p/inc/globals.h", "/p/modules/handle.c"]
+    assert IncludeResolver(paths)("globals.h", "/p/modules/handle.c") is None
+    # One that does share a folder is nearer.
+    resolve = IncludeResolver([*paths, "/p/modules/sub/globals.h"])
+    assert resolve("globals.h", "/p/modules/x/y.c") == "/p/modules/sub/globals.h"
+
+
 def test_an_include_two_files_answer_equally_tells_nothing() -> None:
     # A shared header in `runtime/` includes "framework.h"; `runtime/kernel/` and
     # `runtime/user/` each have one, and which the compiler takes depends on the file that

@@ -172,6 +172,16 @@ def include_modes(
     return out
 
 
+def _shared_folders(a: list[str], b: list[str]) -> int:
+    """How many leading folder names two folder paths share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class IncludeResolver:
     """The project file an `#include` names, as a compiler with the project's folders on
     its include path would find it: the file at that path relative to the including
@@ -201,8 +211,10 @@ class IncludeResolver:
             if found is None:
                 tail = "/" + written.lstrip("./")
                 ends = [c for c in candidates if c.lower().endswith(tail)] or candidates
-                near = {c: len(posixpath.commonprefix([c.lower(), folder.lower() + "/"]))
-                        for c in ends}
+                # How many folders each shares with the includer, folder by folder
+                # (`mimidrv/` is no nearer to `modules/` than `inc/` is for sharing an `m`).
+                here = folder.lower().split("/")
+                near = {c: _shared_folders(c.lower().split("/")[:-1], here) for c in ends}
                 best = max(near.values())
                 nearest = [c for c in ends if near[c] == best]
                 # Two equally near (`kernel/framework.h` and `user/framework.h` for a header
