@@ -288,7 +288,9 @@ class DdilintServer(LanguageServer):
                 s = project.summary(p, options)
             if s is not None:
                 summaries.append(s)
-        return Project(summaries, project.knowledge, options.roles)
+        # Only this buffer's answers are asked of it (`Project`'s focus).
+        return Project(summaries, project.knowledge, options.roles,
+                       focus={name} if name else None)
 
     def diagnostics(self, uri: str, text: str, findings: Sequence[Finding]) -> list[
             lsp.Diagnostic]:

@@ -585,8 +585,11 @@ def _run(
                                    if n in digests)
             fkeys = findings_keys(cache, digests, wanted)
         settle_modes(facts, todo)
+        # Phase three answers about the `todo` files only: on a few of them (a pre-commit
+        # run, `--project`), the model computes the IRQL flow only where they need it.
         project = Project([s for n in sizes if (s := facts[n].summary) is not None],
-                          knowledge, options.roles)
+                          knowledge, options.roles,
+                          focus=set(todo) if 2 * len(todo) < len(sizes) else None)
         fresh: dict[str, Phase3] = {}
         for name in todo:
             f = facts[name]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import attrgetter
@@ -148,7 +148,13 @@ class Project:
         summaries: Sequence[FileSummary],
         knowledge: Knowledge,
         roles: Mapping[str, str] | None = None,
+        focus: Collection[str] | None = None,
     ) -> None:
+        """The model of the driver made of `summaries`. With `focus` (paths), only the
+        answers about the functions of those files are wanted (a pre-commit run on a few
+        files, an editor's buffer): the IRQL flow is computed over their callers, direct
+        and indirect (nothing else flows into them), and the exits over what those call;
+        the answers about them are the same as in the whole model."""
         self.knowledge = knowledge
         self.files = list(summaries)
         self.file_index = {s.path: i for i, s in enumerate(self.files)}
@@ -162,6 +168,15 @@ class Project:
         self._index_names()
         self._link_calls()
         self._find_roles()
+        # The functions whose IRQL the focus needs (`_upstream`), and those whose exits
+        # it needs (what they call); None: every function.
+        self._upstream: set[int] | None = None
+        self._downstream: set[int] | None = None
+        if focus is not None:
+            wanted = {self.file_index[p] for p in focus if p in self.file_index}
+            self._upstream = self._reach(
+                [n for n, node in enumerate(self.nodes) if node.file in wanted], "callers")
+            self._downstream = self._reach(list(self._upstream), "callees")
         self.exits: dict[int, tuple[State, tuple[tuple[int, State], ...]]] = {}
         self.call_states: dict[int, dict[int, State]] = {}
         # Per function, per call: what the tests of its parameters say on every path to
@@ -522,9 +537,24 @@ class Project:
                 return [RoleSource(role, f"{ref.key} = {ref.name} at {where}", loc)]
         return []
 
+    def _reach(self, seeds: list[int], way: str) -> set[int]:
+        """`seeds` and every function reached from them through `way` ("callers" or
+        "callees"), directly or not."""
+        seen = set(seeds)
+        work = deque(seeds)
+        nodes = self.nodes
+        while work:
+            for t, _ci in getattr(nodes[work.popleft()], way):
+                if t not in seen:
+                    seen.add(t)
+                    work.append(t)
+        return seen
+
     # -- IRQL: exit summaries and call-site states ---------------------------------------
     def _exit_summaries(self) -> None:
-        work = deque(n for n, node in enumerate(self.nodes) if node.summary.graph is not None)
+        within = self._downstream
+        work = deque(n for n, node in enumerate(self.nodes) if node.summary.graph is not None
+                     and (within is None or n in within))
         queued = set(work)
         rounds: dict[int, int] = {}
         while work:
@@ -548,7 +578,7 @@ class Project:
             else:
                 self.exits[n] = new
             for caller, _ci in node.callers:
-                if caller not in queued:
+                if caller not in queued and (within is None or caller in within):
                     queued.add(caller)
                     work.append(caller)
 
@@ -796,7 +826,8 @@ class Project:
         (`_refined_range`): a function with such calls is looked at again whenever one of
         its edges changes."""
         nodes = self.nodes
-        work = deque(range(len(nodes)))
+        within = self._upstream
+        work = deque(range(len(nodes)) if within is None else sorted(within))
         queued = set(work)
         call_facts = self.call_facts if edges is not None else {}
         while work:
@@ -811,7 +842,7 @@ class Project:
             # At most calls nothing before them changed the IRQL: the entry range.
             at_entry = _evaluate(ENTRY_STATE, lo_n, hi_n)
             for t, ci in callees:
-                if t in fixed:
+                if t in fixed or (within is not None and t not in within):
                     continue
                 st = states.get(ci) if ci >= 0 else None
                 f = facts.get(ci) if ci >= 0 else None
