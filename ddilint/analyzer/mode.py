@@ -172,10 +172,10 @@ def include_modes(
     return out
 
 
-def _shared_folders(a: list[str], b: list[str]) -> int:
-    """How many leading folder names two folder paths share."""
+def shared_folders(a: str, b: str) -> int:
+    """How many leading folder names two folders share (`a/b/c`, `a/b/d`: 2)."""
     n = 0
-    for x, y in zip(a, b, strict=False):
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
         if x != y:
             break
         n += 1
@@ -213,8 +213,8 @@ class IncludeResolver:
                 ends = [c for c in candidates if c.lower().endswith(tail)] or candidates
                 # How many folders each shares with the includer, folder by folder
                 # (`mimidrv/` is no nearer to `modules/` than `inc/` is for sharing an `m`).
-                here = folder.lower().split("/")
-                near = {c: _shared_folders(c.lower().split("/")[:-1], here) for c in ends}
+                here = folder.lower()
+                near = {c: shared_folders(posixpath.dirname(c.lower()), here) for c in ends}
                 best = max(near.values())
                 nearest = [c for c in ends if near[c] == best]
                 # Two equally near (`kernel/framework.h` and `user/framework.h` for a header

@@ -27,6 +27,7 @@ from functools import lru_cache
 from operator import attrgetter
 
 from ddilint.analyzer.context import ExecutionContext, irql_name
+from ddilint.analyzer.mode import shared_folders
 from ddilint.analyzer.summary import (
     ENTRY,
     NO_GUARD,
@@ -85,17 +86,6 @@ def _dir(path: str) -> str:
     return os.path.dirname(path.replace("\\", "/"))
 
 
-def _common(a: str, b: str) -> int:
-    """How many leading folder names two folders share."""
-    pa, pb = a.split("/"), b.split("/")
-    n = 0
-    for x, y in zip(pa, pb, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 @lru_cache(maxsize=1 << 16)
 def _near(a: str, b: str) -> tuple[bool, int]:
     """Can code in folder `a` call a function defined in folder `b` (the same folder, one
@@ -103,7 +93,7 @@ def _near(a: str, b: str) -> tuple[bool, int]:
     they share. In a tree of many drivers, a name defined in a far folder is another
     driver's function."""
     la, lb = len(a.split("/")), len(b.split("/"))
-    n = _common(a, b)
+    n = shared_folders(a, b)
     return n in (la, lb) or (la == lb and n == la - 1), n
 
 
