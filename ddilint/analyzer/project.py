@@ -1173,18 +1173,23 @@ class Project:
 
     def is_virtual_miniport(self, path: str) -> bool:
         """Is the file part of a StorPort virtual miniport: it, or a file of its driver (a
-        near folder), declares one (`STOR_FEATURE_VIRTUAL_MINIPORT`,
-        `VIRTUAL_HW_INITIALIZATION_DATA`)?"""
-        return self._driver_has(path, self._virtual_dirs, _VIRTUAL)
+        near folder, a sibling folder included: OpenZFS declares its virtual miniport in
+        `windows/zfs/` and its locks live in `windows/spl/`), declares one
+        (`STOR_FEATURE_VIRTUAL_MINIPORT`, `VIRTUAL_HW_INITIALIZATION_DATA`)? The wider
+        reach only takes findings away (DDI602 leaves virtual miniports alone)."""
+        return self._driver_has(path, self._virtual_dirs, _VIRTUAL, siblings=True)
 
     def _driver_has(self, path: str, memo: dict[str, bool],
-                    has: Callable[[FileSummary], bool]) -> bool:
-        """Does a file of the driver of `path` (its folder, or one near it) have `has`?
-        Remembered per folder in `memo`."""
+                    has: Callable[[FileSummary], bool], siblings: bool = False) -> bool:
+        """Does a file of the driver of `path` (its folder, or one inside or around it;
+        with `siblings`, also a folder beside it) have `has`? Remembered per folder in
+        `memo`."""
         d = _dir(path)
         hit = memo.get(d)
         if hit is None:
-            hit = memo[d] = any(has(s) and _inside(d, _dir(s.path)) for s in self.files)
+            hit = memo[d] = any(
+                has(s) and (_near(d, _dir(s.path))[0] if siblings else _inside(d, _dir(s.path)))
+                for s in self.files)
         return hit
 
     def path_from(self, entry: int, n: int) -> list[tuple[int, int]]:
