@@ -1130,14 +1130,19 @@ class Project:
 
     def reachable_from_role(self, n: int, role: str, major: str = "") -> list[int]:
         """The entry functions with `role` (and IRP major `major`) that reach node `n`,
-        nearest first (breadth-first over callers)."""
+        nearest first (breadth-first over callers). With `major`, a routine registered for
+        that major and others too (one dispatcher for create, close, power, ...) is no such
+        entry: it branches on the request's major function, and which of its calls serve
+        that major is a question of its paths the model does not answer (precision
+        first, as for a dispatch routine set for every major in a loop)."""
         seen = {n}
         work = deque([n])
         out: list[int] = []
         while work:
             m = work.popleft()
-            if any(r.role.startswith(role) and (not major or r.major == major)
-                   for r in self.nodes[m].roles):
+            sources = [r for r in self.nodes[m].roles if r.role.startswith(role)]
+            if any(not major or r.major == major for r in sources) and not (
+                    major and any(r.major and r.major != major for r in sources)):
                 out.append(m)
             for c, _ci in self.nodes[m].callers:
                 if c not in seen:
