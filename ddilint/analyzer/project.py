@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import attrgetter
 
@@ -320,6 +320,16 @@ class Project:
             drop = {generic for fine, generic in _REFINES.items() if fine in have}
             if drop:
                 node.roles = [r for r in node.roles if r.role not in drop]
+            if "dispatch_power" in have and any(
+                    r.role.startswith("dispatch") and r.major
+                    and r.major not in _IRP_MJ_POWER_NAMES for r in node.roles):
+                # One dispatcher set for power and other requests branches on the major
+                # function; which of its paths serve power requests (up to DISPATCH_LEVEL
+                # without DO_POWER_PAGABLE) is a question of its paths: the others run at
+                # PASSIVE_LEVEL, and precision first takes them for all of it (as for a
+                # dispatch routine set for every major in a loop).
+                node.roles = [replace(r, role="dispatch") if r.role == "dispatch_power" else r
+                              for r in node.roles]
 
     def _find_roles(self) -> None:
         k = self.knowledge
