@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
@@ -421,6 +421,9 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
     # gives the address of), and the constant it stores in its target, if it does.
     blocks: list[list[tuple[list[Event], set[str], str, str | None]]] = []
     held: set[str] = set()  # the variables an IRQL is saved in somewhere in the function
+    # Flags that hold the answer of a test of the IRQL (`wait = KeGetCurrentIrql() <
+    # DISPATCH_LEVEL;`): the test, for the branches on the flag (None: set by two tests).
+    irql_flags: dict[str, Expr | None] = {}
     for b in cfg.blocks:
         items: list[tuple[list[Event], set[str], str, str | None]] = []
         for el in b.elements:
@@ -433,6 +436,14 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                 target, value = var_key(expr.children[0]), expr.children[1]
             written = {target} if target else set()
             evs: list[Event] = []
+            if target and value is not None and _irql_ranges(value.strip(), True) != _ANY:
+                # The flag holds the IRQL as the test saw it: a branch on the flag is a
+                # test of that saved IRQL (`_saved_irql_test`).
+                evs.append(("save", target))
+                held.add(target)
+                seen = irql_flags.setdefault(target, value)
+                if seen is not value and (seen is None or seen.render() != value.render()):
+                    irql_flags[target] = None
             if expr is not None:
                 written.update(var_key(n.children[0]) for n in expr.walk() if n.children and (
                     n.kind == "assign" or (n.kind in ("unary", "postfix")
@@ -459,7 +470,7 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
             ranges = _narrowing(edge)
             tested = ""
             if ranges == _ANY:
-                tested, ranges = _saved_irql_test(edge)
+                tested, ranges = _saved_irql_test(edge, irql_flags)
             key = _condition_key(edge.cond) if edge.kind in ("true", "false") else ""
             # A range with a hole (`!= DISPATCH_LEVEL`) is an edge per part: what each
             # carries joins again where they lead.
@@ -724,15 +735,25 @@ def _is_major_function(e: Expr) -> bool:
         e.kind == "name" and e.text == "MajorFunction")
 
 
-def _saved_irql_test(edge: Edge) -> tuple[str, Ranges]:
+def _saved_irql_test(edge: Edge, flags: Mapping[str, Expr | None]) -> tuple[str, Ranges]:
     """For a true/false edge on a test of a variable against an IRQL (`irql < DISPATCH_LEVEL`
-    where `irql = KeGetCurrentIrql()` before): the variable and the ranges of its value on
-    the edge; ("", _ANY) otherwise. Whether the variable holds an IRQL is the project
-    phase's question (the variables `("save", key)` and raises gave a state)."""
+    where `irql = KeGetCurrentIrql()` before), or on a flag that holds such a test's answer
+    (`flags`: `if (wait)` where `wait = KeGetCurrentIrql() < DISPATCH_LEVEL`): the variable
+    and the ranges of the saved IRQL on the edge; ("", _ANY) otherwise. Whether the
+    variable holds an IRQL is the project phase's question (the variables `("save", key)`
+    and raises gave a state)."""
     cond = edge.cond
     if edge.kind not in ("true", "false") or cond is None:
         return "", _ANY
     e = cond.strip()
+    holds = edge.kind == "true"
+    flag = e
+    while flag.kind == "unary" and flag.op == "!" and flag.children:
+        flag, holds = flag.children[0].strip(), not holds
+    test = flags.get(flag.text) if flag.kind == "name" else None
+    if test is not None:
+        ranges = _irql_ranges(test.strip(), holds)
+        return ("", _ANY) if ranges == _ANY else (flag.text, ranges)
     if e.kind != "binary" or len(e.children) != 2:
         return "", _ANY
     left, right = e.children[0].strip(), e.children[1].strip()
