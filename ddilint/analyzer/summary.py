@@ -466,6 +466,9 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
                         held.add(target)
             items.append((evs, written, target, _constant(value)))
         blocks.append(items)
+    # The edges once every block is read (a flag's test may come before its assignment in
+    # the order of the blocks: a loop).
+    for b in cfg.blocks:
         for edge in b.succs:
             ranges = _narrowing(edge)
             tested = ""
