@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ddilint.analyzer.handles import address_of_name
 from ddilint.analyzer.ir import CallSite, Expr, FileIR
 from ddilint.analyzer.values import (
     Bits,
@@ -206,13 +207,13 @@ def _for_the_requester(site: CallSite, routine: Routine, cv: CallValues) -> bool
                 if target.kind == "name" and _into_reply(x.children[1], reply):
                     reply.add(target.text)
             elif x.kind == "call" and x.callee in _REPLY_RETRIEVERS and len(x.args) > 2:
-                held = _address_of(x.args[2])
+                held = address_of_name(x.args[2])
                 if held is not None:
                     reply.add(held)
     dest = cv.call.args[out]
     if _into_reply(dest, reply):
         return True
-    var = _address_of(dest)
+    var = address_of_name(dest)
     if var is None:
         return False
     for e in exprs:
@@ -223,7 +224,7 @@ def _for_the_requester(site: CallSite, routine: Routine, cv: CallValues) -> bool
                         and _into_reply(x.children[0], reply)):
                     return True  # `*(PHANDLE)Irp->AssociatedIrp.SystemBuffer = h;`
             elif x.kind == "call" and x.callee in _COPY_CALLS and len(x.args) >= 3 and (
-                    _address_of(x.args[2 if x.callee.endswith("_s") else 1]) == var
+                    address_of_name(x.args[2 if x.callee.endswith("_s") else 1]) == var
                     and _into_reply(x.args[0], reply)):
                 return True  # `RtlCopyMemory(reply, &h, sizeof(h));` (`memcpy_s`: 3rd)
     return False
@@ -239,16 +240,6 @@ def _into_reply(e: Expr, reply: set[str]) -> bool:
         if x.kind == "call" and x.callee in _REPLY_CALLS:
             return True
     return False
-
-
-def _address_of(e: Expr) -> str | None:
-    """`v` of `&v` (casts aside)."""
-    s = e.strip()
-    if s.kind == "unary" and s.op == "&" and s.children:
-        inner = s.children[0].strip()
-        if inner.kind == "name":
-            return inner.text
-    return None
 
 
 def attributes_form(knowledge: Knowledge, name: str) -> str | None:

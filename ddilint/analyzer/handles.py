@@ -173,7 +173,8 @@ def _value_name(e: Expr) -> str | None:
     return s.text if s.kind == "name" else None
 
 
-def _addr_of_name(e: Expr) -> str | None:
+def address_of_name(e: Expr) -> str | None:
+    """`v` of `&v` (casts aside), else None."""
     s = _strip(e)
     if s.kind == "unary" and s.op == "&" and s.children:
         inner = _strip(s.children[0])
@@ -217,13 +218,13 @@ class _EventBuilder:
                             target = _plain_name(x.children[0])
                             if target is not None:
                                 written.add(target)
-                        elif (name := _addr_of_name(x)) is not None:
+                        elif (name := address_of_name(x)) is not None:
                             written.add(name)
                 self.out.append(("opaque", names, frozenset(written)))
                 return
             sub = "test" if self.quiet(e) else "value"
             for a in e.args:
-                if _plain_name(a) is not None or _addr_of_name(a) is not None:
+                if _plain_name(a) is not None or address_of_name(a) is not None:
                     continue
                 self.walk(a, sub)
             fn = e.children[0] if e.children else None
@@ -251,7 +252,7 @@ class _EventBuilder:
             return
         if k == "unary":
             if e.op == "&":
-                name = _addr_of_name(e)
+                name = address_of_name(e)
                 if name is not None:
                     self.out.append(("addr", name))
                     return
@@ -653,7 +654,7 @@ class _SiteAnalysis:
                 call = ev[1]
                 assert isinstance(call, Expr)
                 opens = opens or self.ev.is_site_call(call)
-                written.update(n for a in call.args if (n := _addr_of_name(a)) is not None)
+                written.update(n for a in call.args if (n := address_of_name(a)) is not None)
             elif kind == "assign" and isinstance(ev[1], str):
                 written.add(ev[1])
             elif kind == "addr":
@@ -741,7 +742,7 @@ class _SiteAnalysis:
         routine = owner.routine_of(callee, call)
         # Other handle-creating calls overwrite their out variable.
         for i, a in enumerate(args):
-            name = _addr_of_name(a)
+            name = address_of_name(a)
             if name is None:
                 continue
             if routine is not None and routine.handle_out_param == i:
@@ -782,7 +783,7 @@ class _SiteAnalysis:
         # The I/O status block the open filled in says the same (`NT_SUCCESS(iosb.Status)`).
         routine = site.routine
         for i, a in enumerate(call.args):
-            block = _addr_of_name(a)
+            block = address_of_name(a)
             if block is not None and routine is not None and i < len(routine.params) and \
                     routine.params[i][0] == "IoStatusBlock" and block in self.interesting:
                 facts = facts | {(f"{block}.Status", "status", 1, "STATUS_SUCCESS")}
@@ -1086,7 +1087,7 @@ class _FileAnalysis:
         idx = r.handle_out_param
         if idx is None or idx >= len(c.args):
             return None
-        var = _addr_of_name(c.args[idx])
+        var = address_of_name(c.args[idx])
         if var is None or var not in self.shape(fn).locals:
             return None  # a field, a global, a caller's pointer: not ours to release here
         if any(p.by_reference and p.name == var for p in fn.params):

@@ -56,6 +56,19 @@ IRP_MJ_POWER = 0x16
 _IRP_MJ_POWER_NAMES = frozenset({"IRP_MJ_POWER", "0x16", "22"})
 
 
+def _same_major(a: str, b: str) -> bool:
+    return a == b or (a in _IRP_MJ_POWER_NAMES and b in _IRP_MJ_POWER_NAMES)
+
+
+def _shared_dispatcher(sources: Sequence[RoleSource], major: str) -> bool:
+    """Do role `sources` register the function for other IRP majors than `major` too? Such
+    a dispatcher branches on the request's major function, and which of its calls serve
+    `major` is a question of its paths the model does not answer: precision first, it is
+    taken as for a dispatch routine set for every major in a loop (no power handler, no
+    entry of `major`)."""
+    return any(r.major and not _same_major(r.major, major) for r in sources)
+
+
 @dataclass(frozen=True, slots=True)
 class RoleSource:
     """Why a function has a role: a registration, a declaration, an annotation, config."""
@@ -320,14 +333,11 @@ class Project:
             drop = {generic for fine, generic in _REFINES.items() if fine in have}
             if drop:
                 node.roles = [r for r in node.roles if r.role not in drop]
-            if "dispatch_power" in have and any(
-                    r.role.startswith("dispatch") and r.major
-                    and r.major not in _IRP_MJ_POWER_NAMES for r in node.roles):
-                # One dispatcher set for power and other requests branches on the major
-                # function; which of its paths serve power requests (up to DISPATCH_LEVEL
-                # without DO_POWER_PAGABLE) is a question of its paths: the others run at
-                # PASSIVE_LEVEL, and precision first takes them for all of it (as for a
-                # dispatch routine set for every major in a loop).
+            if "dispatch_power" in have and _shared_dispatcher(
+                    [r for r in node.roles if r.role.startswith("dispatch")], "IRP_MJ_POWER"):
+                # Its other requests run at PASSIVE_LEVEL; so does all of it (see
+                # `_shared_dispatcher`), not up to DISPATCH_LEVEL as a power handler
+                # without DO_POWER_PAGABLE.
                 node.roles = [replace(r, role="dispatch") if r.role == "dispatch_power" else r
                               for r in node.roles]
 
@@ -537,16 +547,21 @@ class Project:
                 return [RoleSource(role, f"{ref.key} = {ref.name} at {where}", loc)]
         return []
 
-    def _reach(self, seeds: list[int], way: str) -> set[int]:
+    def _reach(self, seeds: list[int], way: str,
+               why: list[tuple[int, int] | None] | None = None) -> set[int]:
         """`seeds` and every function reached from them through `way` ("callers" or
-        "callees"), directly or not."""
+        "callees"), directly or not, breadth-first; with `why`, each function reached
+        gets there the (function, call index) it was first reached from."""
         seen = set(seeds)
         work = deque(seeds)
         nodes = self.nodes
         while work:
-            for t, _ci in getattr(nodes[work.popleft()], way):
+            n = work.popleft()
+            for t, ci in getattr(nodes[n], way):
                 if t not in seen:
                     seen.add(t)
+                    if why is not None:
+                        why[t] = (n, ci)
                     work.append(t)
         return seen
 
@@ -931,23 +946,10 @@ class Project:
                 sys_seed.append(n)
             if (kinds and not all(kinds)) or node.escapes or (not kinds and not node.callers):
                 other_seed.append(n)
-        reach_sys = self._closure(sys_seed, record=True)
-        reach_other = self._closure(other_seed, record=False)
+        reach_sys = self._reach(sys_seed, "callees", self.system_why)
+        reach_other = self._reach(other_seed, "callees")
         for n in range(len(nodes)):
             self.system[n] = n in reach_sys and n not in reach_other
-
-    def _closure(self, seeds: list[int], record: bool) -> set[int]:
-        seen = set(seeds)
-        work = deque(seeds)
-        while work:
-            n = work.popleft()
-            for t, ci in self.nodes[n].callees:
-                if t not in seen:
-                    seen.add(t)
-                    if record:
-                        self.system_why[t] = (n, ci)
-                    work.append(t)
-        return seen
 
     # -- answers --------------------------------------------------------------------------
     def node_for(self, path: str, start: int) -> int | None:
@@ -1140,11 +1142,8 @@ class Project:
 
     def reachable_from_role(self, n: int, role: str, major: str = "") -> list[int]:
         """The entry functions with `role` (and IRP major `major`) that reach node `n`,
-        nearest first (breadth-first over callers). With `major`, a routine registered for
-        that major and others too (one dispatcher for create, close, power, ...) is no such
-        entry: it branches on the request's major function, and which of its calls serve
-        that major is a question of its paths the model does not answer (precision
-        first, as for a dispatch routine set for every major in a loop)."""
+        nearest first (breadth-first over callers). A dispatcher shared by `major` and
+        other majors is no entry of `major` (`_shared_dispatcher`)."""
         seen = {n}
         work = deque([n])
         out: list[int] = []
@@ -1152,7 +1151,7 @@ class Project:
             m = work.popleft()
             sources = [r for r in self.nodes[m].roles if r.role.startswith(role)]
             if any(not major or r.major == major for r in sources) and not (
-                    major and any(r.major and r.major != major for r in sources)):
+                    major and _shared_dispatcher(sources, major)):
                 out.append(m)
             for c, _ci in self.nodes[m].callers:
                 if c not in seen:
