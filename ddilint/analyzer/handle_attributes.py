@@ -18,6 +18,7 @@ from ddilint.analyzer.ir import CallSite, Expr, FileIR
 from ddilint.analyzer.values import (
     Bits,
     CallValues,
+    FileValues,
     Origin,
     describe_origin,
     describe_value,
@@ -114,7 +115,9 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
         if index is None:
             index = routine.object_attributes_param
             is_oa = True
-        if index is None or _for_another_process(routine):
+        # A routine that takes attributes but makes no handle (`ZwDeleteFile`,
+        # `ZwQueryFullAttributesFile`) leaves no handle in any table: not this rule's business.
+        if index is None or routine.handle_out_param is None or _for_another_process(routine):
             continue
         cv = fv.at_call(site)
         if cv is None or index >= len(cv.call.args) or _for_user_mode(cv, routine):
@@ -125,7 +128,8 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
         for b in sorted(values, key=lambda b: (b.origin.start, b.ones)):
             if b.lacks(flag) and not _chosen_by_requestor_mode(b.origin.expr):
                 lacking.setdefault((b.origin.start, b.origin.end), b)
-        if lacking and not _for_the_requester(site, routine, cv):
+        if lacking and not _for_the_requester(site, routine, cv) and not (
+                _used_as_user_handle(fir, site, routine, cv, fv)):
             out.append(MissingFlag(site, routine, index, is_oa, arg, tuple(lacking.values()),
                                    cv))
     fir.memo["handle_attributes"] = (knowledge, out)
@@ -162,12 +166,56 @@ def _chosen_by_requestor_mode(e: Expr | None) -> bool:
 def _for_user_mode(cv: CallValues, routine: Routine) -> bool:
     """The call asks for a handle for user mode (a documented AccessMode parameter given
     UserMode): a handle made for an application on purpose must not be a kernel handle."""
-    user = cv.owner.constants.get("UserMode")
     for i, (name, _) in enumerate(routine.params):
-        if name == "AccessMode" and i < len(cv.call.args):
-            values = cv.values(cv.call.args[i])
-            if any(b.value is None or b.value == user for b in values):
-                return True
+        if name == "AccessMode" and _maybe_user_mode(cv, i):
+            return True
+    return False
+
+
+def _maybe_user_mode(cv: CallValues, index: int) -> bool:
+    """Whether argument `index` of the call can be `UserMode` (or a mode the code cannot
+    see, such as the request's `RequestorMode`)."""
+    if index >= len(cv.call.args):
+        return False
+    user = cv.owner.constants.get("UserMode")
+    return any(b.value is None or b.value == user for b in cv.values(cv.call.args[index]))
+
+
+# The parameters of a routine that takes a handle (`Handle`, in) and the processor mode to
+# look it up or close it in.
+_MODE_PARAMS = ("AccessMode", "PreviousMode")
+
+
+def _used_as_user_handle(fir: FileIR, site: CallSite, routine: Routine, cv: CallValues,
+                         fv: FileValues) -> bool:
+    """The function then looks the handle up or closes it as a user-mode handle
+    (`ObReferenceObjectByHandle(h, ..., UserMode, ...)`, `ObCloseHandle(h, UserMode)`): a
+    kernel handle would not be found there, so the handle is meant for the current
+    process on purpose (as `_for_user_mode`), and `OBJ_KERNEL_HANDLE` would break the
+    code."""
+    out = routine.handle_out_param
+    if out is None or out >= len(cv.call.args):
+        return False
+    dest = cv.call.args[out].strip()
+    if dest.kind != "unary" or dest.op != "&" or not dest.children:
+        return False
+    held = dest.children[0].strip().render()
+    for other in fir.calls:
+        if other.function is not site.function or other is site or other.indirect:
+            continue
+        r = fv.routine(other.callee)
+        if r is None:
+            continue
+        handle = next((i for i, (n, d) in enumerate(r.params) if n == "Handle" and d == "in"),
+                      None)
+        mode = next((i for i, (n, _d) in enumerate(r.params) if n in _MODE_PARAMS), None)
+        if handle is None or mode is None:
+            continue
+        ocv = fv.at_call(other)
+        if (ocv is not None and handle < len(ocv.call.args)
+                and ocv.call.args[handle].strip().render() == held
+                and _maybe_user_mode(ocv, mode)):
+            return True
     return False
 
 
