@@ -408,11 +408,16 @@ def var_key(e: Expr | None) -> str:
 
 def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge) -> IrqlGraph:
     """The IRQL event graph of `fn` (whose calls are `own`, indices into fir.calls)."""
-    by_start: dict[int, int] = {}
+    # A call's index by where it starts (or its name does), and by that and its callee: the
+    # calls a macro's expansion makes all start where the macro is used (`if (fast)
+    # Unlock(...); else KeReleaseSpinLock(...)` in one macro are two calls at one place).
+    by_start: dict[int | tuple[int, str], int] = {}
     for i in own:
         site = fir.calls[i]
         by_start.setdefault(site.start, i)
         by_start.setdefault(site.name_start, i)
+        by_start.setdefault((site.start, site.callee), i)
+        by_start.setdefault((site.name_start, site.callee), i)
     cfg = fn.cfg
     path = fir.path
     ids = {b.id: n for n, b in enumerate(cfg.blocks)}
@@ -511,7 +516,8 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
 
 
 def _call_event(
-    c: Expr, whole: Expr, target: str, knowledge: Knowledge, by_start: dict[int, int],
+    c: Expr, whole: Expr, target: str, knowledge: Knowledge,
+    by_start: dict[int | tuple[int, str], int],
     fir: FileIR, path: str,
 ) -> Event | None:
     name = c.callee
@@ -666,12 +672,20 @@ def flag_truth(op: str, other: str, constant: str | None) -> bool | None:
 _EFFECTS = frozenset({"raise", "restore", "acquire", "release"})
 
 
-def _call_index(c: Expr, by_start: dict[int, int]) -> int | None:
-    """The index in `FileIR.calls` of the call expression `c`, if it is one of them."""
-    idx = by_start.get(c.start)
-    if idx is None and c.children:
-        idx = by_start.get(c.children[0].start)
-    return idx
+def _call_index(c: Expr, by_start: dict[int | tuple[int, str], int]) -> int | None:
+    """The index in `FileIR.calls` of the call expression `c`, if it is one of them (the
+    call of its callee at its place first: see `build_graph`)."""
+    starts = (c.start, c.children[0].start) if c.children else (c.start,)
+    callee = c.callee or ""
+    for at in starts:
+        idx = by_start.get((at, callee))
+        if idx is not None:
+            return idx
+    for at in starts:
+        idx = by_start.get(at)
+        if idx is not None:
+            return idx
+    return None
 
 
 def _condition_key(cond: Expr | None) -> str:
