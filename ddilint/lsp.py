@@ -30,6 +30,7 @@ from ddilint.analyzer.engine import (
     analyze_bytes,
     discover,
     file_facts,
+    ir_reader,
     resolve,
     settle_modes,
     summarize_bytes,
@@ -263,7 +264,7 @@ class DdilintServer(LanguageServer):
             # Parse once: the buffer's summary joins the project model, its pending parts
             # are resolved on it.
             facts = file_facts(name, data, active, project.knowledge, options)
-            model = self.project_model(project, facts.summary, options, buffers or {})
+            model = self.project_model(project, facts.summary, options, buffers or {}, data)
             settled = {name: facts}
             settle_modes(settled, [name], model.files)
             facts = settled[name]
@@ -272,9 +273,9 @@ class DdilintServer(LanguageServer):
                              active, {name}, lambda p: text if p == name else None)
 
     def project_model(self, project: ProjectState, own: FileSummary | None, options: Options,
-                      buffers: dict[str, str]) -> Project:
+                      buffers: dict[str, str], data: bytes = b"") -> Project:
         """The whole-program model with this buffer's summary (and other open buffers) in
-        place of their files on disk."""
+        place of their files on disk; `data`, this buffer's bytes."""
         summaries: list[FileSummary] = [own] if own is not None else []
         name = own.path if own is not None else ""
         for p in project.project_files():
@@ -289,8 +290,11 @@ class DdilintServer(LanguageServer):
             if s is not None:
                 summaries.append(s)
         # Only this buffer's answers are asked of it (`Project`'s focus).
+        texts = {p: t.encode("utf-8") for p, t in buffers.items()}
+        if name:
+            texts[name] = data
         return Project(summaries, project.knowledge, options.roles,
-                       focus={name} if name else None)
+                       focus={name} if name else None, reader=ir_reader(options, texts))
 
     def diagnostics(self, uri: str, text: str, findings: Sequence[Finding]) -> list[
             lsp.Diagnostic]:

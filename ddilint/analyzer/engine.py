@@ -213,6 +213,27 @@ class FileFacts:
     if_other: tuple[str, list[Finding], list[Pending]] | None = None
 
 
+def ir_reader(options: Options,
+              texts: Mapping[str, bytes] | None = None) -> Callable[[str], FileIR | None]:
+    """How phase three reads a file's IR again (`Project.file_ir`), for the rare question
+    about another function's code that the summaries do not answer: the bytes in `texts`
+    (the file being analyzed, an editor's buffers) or on disk, parsed as phase one parses
+    them, within the file's time budget; None when that fails."""
+    def read(path: str) -> FileIR | None:
+        try:
+            raw = texts[path] if texts is not None and path in texts else (
+                Path(path).read_bytes())
+            with time_budget(options.file_timeout):
+                source, _notes = read_source(path, raw)
+                if source is None:
+                    return None
+                return parse_file(source, defined=options.defined,
+                                  undefined=options.undefined)
+        except (Exception, BudgetExceeded):  # no answer: the finding stays
+            return None
+    return read
+
+
 def file_facts(
     path: str,
     raw: bytes,
@@ -350,7 +371,7 @@ def analyze_bytes(
     model = project
     if model is None:
         model = Project([facts.summary] if facts.summary is not None else [], knowledge,
-                        options.roles)
+                        options.roles, reader=ir_reader(options, {path: raw}))
     findings = resolve(facts, path, rules, knowledge, options, model)
     return FileResult(path, findings, facts.analyzed, time.perf_counter() - started,
                       facts.error_nodes, facts.mode)
@@ -589,7 +610,8 @@ def _run(
         # run, `--project`), the model computes the IRQL flow only where they need it.
         project = Project([s for n in sizes if (s := facts[n].summary) is not None],
                           knowledge, options.roles,
-                          focus=set(todo) if 2 * len(todo) < len(sizes) else None)
+                          focus=set(todo) if 2 * len(todo) < len(sizes) else None,
+                          reader=ir_reader(options))
         fresh: dict[str, Phase3] = {}
         for name in todo:
             f = facts[name]

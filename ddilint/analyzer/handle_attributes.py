@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ddilint.analyzer.handles import address_of_name
-from ddilint.analyzer.ir import CallSite, Expr, FileIR
+from ddilint.analyzer.ir import CallSite, Expr, FileIR, Function
 from ddilint.analyzer.values import (
     Bits,
     CallValues,
@@ -27,6 +28,9 @@ from ddilint.analyzer.values import (
 )
 from ddilint.findings import Fix, TextEdit
 from ddilint.knowledge import Knowledge, Routine
+
+if TYPE_CHECKING:
+    from ddilint.analyzer.project import Project
 
 KERNEL_HANDLE_FLAG = "OBJ_KERNEL_HANDLE"
 
@@ -45,6 +49,11 @@ class MissingFlag:
     arg: Expr
     lacking: tuple[Bits, ...]
     values: CallValues
+    # The position of the parameter of the calling function through which the handle
+    # leaves it for its callers (`*Handle = h;`, `RtlCopyMemory(OutBuffer, &h, ...)`, or
+    # created straight into `Handle`), if it does: whether the callers hand it to the
+    # requester is phase three's question (`handed_to_requester`).
+    through: int | None = None
 
     def requirement(self) -> str:
         """The documented requirement, in our words, with the page section it is in."""
@@ -131,7 +140,7 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
         if lacking and not _for_the_requester(site, routine, cv) and not (
                 _used_as_user_handle(fir, site, routine, cv, fv)):
             out.append(MissingFlag(site, routine, index, is_oa, arg, tuple(lacking.values()),
-                                   cv))
+                                   cv, _handed_out_through(site, routine, cv)))
     fir.memo["handle_attributes"] = (knowledge, out)
     return out
 
@@ -238,11 +247,21 @@ def _for_the_requester(site: CallSite, routine: Routine, cv: CallValues) -> bool
     out = routine.handle_out_param
     if fn is None or out is None or out >= len(cv.call.args):
         return False
+    exprs, reply = _reply_places(fn)
+    dest = cv.call.args[out]
+    if _into_reply(dest, reply):
+        return True
+    var = address_of_name(dest)
+    return var is not None and _copied_into_reply(exprs, var, reply)
+
+
+def _reply_places(fn: Function) -> tuple[list[Expr], set[str]]:
+    """The expressions of a function's statements, and its local names that point into the
+    reply: `auto data = (T*)Irp->AssociatedIrp.SystemBuffer` (declared or assigned), or
+    filled in by a KMDF request's retrieve routine."""
     stmts = list(fn.body.walk())
     exprs = [e for st in stmts for e in ([st.expr] if st.expr is not None else [])
              + [d.init for d in st.decls if d.init is not None]]
-    # Local names that point into the reply: `auto data = (T*)Irp->AssociatedIrp.SystemBuffer`
-    # (declared or assigned), or filled in by a KMDF request's retrieve routine.
     reply: set[str] = set()
     for st in stmts:
         for d in st.decls:
@@ -258,24 +277,181 @@ def _for_the_requester(site: CallSite, routine: Routine, cv: CallValues) -> bool
                 held = address_of_name(x.args[2])
                 if held is not None:
                     reply.add(held)
-    dest = cv.call.args[out]
-    if _into_reply(dest, reply):
+    return exprs, reply
+
+
+def _copied_into_reply(exprs: list[Expr], var: str, reply: set[str], after: int = -1) -> bool:
+    """Whether the function writes the value of `var` into the reply (with `after`: at a
+    place after that offset, with `var` not written again in between)."""
+    return any(_copy_of(x, reply) == ("name", var) and _still_holds(exprs, var, after, x.start)
+               for e in exprs for x in e.walk())
+
+
+def _still_holds(exprs: list[Expr], var: str, after: int, at: int) -> bool:
+    """Whether, between the offsets `after` and `at` (in the order of the text), nothing
+    assigns `var` or gives its address to a call; `after` -1: anywhere."""
+    if after < 0:
         return True
-    var = address_of_name(dest)
-    if var is None:
+    if at <= after:
         return False
     for e in exprs:
         for x in e.walk():
-            if x.kind == "assign" and x.op == "=" and len(x.children) == 2:
-                value = x.children[1].strip()
-                if (value.kind == "name" and value.text == var
-                        and _into_reply(x.children[0], reply)):
-                    return True  # `*(PHANDLE)Irp->AssociatedIrp.SystemBuffer = h;`
-            elif x.kind == "call" and x.callee in _COPY_CALLS and len(x.args) >= 3 and (
-                    address_of_name(x.args[2 if x.callee.endswith("_s") else 1]) == var
-                    and _into_reply(x.args[0], reply)):
-                return True  # `RtlCopyMemory(reply, &h, sizeof(h));` (`memcpy_s`: 3rd)
+            if not after < x.start < at:
+                continue
+            if x.kind == "assign" and x.children and x.children[0].strip().kind == "name" and (
+                    x.children[0].strip().text == var):
+                return False
+            if x.kind == "call" and any(address_of_name(a) == var for a in x.args):
+                return False
+    return True
+
+
+def _copy_of(x: Expr, into: set[str]) -> tuple[str, str] | None:
+    """What `x` writes where `_into_reply` (with the names `into`) says the reply is:
+    ("name", v) for the value of `v` (`*(PHANDLE)reply = v;`, `RtlCopyMemory(reply, &v,
+    n)`; `memcpy_s` takes the source third), ("pointee", p) for what `p` points to
+    (`RtlCopyMemory(reply, p, n)`, `*reply = *p`); None for anything else."""
+    if x.kind == "assign" and x.op == "=" and len(x.children) == 2:
+        if not _into_reply(x.children[0], into):
+            return None
+        value = x.children[1].strip()
+        if value.kind == "name":
+            return ("name", value.text)
+        if value.kind == "unary" and value.op == "*" and value.children:
+            inner = value.children[0].strip()
+            if inner.kind == "name":
+                return ("pointee", inner.text)
+        return None
+    if x.kind == "call" and x.callee in _COPY_CALLS and len(x.args) >= 3:
+        if not _into_reply(x.args[0], into):
+            return None
+        src = x.args[2 if x.callee.endswith("_s") else 1]
+        var = address_of_name(src)
+        if var is not None:
+            return ("name", var)
+        plain = src.strip()
+        if plain.kind == "name":
+            return ("pointee", plain.text)
+    return None
+
+
+def _handed_out_through(site: CallSite, routine: Routine, cv: CallValues) -> int | None:
+    """The position of the parameter of the calling function through which the handle
+    goes to its callers: the call writes it straight through that parameter
+    (`ZwOpenKey(KeyHandle, ...)`), or the function then writes the variable it went to
+    where the parameter points (`*KeyHandle = key;`, `RtlCopyMemory(OutBuffer, &key, 4)`,
+    `Reply->Handle = key;`). None when it does not."""
+    fn = site.function
+    out = routine.handle_out_param
+    if fn is None or out is None or out >= len(cv.call.args):
+        return None
+    params = {p.name: p.index for p in fn.params if p.name}
+    dest = cv.call.args[out].strip()
+    if dest.kind == "name":
+        return params.get(dest.text)
+    var = address_of_name(dest)
+    if var is None:
+        return None
+    for st in fn.body.walk():
+        e = st.expr
+        if e is None:
+            continue
+        for x in e.walk():
+            for name in params:
+                if _copy_of(x, {name}) == ("name", var) and _points_with(x, name):
+                    return params[name]
+    return None
+
+
+def _points_with(x: Expr, name: str) -> bool:
+    """Whether the copy `x` writes through the pointer `name` (`*name = v`,
+    `RtlCopyMemory(name, ...)`, `name->Handle = v`, `name[0] = v`), not merely with `name`
+    somewhere in the place it writes to (`table[name] = v`)."""
+    dest = (x.children[0] if x.kind == "assign" else x.args[0]).strip()
+    while dest.children and (dest.kind in ("field", "index", "cast")
+                             or (dest.kind == "unary" and dest.op == "*")):
+        dest = dest.children[0].strip()
+    return dest.kind == "name" and dest.text == name
+
+
+# How many functions up `handed_to_requester` follows a parameter passed on unchanged.
+_MAX_HOPS = 4
+
+
+def handed_to_requester(model: Project, n: int, param: int,
+                        path: frozenset[tuple[int, int]] = frozenset()) -> bool:
+    """Phase three of `MissingFlag.through`: whether every caller of function node `n`
+    (and there is one) hands what it gets through parameter `param` to the requester, as
+    `_for_the_requester` does in one function: it passes a pointer into the reply there,
+    or `&v` of a variable it then writes into the reply itself or gives to a function
+    that copies it there (`CopyToReply(Irp, &v, sizeof(v))`), or one of its own
+    parameters that its callers treat so (`_MAX_HOPS` functions up at most). Reads the
+    callers' code again (`Project.call_ir`): asked only for a call already found to lack
+    the flag."""
+    if (n, param) in path or len(path) >= _MAX_HOPS:
+        return False
+    path = path | {(n, param)}
+    callers = model.nodes[n].callers
+    if not callers:
+        return False
+    for g, ci in callers:
+        got = model.call_ir(g, ci)
+        if got is None:
+            return False
+        fir, site = got
+        fn = site.function
+        if fn is None or param >= len(site.args):
+            return False
+        arg = site.args[param]
+        exprs, reply = _reply_places(fn)
+        if _into_reply(arg, reply):
+            continue
+        var = address_of_name(arg)
+        if var is not None:
+            if _copied_into_reply(exprs, var, reply, site.end) or _given_to_a_copier(
+                    model, g, fir, site, var, exprs):
+                continue
+            return False
+        plain = arg.strip()
+        names = [p.name for p in fn.params]
+        if not (plain.kind == "name" and plain.text in names and handed_to_requester(
+                model, g, names.index(plain.text), path)):
+            return False
+    return True
+
+
+def _given_to_a_copier(model: Project, g: int, fir: FileIR, site: CallSite, var: str,
+                       exprs: list[Expr]) -> bool:
+    """Whether function node `g`, after the call `site` and before `var` is written again,
+    passes `&var` to a project function that copies what that parameter points to into
+    the reply."""
+    fn = site.function
+    for ci, other in enumerate(fir.calls):
+        if other.function is not fn or other is site or other.indirect:
+            continue
+        if not _still_holds(exprs, var, site.end, other.start):
+            continue
+        for j, a in enumerate(other.args):
+            if address_of_name(a) != var:
+                continue
+            if any(c == ci and _copies_into_reply(model, h, j)
+                   for h, c in model.nodes[g].callees):
+                return True
     return False
+
+
+def _copies_into_reply(model: Project, h: int, param: int) -> bool:
+    """Whether function node `h` copies what its parameter `param` points to into the
+    reply (`RtlCopyMemory(reply + start, Source, Size)`)."""
+    got = model.function_ir(h)
+    if got is None:
+        return False
+    _fir, fn = got
+    if param >= len(fn.params) or not fn.params[param].name:
+        return False
+    name = fn.params[param].name
+    exprs, reply = _reply_places(fn)
+    return any(_copy_of(x, reply) == ("pointee", name) for e in exprs for x in e.walk())
 
 
 def _into_reply(e: Expr, reply: set[str]) -> bool:

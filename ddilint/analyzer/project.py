@@ -27,6 +27,7 @@ from functools import lru_cache
 from operator import attrgetter
 
 from ddilint.analyzer.context import ExecutionContext, irql_name
+from ddilint.analyzer.ir import CallSite, FileIR, Function
 from ddilint.analyzer.mode import shared_folders
 from ddilint.analyzer.summary import (
     ENTRY,
@@ -152,13 +153,19 @@ class Project:
         knowledge: Knowledge,
         roles: Mapping[str, str] | None = None,
         focus: Collection[str] | None = None,
+        reader: Callable[[str], FileIR | None] | None = None,
     ) -> None:
         """The model of the driver made of `summaries`. With `focus` (paths), only the
         answers about the functions of those files are wanted (a pre-commit run on a few
         files, an editor's buffer): the IRQL flow is computed over their callers, direct
         and indirect (nothing else flows into them), and the exits over what those call;
-        the answers about them are the same as in the whole model."""
+        the answers about them are the same as in the whole model. `reader` gives a
+        file's IR again (parsed as phase one did, or None), for the rare question about
+        another function's code that the summaries do not answer (`file_ir`); without
+        one, such questions get no answer."""
         self.knowledge = knowledge
+        self._reader = reader
+        self._irs: dict[str, FileIR | None] = {}
         self.files = list(summaries)
         self.file_index = {s.path: i for i, s in enumerate(self.files)}
         self.config_roles = dict(roles or {})
@@ -952,6 +959,38 @@ class Project:
             self.system[n] = n in reach_sys and n not in reach_other
 
     # -- answers --------------------------------------------------------------------------
+    # -- the code itself, read again (rare questions) ----------------------------------
+    def file_ir(self, path: str) -> FileIR | None:
+        """The IR of a file of the project, from the `reader` (once per file), or None."""
+        if path not in self._irs:
+            self._irs[path] = self._reader(path) if self._reader is not None else None
+        return self._irs[path]
+
+    def function_ir(self, n: int) -> tuple[FileIR, Function] | None:
+        """The IR of function node `n` (with its file's), or None."""
+        node = self.nodes[n]
+        fir = self.file_ir(node.path)
+        if fir is None:
+            return None
+        for f in fir.functions:
+            if f.start == node.summary.start and f.name == node.summary.name:
+                return fir, f
+        return None
+
+    def call_ir(self, n: int, call: int) -> tuple[FileIR, CallSite] | None:
+        """The IR of call `call` (an index into its file's calls) in function node `n`,
+        or None (also when the file read again does not match its summary)."""
+        node = self.nodes[n]
+        fir = self.file_ir(node.path)
+        calls = self.files[node.file].calls
+        if fir is None or not 0 <= call < min(len(fir.calls), len(calls)):
+            return None
+        site = fir.calls[call]
+        if (site.callee != calls[call].callee or site.function is None
+                or site.function.start != node.summary.start):
+            return None
+        return fir, site
+
     def node_for(self, path: str, start: int) -> int | None:
         """The node of the function starting at byte `start` of `path`."""
         fi = self.file_index.get(path)

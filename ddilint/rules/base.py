@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ddilint.analyzer.context import UNKNOWN_CONTEXT, ExecutionContext
+from ddilint.analyzer.handle_attributes import handed_to_requester
 from ddilint.analyzer.ir import CallSite, FileIR, Function, compact_pickle
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.summary import CallInfo, summarize
@@ -269,6 +270,13 @@ class ProjectView:
         """See `FileContext.is_storport_miniport`."""
         return self.model.is_storport(self.path)
 
+    def handed_to_requester(self, function: int, param: int) -> bool:
+        """Whether every caller of the function starting at offset `function` hands what
+        it gets through its parameter `param` (a handle) to the request's reply (see
+        `handle_attributes.handed_to_requester`)."""
+        n = self._node(function)
+        return n is not None and handed_to_requester(self.model, n, param)
+
     def is_virtual_miniport(self) -> bool:
         """See `FileContext.is_virtual_miniport`."""
         return self.model.is_virtual_miniport(self.path)
@@ -380,7 +388,9 @@ class FileContext:
     def model(self) -> Project:
         """The project model (a driver of this one file when none was given)."""
         if self.project is None or self.project.file_index.get(self.file.path) is None:
-            self.project = Project([summarize(self.file, self.knowledge)], self.knowledge)
+            fir = self.file
+            self.project = Project([summarize(fir, self.knowledge)], self.knowledge,
+                                   reader=lambda path: fir if path == fir.path else None)
         return self.project
 
     @property

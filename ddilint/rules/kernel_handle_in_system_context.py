@@ -9,7 +9,11 @@ from ddilint.analyzer.handle_attributes import missing_kernel_handle
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
 from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
-from ddilint.rules.missing_kernel_handle import attribute_completed, attribute_finding
+from ddilint.rules.missing_kernel_handle import (
+    attribute_completed,
+    attribute_finding,
+    for_the_requester,
+)
 
 
 class KernelHandleInSystemContext(Rule):
@@ -56,11 +60,12 @@ class KernelHandleInSystemContext(Rule):
                 self, ctx, m, f"{m.lacking_text(ctx.file)}; {fn} runs only in the system "
                 "process ("), data=(
                     "), so the handle is not exposed to a user process, but "
-                    f"{m.requirement()}: make it a kernel handle",))
+                    f"{m.requirement()}: make it a kernel handle", m.through))
 
     def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
         context = view.execution_context(pending.function)
-        if not context.system_only or pending.finding is None:
+        if not context.system_only or pending.finding is None or (
+                for_the_requester(pending, view)):
             return
         yield attribute_completed(pending, context.reason, context.trace)
 

@@ -55,11 +55,11 @@ class MissingKernelHandle(Rule):
             # Whether the function can run outside the system process: phase three.
             yield ctx.defer(self, function=m.site.function, finding=attribute_finding(
                 self, ctx, m, f"{m.lacking_text(ctx.file)}; {m.requirement()}, and {fn} can "
-                "run outside it ("), data=(")",))
+                "run outside it ("), data=(")", m.through))
 
     def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
         context = view.execution_context(pending.function)
-        if context.system_only or pending.finding is None:
+        if context.system_only or pending.finding is None or for_the_requester(pending, view):
             return
         yield attribute_completed(pending, context.reason, context.trace)
 
@@ -86,10 +86,19 @@ def attribute_finding(rule: Rule, ctx: FileContext, m: MissingFlag, message: str
 
 def attribute_completed(pending: Pending, reason: str, trace: Sequence[TraceStep]) -> Finding:
     """The pending's finding with the execution context's reason between the message's
-    start and the rest kept in `pending.data`, and the context's chain after the trace."""
+    start and the rest kept in `pending.data` (first), and the context's chain after the
+    trace."""
     assert pending.finding is not None
-    (rest,) = pending.data
+    rest = pending.data[0]
     return complete(pending.finding, f"{pending.finding.message}{reason}{rest}", trace)
+
+
+def for_the_requester(pending: Pending, view: ProjectView) -> bool:
+    """The handle leaves its function through a parameter (`MissingFlag.through`, second
+    in `pending.data`) and every caller puts it in the request's reply: made for the
+    application on purpose, as when the function itself does so."""
+    through = pending.data[1] if len(pending.data) > 1 else None
+    return through is not None and view.handed_to_requester(pending.function, through)
 
 
 @hookimpl
