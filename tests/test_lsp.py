@@ -206,3 +206,58 @@ def test_bad_config_is_shown_and_defaults_apply(client: LspClient, tmp_path: Pat
     assert shown["params"]["type"] == 1
     assert ".ddilint.toml" in shown["params"]["message"]
     assert "key 'mode'" in shown["params"]["message"]
+
+
+OPENER = """#include <ntifs.h>
+NTSTATUS OpenForCaller(_In_ PUNICODE_STRING Path, _Out_ PHANDLE Key)
+{
+    OBJECT_ATTRIBUTES oa;
+    HANDLE key = NULL;
+    NTSTATUS status;
+    InitializeObjectAttributes(&oa, Path, OBJ_CASE_INSENSITIVE, NULL, NULL);
+    status = ZwOpenKey(&key, KEY_READ, &oa);
+    if (NT_SUCCESS(status)) {
+        *Key = key;
+    }
+    return status;
+}
+"""
+CALLER = """#include <ntifs.h>
+NTSTATUS OpenForCaller(_In_ PUNICODE_STRING Path, _Out_ PHANDLE Key);
+extern UNICODE_STRING g_Path;
+_Dispatch_type_(IRP_MJ_DEVICE_CONTROL)
+NTSTATUS Ioctl(_In_ PDEVICE_OBJECT DeviceObject, _Inout_ PIRP Irp)
+{
+    HANDLE key = NULL;
+    NTSTATUS status = OpenForCaller(&g_Path, &key);
+    UNREFERENCED_PARAMETER(DeviceObject);
+    if (NT_SUCCESS(status)) {
+        *(PHANDLE)Irp->AssociatedIrp.SystemBuffer = key;
+    }
+    Irp->IoStatus.Status = status;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return status;
+}
+"""
+
+
+def test_the_callers_code_is_read_from_their_buffers(client: LspClient,
+                                                     tmp_path: Path) -> None:
+    """DDI101's question about the callers of a helper (do they put the handle in the
+    reply?) reads their code, as an open buffer has it when it is open."""
+    (tmp_path / ".ddilint.toml").write_text("")  # the project root
+    opener = tmp_path / "opener.c"
+    opener.write_text(OPENER)
+    caller = tmp_path / "caller.c"
+    caller.write_text(CALLER)
+    uri = opener.as_uri()
+    _open(client, uri, OPENER)
+    assert client.diagnostics(uri, 1)["diagnostics"] == []
+    # An unsaved edit of the caller keeps the handle for the driver instead.
+    kept = CALLER.replace("*(PHANDLE)Irp->AssociatedIrp.SystemBuffer = key;",
+                          "ZwFlushKey(key);\n        ZwClose(key);")
+    _open(client, caller.as_uri(), kept)
+    client.diagnostics(caller.as_uri(), 1)
+    _change(client, uri, 2, [{"text": OPENER + "\n"}])
+    [d] = client.diagnostics(uri, 2)["diagnostics"]
+    assert d["code"] == "DDI101" and d["range"]["start"]["line"] == 7
