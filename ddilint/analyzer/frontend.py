@@ -38,6 +38,7 @@ from ddilint.analyzer.ir import (
 )
 from ddilint.analyzer.macros import Expansion, expand, resolve_alias
 from ddilint.analyzer.preprocess import (
+    CLI_WORDS,
     Annotation,
     MacroDef,
     Preprocessed,
@@ -196,7 +197,10 @@ def parse_file(
     if lang is None and chosen == "c" and source.path.lower().endswith(".h") and (
             _is_cpp_header(pre.view)):
         chosen = "cpp"
-        pre = preprocess(source.data, defined, undefined, cplusplus=True)
+        # Preprocessed as C++, a file differs only where it tests `__cplusplus` or uses
+        # C++/CLI words (`preprocess`): most C++ headers do neither.
+        if b"__cplusplus" in source.data or any(w in source.data for w in CLI_WORDS):
+            pre = preprocess(source.data, defined, undefined, cplusplus=True)
     lang = chosen
     view = compact_view(pre.view, pre.rewrites)
     if source._line_starts is None:

@@ -218,7 +218,7 @@ def preprocess(
     _decorations(code, buf, result)
     _keyword_aliases(code, buf, result)
     _declaration_macros(code, buf)
-    if cplusplus and any(w in data for w in _CLI_WORDS):
+    if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
     if code.find(b"except") >= 0 or code.find(b"finally") >= 0:
         _seh_keywords(code, result)
@@ -783,7 +783,7 @@ def _brace_pairs(code: bytes | bytearray) -> dict[int, int]:
 # to parse, 44 ms with the handles read as pointers). In such a file only, a `^` right
 # after a name, `>` or `]` and before a space or a declarator's next token becomes `*`;
 # `ref`/`value` before `class`/`struct` are blanked and `gcnew` reads `  new`.
-_CLI_WORDS = (b"#using", b"gcnew", b"ref class", b"ref struct", b"value class", b"value struct")
+CLI_WORDS = (b"#using", b"gcnew", b"ref class", b"ref struct", b"value class", b"value struct")
 _CLI_SYNTAX = re.compile(rb"(?<=[\w>\]])\^(?=[ \t\r\n%&*,)>\]])"
                          rb"|\b(?:ref|value)(?=[ \t]+(?:class|struct)\b)|\bgcnew\b")
 
