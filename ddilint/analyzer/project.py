@@ -1179,36 +1179,62 @@ class Project:
         """The roles of node `n` and why it has them."""
         return list(self.nodes[n].roles)
 
-    def reachable_from_role(self, n: int, role: str, major: str = "") -> list[int]:
-        """The entry functions with `role` (and IRP major `major`) that reach node `n`,
-        nearest first (breadth-first over callers). A dispatcher shared by `major` and
-        other majors is no entry of `major` (`_shared_dispatcher`)."""
+    def reachable_from_role(self, n: int, role: str, major: str = "",
+                            call: int = -1) -> list[int]:
+        """The entry functions with `role` (and IRP major `major`) that reach node `n`
+        (`call`: at that call of `n`, an index into its file's calls), nearest first
+        (breadth-first over callers). A dispatcher shared by `major` and other majors is
+        no entry of `major` (`_shared_dispatcher`), but for IRP_MJ_POWER one that reaches
+        `n` through a call on its IRP_MJ_POWER side (`FunctionSummary.power_calls`) is."""
         seen = {n}
         work = deque([n])
         out: list[int] = []
+        if self._on_major_side(n, call, role, major):
+            out.append(n)
         while work:
             m = work.popleft()
             sources = [r for r in self.nodes[m].roles if r.role.startswith(role)]
             if any(not major or r.major == major for r in sources) and not (
                     major and _shared_dispatcher(sources, major)):
                 out.append(m)
-            for c, _ci in self.nodes[m].callers:
+            for c, ci in self.nodes[m].callers:
+                if c not in out and self._on_major_side(c, ci, role, major):
+                    out.append(c)
                 if c not in seen:
                     seen.add(c)
                     work.append(c)
         return out
 
-    def entry_story(self, entry: int, n: int) -> tuple[str, tuple[TraceStep, ...]]:
-        """One line and trace steps for the way from entry function `entry` down to `n`."""
+    def _on_major_side(self, n: int, call: int, role: str, major: str) -> bool:
+        """Whether node `n` is a dispatcher with `role` shared by `major` and other majors,
+        and its call `call` runs only on the `major` side of its test of the request's
+        major function (known for IRP_MJ_POWER: `FunctionSummary.power_calls`)."""
+        if call < 0 or major != "IRP_MJ_POWER" or call not in self.nodes[n].summary.power_calls:
+            return False
+        sources = [r for r in self.nodes[n].roles if r.role.startswith(role)]
+        return any(r.major == major for r in sources) and _shared_dispatcher(sources, major)
+
+    def entry_story(self, entry: int, n: int, role: str = "",
+                    major: str = "") -> tuple[str, tuple[TraceStep, ...]]:
+        """One line and trace steps for the way from entry function `entry` down to `n`
+        (`role`, `major`: what `reachable_from_role` found it for; a dispatcher shared
+        with other majors is followed from its calls on the `major` side only)."""
         node = self.nodes[entry]
         f = node.summary
         src = node.roles[0] if node.roles else None
+        side: frozenset[int] | None = None
+        sources = [r for r in node.roles if role and r.role.startswith(role)]
+        if major == "IRP_MJ_POWER" and _shared_dispatcher(sources, major):
+            side = frozenset(f.power_calls)
+            src = next((r for r in sources if r.major == major), src)
         label = self.knowledge.roles[src.role].label if src is not None else "an entry"
         here = Location(node.path, f.line, f.column)
         first = f"{f.qualname} is {label}" + (f" ({src.why})" if src is not None else "")
+        if side is not None:
+            first += f", on its {major} path"
         steps = [TraceStep(src.location if src is not None and src.location else here, first)]
         parts = [first]
-        for callee, ci in self.path_from(entry, n):
+        for callee, ci in self.path_from(entry, n, side):
             target = self.nodes[callee].summary
             caller = next((c for c, k in self.nodes[callee].callers if k == ci), None)
             if caller is None or ci < 0:
@@ -1245,8 +1271,10 @@ class Project:
                 for s in self.files)
         return hit
 
-    def path_from(self, entry: int, n: int) -> list[tuple[int, int]]:
-        """A call chain from `entry` down to `n`: (callee node, call index) pairs."""
+    def path_from(self, entry: int, n: int,
+                  first: Collection[int] | None = None) -> list[tuple[int, int]]:
+        """A call chain from `entry` down to `n`: (callee node, call index) pairs; with
+        `first`, through one of those calls of `entry`."""
         prev: dict[int, tuple[int, int]] = {}
         work = deque([entry])
         seen = {entry}
@@ -1255,6 +1283,8 @@ class Project:
             if m == n:
                 break
             for t, ci in self.nodes[m].callees:
+                if m == entry and first is not None and ci not in first:
+                    continue
                 if t not in seen:
                     seen.add(t)
                     prev[t] = (m, ci)

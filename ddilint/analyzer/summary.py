@@ -26,7 +26,7 @@ from functools import partial
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from ddilint.analyzer.cfg import Edge, assertion
+from ddilint.analyzer.cfg import Block, Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.analyzer.mode import call_mode, header_mode
 from ddilint.analyzer.preprocess import blank, int_value, split_macro_args
@@ -149,6 +149,10 @@ class FunctionSummary(NamedTuple):
     graph: IrqlGraph | None
     mentions: frozenset[str]
     irql_cap: int = 4  # PAGED_CODE(): the developer asserts IRQL <= APC_LEVEL on entry
+    # The calls (indices into FileSummary.calls) that run only on the IRP_MJ_POWER side
+    # of a test of the request's major function (`case IRP_MJ_POWER:` of a switch on
+    # `MajorFunction`): in a dispatcher shared by several majors, what serves power.
+    power_calls: tuple[int, ...] = ()
 
 
 class RefInfo(NamedTuple):
@@ -274,10 +278,14 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
             graph = build_graph(fir, f, own, knowledge)
         parent = fn_index.get(id(f.parent), -1) if f.parent is not None else -1
         cap = 1 if any(fir.calls[c].callee in _PAGED for c in own) else 4
+        power: tuple[int, ...] = ()
+        if own and data.find(b"IRP_MJ_POWER", f.body_start, f.end) >= 0 and (
+                data.find(b"MajorFunction", f.body_start, f.end) >= 0):
+            power = major_only_calls(fir, f, own, "IRP_MJ_POWER")
         functions.append(FunctionSummary(
             f.name, f.qualname, f.kind, f.class_name, f.is_static, f.start, f.name_start,
             line, col, parent, _anns(f.annotations), tuple(own), graph,
-            frozenset(mentions.get(i, ())), cap))
+            frozenset(mentions.get(i, ())), cap, power))
     refs = []
     for r in fir.refs:
         line, col = pos(r.offset)
@@ -744,6 +752,73 @@ def _narrowing(edge: Edge) -> Ranges:
                 return ((0, 0),)
             return _ANY
     return _irql_ranges(e, edge.kind == "true")
+
+
+def major_only_calls(fir: FileIR, fn: Function, own: list[int], major: str) -> tuple[int, ...]:
+    """The calls of `fn` (of `own`, indices into fir.calls) in blocks that only the `major`
+    side of a test of the request's major function reaches: a `case` of a switch on
+    `MajorFunction`, or the side of `MajorFunction == major` (`!=`) where it holds. A case
+    that falls through into the next keeps the next one's calls out (others reach them)."""
+    cfg = fn.cfg
+    sides = [e for b in cfg.blocks for e in b.succs if _major_side(e, major)]
+    if not sides:
+        return ()
+    cut = {id(e) for e in sides}
+
+    def reach(starts: list[Block], skip: set[int]) -> set[int]:
+        seen = {id(b) for b in starts}
+        work = list(starts)
+        while work:
+            b = work.pop()
+            for e in b.succs:
+                if id(e) not in skip and id(e.dst) not in seen:
+                    seen.add(id(e.dst))
+                    work.append(e.dst)
+        return seen
+
+    only = reach([e.dst for e in sides], set()) - reach([cfg.entry], cut)
+    if not only:
+        return ()
+    by_start: dict[int | tuple[int, str], int] = {}
+    for i in own:
+        site = fir.calls[i]
+        by_start.setdefault((site.start, site.callee), i)
+        by_start.setdefault((site.name_start, site.callee), i)
+        by_start.setdefault(site.start, i)
+        by_start.setdefault(site.name_start, i)
+    out: set[int] = set()
+    for b in cfg.blocks:
+        if id(b) not in only:
+            continue
+        for el in b.elements:
+            for e in (el.expr, el.decl.init if el.decl is not None else None):
+                if e is None:
+                    continue
+                for c in e.calls():
+                    idx = _call_index(c, by_start)
+                    if idx is not None:
+                        out.add(idx)
+    return tuple(sorted(out))
+
+
+def _major_side(edge: Edge, major: str) -> bool:
+    """Whether `edge` is the `major` side of a test of the request's major function."""
+    cond = edge.cond
+    if cond is None:
+        return False
+    if edge.kind == "case":
+        return (edge.case is not None and _is_major_function(cond.strip())
+                and edge.case.strip().render() == major)
+    if edge.kind not in ("true", "false"):
+        return False
+    e = cond.strip()
+    if e.kind != "binary" or e.op not in ("==", "!=") or len(e.children) != 2:
+        return False
+    left, right = e.children[0].strip(), e.children[1].strip()
+    if _is_major_function(right):
+        left, right = right, left
+    return (_is_major_function(left) and right.render() == major
+            and (e.op == "==") == (edge.kind == "true"))
 
 
 def _is_major_function(e: Expr) -> bool:

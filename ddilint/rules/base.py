@@ -255,16 +255,17 @@ class ProjectView:
         return self.model.call_irql_max(self.path, call) if call >= 0 else 0
 
     def reached_from(
-        self, function: int, role: str, major: str = ""
+        self, function: int, role: str, major: str = "", call: int = -1
     ) -> tuple[str, tuple[TraceStep, ...]] | None:
-        """See `FileContext.reached_from`."""
+        """See `FileContext.reached_from` (`call`: the index of the call it is asked for,
+        which tells whether a dispatcher shared by several majors runs it for `major`)."""
         n = self._node(function)
         if n is None:
             return None
-        entries = self.model.reachable_from_role(n, role, major)
+        entries = self.model.reachable_from_role(n, role, major, call)
         if not entries:
             return None
-        return self.model.entry_story(entries[0], n)
+        return self.model.entry_story(entries[0], n, role, major)
 
     def is_storport_miniport(self) -> bool:
         """See `FileContext.is_storport_miniport`."""

@@ -63,7 +63,7 @@ class PowerIrpDdi(Rule):
 
     def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
         info = view.call_info(pending.call)
-        way = view.reached_from(pending.function, "dispatch", "IRP_MJ_POWER")
+        way = view.reached_from(pending.function, "dispatch", "IRP_MJ_POWER", pending.call)
         if info is None or way is None:
             return
         text, trace = way
