@@ -217,10 +217,12 @@ def preprocess(
     # Neither scan below writes to `code`, so it is scanned in place.
     _decorations(code, buf, result)
     _keyword_aliases(code, buf, result)
+    _integer_suffixes(code, buf)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
-    if code.find(b"except") >= 0 or code.find(b"finally") >= 0:
+    if (code.find(b"except") >= 0 or code.find(b"finally") >= 0
+            or code.find(b"EXCEPT") >= 0 or code.find(b"FINALLY") >= 0):
         _seh_keywords(code, result)
     result.view = bytes(buf)
     return result
@@ -660,6 +662,20 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
         buf[s:e] = m.group(1).lower()
 
 
+# MSVC's sized integer suffixes (`0i64`, `0xFFui64`, `1ui8`): a parse error for the
+# grammar, which knows only `u`/`l`/`ll`. The suffix is blanked (same length); the value
+# stays.
+_SIZED_SUFFIX = re.compile(rb"\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)([uU]?i(?:8|16|32|64))\b")
+
+
+def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
+    if b"i64" not in code and b"i32" not in code and b"i16" not in code and b"i8" not in code:
+        return
+    for m in _SIZED_SUFFIX.finditer(code):
+        s, e = m.span(1)
+        buf[s:e] = b" " * (e - s)
+
+
 # A macro used at file scope without a semicolon to declare things the parser cannot see:
 # DMF's `DMF_MODULE_DECLARE_CONFIG(Time)`, KMDF's `WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(...)`
 # written without its `;`. Read with what follows, it became the name of a function that
@@ -740,28 +756,36 @@ def _previous_byte(code: bytearray, at: int) -> int:
 # of the function. A `try` whose block is followed by `except (` or `finally {`, that
 # word, and each `leave;` inside the block are read with the two underscores (C++'s own
 # `try` is followed by `catch`, and stays).
-_SEH_TRY = re.compile(rb"try\b(?=\s*\{)")  # (at a word's start: `_word_starts`)
-_SEH_AFTER = re.compile(rb"\s*(except\b(?=\s*\()|finally\b(?=\s*\{))")
-_SEH_LEAVE = re.compile(rb"leave\b(?=\s*;)")
+# MSVC's `try`/`except`/`finally`/`leave` in C, and the upper-case spellings drivers
+# define for them in a header (`TRY { ... } FINALLY { ... }`, `LEAVE;`).
+_SEH_TRY = re.compile(rb"(?:try|TRY)\b(?=\s*\{)")  # (at a word's start: `_word_starts`)
+_SEH_AFTER = re.compile(rb"\s*((?:except|EXCEPT)\b(?=\s*\()|(?:finally|FINALLY)\b(?=\s*\{))")
+_SEH_LEAVE = re.compile(rb"(?:leave|LEAVE)\b(?=\s*;)")
+_SEH_UPPER = (b"TRY", b"EXCEPT", b"FINALLY", b"LEAVE")
 _BRACES = re.compile(rb"[{}]")
 
 
 def _seh_keywords(code: bytes | bytearray, result: Preprocessed) -> None:
     words: dict[int, bytes] = {}
     pairs: dict[int, int] | None = None
+    # An upper-case spelling the file defines itself is its own macro, not these.
+    own = {w for w in _SEH_UPPER if w.decode() in result.macros}
     for m in _word_starts(_SEH_TRY, code):
+        if m.group(0) in own:
+            continue
         if pairs is None:
             pairs = _brace_pairs(code)
         open_at = code.index(b"{", m.end())
         close = pairs.get(open_at, -1)
         after = _SEH_AFTER.match(code, close + 1) if close >= 0 else None
-        if after is None:
+        if after is None or after.group(1) in own:
             continue
-        words[m.start()] = b"try"
+        words[m.start()] = m.group(0)
         words[after.start(1)] = after.group(1)
         for leave in _word_starts(_SEH_LEAVE, code, open_at, close):
-            words[leave.start()] = b"leave"
-    result.rewrites.extend((at, len(w), b"__" + w) for at, w in sorted(words.items()))
+            if leave.group(0) not in own:
+                words[leave.start()] = leave.group(0)
+    result.rewrites.extend((at, len(w), b"__" + w.lower()) for at, w in sorted(words.items()))
 
 
 def _brace_pairs(code: bytes | bytearray) -> dict[int, int]:
