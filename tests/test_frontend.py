@@ -54,6 +54,36 @@ def test_cplusplus_branch_follows_the_language() -> None:
     assert b"extern" in preprocess(src, cplusplus=True).view
 
 
+def test_brace_only_macros_are_blanked_where_they_are_defined() -> None:
+    # The closing macro of a pair whose braces the parser cannot see: its uses go, from
+    # its `#define` to its `#undef`; a use after the `#undef` (another meaning), a
+    # function-like macro and a macro that is more than braces stay.
+    src = (b"#define LOOP_END } }\n#define LOOP_BEGIN(t) if (t) { for (;;) {\n"
+           b"#define DONE(x) }\n#define NEXT } x++;\n"
+           b"void f(int t) { LOOP_BEGIN(t) { g(); } LOOP_END NEXT DONE(1) }\n"
+           b"#undef LOOP_END\nint LOOP_END;\n")
+    pre = preprocess(src)
+    assert len(pre.view) == len(src)
+    assert pre.view.count(b"LOOP_END") == 1 and b"int LOOP_END;" in pre.view
+    assert b"LOOP_BEGIN(t)" in pre.view and b"NEXT" in pre.view and b"DONE(1)" in pre.view
+    assert pre.brace_macros == [("LOOP_END", src.index(b"\n") , src.index(b"#undef"))]
+
+
+def test_sized_integer_suffixes_are_blanked() -> None:
+    src = b'x = 0i64 + 0xFFui64 + 7ui8; y = v0i64 + 1L; s = "2i64";\n'
+    view = preprocess(src).view
+    assert view == b'x = 0    + 0xFF     + 7   ; y = v0i64 + 1L; s = "2i64";\n'
+
+
+def test_upper_case_seh_macros_are_read_as_seh() -> None:
+    pre = preprocess(b"void f(void) { TRY { g(); LEAVE; } FINALLY { h(); } }\n")
+    spelled = sorted((at, word) for at, _n, word in pre.rewrites)
+    assert [w for _at, w in spelled] == [b"__try", b"__leave", b"__finally"]
+    # A file that defines one of them itself keeps its own meaning.
+    own = preprocess(b"#define TRY if (1)\nvoid f(void) { TRY { g(); } FINALLY { h(); } }\n")
+    assert own.rewrites == []
+
+
 def test_defines_recorded_with_continuations() -> None:
     pre = preprocess(b"#define OPEN(h, a) \\\n    ZwOpenKey(h, KEY_READ, a)\n#define FLAGS 0x200\n")
     assert pre.macros["OPEN"].params == ("h", "a")

@@ -121,6 +121,9 @@ class Preprocessed:
     # Words the parser must read spelled otherwise, which the same-length view cannot
     # hold: (offset, length, what the parser reads), applied by `compact.CompactView`.
     rewrites: list[tuple[int, int, bytes]] = field(default_factory=list)
+    # The file's own object-like macros that are nothing but braces, where they are
+    # defined: (name, from, to) (`_brace_macros`).
+    brace_macros: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 # Comments and literals, written as "unrolled loops" (a run of plain bytes, then any number
@@ -217,6 +220,7 @@ def preprocess(
     # Neither scan below writes to `code`, so it is scanned in place.
     _decorations(code, buf, result)
     _keyword_aliases(code, buf, result)
+    _brace_macros(code, buf, result)
     _integer_suffixes(code, buf)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
@@ -355,6 +359,9 @@ def _directives(
                 macro = _parse_define(rest, s)
                 if macro is not None:
                     result.macros[macro.name] = macro
+                    if macro.params is None and _BRACES_ONLY.fullmatch(macro.body) and (
+                            "{" in macro.body or "}" in macro.body):
+                        result.brace_macros.append((macro.name, e, len(scan)))
                     if macro.params is None:
                         value_int = int_value(macro.body)
                         if value_int is not None:
@@ -365,6 +372,9 @@ def _directives(
                 target = rest.split()[0] if rest.split() else ""
                 result.macros.pop(target, None)
                 known.pop(target, None)
+                for i, (n, at, to) in enumerate(result.brace_macros):
+                    if n == target and to == len(scan):
+                        result.brace_macros[i] = (n, at, s)
             elif name == "include":
                 # The scan buffer has string contents blanked: read `"name.h"` from `buf`.
                 written = bytes(buf[m.start(2):m.end(2)]).decode("utf-8", "replace")
@@ -660,6 +670,22 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
             continue  # the file defines it as something else
         s, e = m.span()
         buf[s:e] = m.group(1).lower()
+
+
+# A file's own object-like macro that is nothing but braces (`#define END_FOR_EACH_ACE } }`,
+# closing what a `START_FOR_EACH_ACE(acl, ace) {` macro opened): its uses are blanked. Left
+# in, the braces the parser cannot see unbalanced the rest of the file (in one file of
+# System Informer, 245 KB of functions became one ERROR node). Blanked, the opening macro's
+# use reads as a block macro (`_block_macro` in the frontend).
+_BRACES_ONLY = re.compile(r"[\s{};]*")
+
+
+def _brace_macros(code: bytes | bytearray, buf: bytearray, result: Preprocessed) -> None:
+    for name, start, end in result.brace_macros:
+        uses = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
+        for m in uses.finditer(code, start, end):
+            s, e = m.span()
+            buf[s:e] = b" " * (e - s)
 
 
 # MSVC's sized integer suffixes (`0i64`, `0xFFui64`, `1ui8`): a parse error for the
