@@ -69,6 +69,16 @@ def test_brace_only_macros_are_blanked_where_they_are_defined() -> None:
     assert pre.brace_macros == [("LOOP_END", src.index(b"\n") , src.index(b"#undef"))]
 
 
+def test_linkage_brackets_are_blanked_alone_on_their_line() -> None:
+    src = (b"EXTERN_C_START\nKDEFERRED_ROUTINE OnDpc;\nEXTERN_C_END\n"
+           b"  CXPLAT_EXTERN_C_BEGIN  \n__BEGIN_DECLS\nint x = MY_EXTERN_C_END + 1;\n")
+    view = preprocess(src).view
+    assert b"EXTERN_C_START" not in view and b"\nEXTERN_C_END" not in view
+    assert b"CXPLAT" not in view and b"DECLS" not in view
+    assert b"MY_EXTERN_C_END + 1" in view  # not alone on its line: a name
+    assert len(view) == len(src)
+
+
 def test_sized_integer_suffixes_are_blanked() -> None:
     src = b'x = 0i64 + 0xFFui64 + 7ui8; y = v0i64 + 1L; s = "2i64";\n'
     view = preprocess(src).view

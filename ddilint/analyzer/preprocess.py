@@ -220,6 +220,7 @@ def preprocess(
     # Neither scan below writes to `code`, so it is scanned in place.
     _decorations(code, buf, result)
     _keyword_aliases(code, buf, result)
+    _linkage_brackets(code, buf)
     _brace_macros(code, buf, result)
     _integer_suffixes(code, buf)
     _declaration_macros(code, buf)
@@ -670,6 +671,24 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
             continue  # the file defines it as something else
         s, e = m.span()
         buf[s:e] = m.group(1).lower()
+
+
+# The brackets of a C linkage block, as macros (`EXTERN_C_START` ... `EXTERN_C_END` from
+# the WDK, `WDF_EXTERN_C_START`, a project's `CXPLAT_EXTERN_C_BEGIN`, `__BEGIN_DECLS`):
+# `extern "C" {` and `}` in C++, nothing in C. Read as a name, the first one became the type
+# of the declaration after it (`EXTERN_C_START DRIVER_INITIALIZE DriverEntry;` declared a
+# function `DRIVER_INITIALIZE`). Blanked, alone on their line, both ways.
+_LINKAGE_BRACKET = re.compile(
+    rb"(?:[A-Z][A-Z0-9]*_)?EXTERN_C_(?:START|BEGIN|END)\b|__(?:BEGIN|END)_DECLS\b")
+
+
+def _linkage_brackets(code: bytes | bytearray, buf: bytearray) -> None:
+    if b"EXTERN_C_" not in code and b"_DECLS" not in code:
+        return
+    for _line, m in line_start_matches(_LINKAGE_BRACKET, code):
+        s, e = m.span()
+        if _REST_OF_LINE.match(code, e) is not None:
+            buf[s:e] = b" " * (e - s)
 
 
 # A file's own object-like macro that is nothing but braces (`#define END_FOR_EACH_ACE } }`,
