@@ -261,6 +261,17 @@ typedef struct _CTX { ULONG class; } CTX;
 VOID Go(CTX *c) { c->class = 0; }
 """, "helper.h")
     assert c.language == "c" and [f.name for f in c.functions] == ["Go"]
+    # A header that only uses other headers' namespaces and classes (`std::`, `ns::T`).
+    uses = parse_text("""
+#pragma once
+typedef struct _PROGRAM {
+    char *name = nullptr;
+    std::vector<int> *slots;
+} PROGRAM;
+inline size_t SlotCount(const PROGRAM *p) { return p->slots->size(); }
+""", "program.h")
+    assert uses.language == "cpp" and uses.error_nodes == 0
+    assert [f.name for f in uses.functions] == ["SlotCount"]
 
 
 def test_section_macros_before_a_function_are_decorations() -> None:
@@ -310,7 +321,9 @@ def test_the_cpp_header_check_wants_the_words_at_the_start_of_a_line() -> None:
     assert not _is_cpp_header(b"int my_template<3;\nVOID F(int class_id) { x = 1; }\n")
     assert not _is_cpp_header(b"switch (k) { case 1: y = a ? public : b; }\n")
     assert not _is_cpp_header(b"x = y; class A { };" * 5000)  # one long line: linear
-    assert not _is_cpp_header(b"a::b public::c\n")
+    assert not _is_cpp_header(b"public ::c\n")  # `public` then a global scope: no label
+    # Anywhere in a line, a name qualified with `::` is C++.
+    assert _is_cpp_header(b"VOID F(void) { x = ns::Count(); }\n")
 
 
 _CPP_TOKENS = ["class", "template", "namespace", "public", "private", "<", " ", "\t", "\n",
@@ -319,14 +332,17 @@ _CPP_TOKENS = ["class", "template", "namespace", "public", "private", "<", " ", 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(_CPP_TOKENS), max_size=30))
-def test_the_cpp_header_check_is_the_line_start_pattern(tokens: list[str]) -> None:
+def test_the_cpp_header_check_is_the_line_start_pattern_or_a_qualified_name(
+        tokens: list[str]) -> None:
     from ddilint.analyzer.frontend import _is_cpp_header
 
     view = "".join(tokens).encode()
     line_start = re.compile(
         rb"^[ \t]*(?:template[ \t]*<|namespace[ \t]+\w+\s*\{|class[ \t]+\w+[^;{}]{0,400}\{"
         rb"|(?:public|private|protected)[ \t]*:(?!:))", re.M)
-    assert _is_cpp_header(view) == (line_start.search(view) is not None)
+    qualified = re.compile(rb"\b[A-Za-z_]\w*::~?[A-Za-z_]")
+    assert _is_cpp_header(view) == (line_start.search(view) is not None
+                                     or qualified.search(view) is not None)
 
 
 def test_a_qualified_static_method_is_a_function_reference() -> None:

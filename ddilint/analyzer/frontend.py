@@ -171,9 +171,19 @@ _CPP_HEADER = re.compile(
     rb"|public[ \t]*:(?!:)|private[ \t]*:(?!:)|protected[ \t]*:(?!:)")
 
 
+# A name qualified with `::` (`prevail::EbpfInst`, `std::vector`), which C does not have:
+# a header that uses C++ only through other headers' namespaces and classes. (On the
+# samples, eBPF for Windows and Sandboxie, each of the 23 headers this adds parses with
+# fewer ERROR nodes as C++: 219 as C, 2 as C++.)
+_QUALIFIED_NAME = re.compile(rb"\b[A-Za-z_]\w*::~?[A-Za-z_]")
+
+
 def _is_cpp_header(view: bytes) -> bool:
-    """Whether a line of `view` starts (after blanks) with what `_CPP_HEADER` matches."""
-    return next(line_start_matches(_CPP_HEADER, view), None) is not None
+    """Whether a line of `view` starts (after blanks) with what `_CPP_HEADER` matches, or
+    the view names something with `::`."""
+    if next(line_start_matches(_CPP_HEADER, view), None) is not None:
+        return True
+    return b"::" in view and _QUALIFIED_NAME.search(view) is not None
 
 
 def language_for(path: str) -> str:
