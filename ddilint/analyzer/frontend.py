@@ -43,6 +43,7 @@ from ddilint.analyzer.preprocess import (
     MacroDef,
     Preprocessed,
     line_start_matches,
+    needs_rare_edits,
     preprocess,
 )
 from ddilint.analyzer.source import SourceText
@@ -217,6 +218,14 @@ def parse_file(
         source._line_starts = view.line_starts  # the view breaks lines where the source does
     tree = parser(lang).parse(view.parsed)
     root = tree.root_node
+    if root.has_error and needs_rare_edits(source.data):
+        # `0i64`, `__BEGIN_DECLS`: parse errors, and rare enough that only a file with an
+        # error is searched for them (`preprocess`).
+        pre = preprocess(source.data, defined, undefined, cplusplus=lang == "cpp",
+                         rare=True)
+        view = compact_view(pre.view, pre.rewrites)
+        tree = parser(lang).parse(view.parsed)
+        root = tree.root_node
     fir = FileIR(path=source.path, language=lang, source=source)
     fir.macros = pre.macros
     fir.annotations = pre.annotations

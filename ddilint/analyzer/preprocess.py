@@ -189,8 +189,14 @@ def preprocess(
     defined: Mapping[str, int] | None = None,
     undefined: frozenset[str] = frozenset(),
     cplusplus: bool = False,
+    rare: bool = False,
 ) -> Preprocessed:
-    """Build the parse view of `data` (UTF-8 bytes) and record what was removed."""
+    """Build the parse view of `data` (UTF-8 bytes) and record what was removed.
+    `rare`: also the edits only a few files need, each a parse error without them: MSVC's
+    sized integer suffixes, `__BEGIN_DECLS`, `TRY { } EXCEPT (...)` without a `FINALLY`.
+    Looking for them costs more than the files that need them: the frontend asks for them
+    only when a parse without them had an error and `needs_rare_edits` says the file may
+    hold one."""
     # Comments blanked, strings kept; `code` also has the insides of strings blanked, for
     # scanning. `split` hands over the comments and literals (odd places) with the text
     # between them, and joining the edited list builds each buffer in one step: a loop over
@@ -220,15 +226,18 @@ def preprocess(
     # Neither scan below writes to `code`, so it is scanned in place.
     _decorations(code, buf, result)
     _keyword_aliases(code, buf, result)
-    _linkage_brackets(code, buf)
     _brace_macros(code, buf, result)
-    _integer_suffixes(code, buf)
+    if code.find(b"EXTERN_C_") >= 0 or (rare and code.find(b"_DECLS") >= 0):
+        _linkage_brackets(code, buf)
+    if rare:
+        _integer_suffixes(code, buf)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
-    if (code.find(b"except") >= 0 or code.find(b"finally") >= 0
-            or code.find(b"EXCEPT") >= 0 or code.find(b"FINALLY") >= 0):
-        _seh_keywords(code, result)
+    if code.find(b"except") >= 0 or code.find(b"finally") >= 0:
+        _seh_keywords(code, result, upper=False)
+    if code.find(b"FINALLY") >= 0 or (rare and code.find(b"EXCEPT") >= 0):
+        _seh_keywords(code, result, upper=True)
     result.view = bytes(buf)
     return result
 
@@ -683,8 +692,6 @@ _LINKAGE_BRACKET = re.compile(
 
 
 def _linkage_brackets(code: bytes | bytearray, buf: bytearray) -> None:
-    if b"EXTERN_C_" not in code and b"_DECLS" not in code:
-        return
     for _line, m in line_start_matches(_LINKAGE_BRACKET, code):
         s, e = m.span()
         if _REST_OF_LINE.match(code, e) is not None:
@@ -713,9 +720,16 @@ def _brace_macros(code: bytes | bytearray, buf: bytearray, result: Preprocessed)
 _SIZED_SUFFIX = re.compile(rb"\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)([uU]?i(?:8|16|32|64))\b")
 
 
+# What the rare edits (`preprocess(rare=True)`) look for, roughly.
+_RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(?:8|16|32|64)\b")
+
+
+def needs_rare_edits(data: bytes) -> bool:
+    """Whether `data` may need the edits of `preprocess(rare=True)`."""
+    return _RARE_HINT.search(data) is not None
+
+
 def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
-    if b"i64" not in code and b"i32" not in code and b"i16" not in code and b"i8" not in code:
-        return
     for m in _SIZED_SUFFIX.finditer(code):
         s, e = m.span(1)
         buf[s:e] = b" " * (e - s)
@@ -802,35 +816,41 @@ def _previous_byte(code: bytearray, at: int) -> int:
 # word, and each `leave;` inside the block are read with the two underscores (C++'s own
 # `try` is followed by `catch`, and stays).
 # MSVC's `try`/`except`/`finally`/`leave` in C, and the upper-case spellings drivers
-# define for them in a header (`TRY { ... } FINALLY { ... }`, `LEAVE;`).
-_SEH_TRY = re.compile(rb"(?:try|TRY)\b(?=\s*\{)")  # (at a word's start: `_word_starts`)
-_SEH_AFTER = re.compile(rb"\s*((?:except|EXCEPT)\b(?=\s*\()|(?:finally|FINALLY)\b(?=\s*\{))")
-_SEH_LEAVE = re.compile(rb"(?:leave|LEAVE)\b(?=\s*;)")
-_SEH_UPPER = (b"TRY", b"EXCEPT", b"FINALLY", b"LEAVE")
-_BRACES = re.compile(rb"[{}]")
+# define for them in a header (`TRY { ... } FINALLY { ... }`, `LEAVE;`). One set of
+# patterns per spelling: each starts with a plain word, which the regex engine searches for
+# fast (an alternation of the two spellings made the search test every `t` and `T`).
+_SEH_SPELLINGS = tuple(
+    (re.compile(try_ + rb"\b(?=\s*\{)"),  # (at a word's start: `_word_starts`)
+     re.compile(rb"\s*(" + except_ + rb"\b(?=\s*\()|" + finally_ + rb"\b(?=\s*\{))"),
+     re.compile(leave + rb"\b(?=\s*;)"))
+    for try_, except_, finally_, leave in ((b"try", b"except", b"finally", b"leave"),
+                                           (b"TRY", b"EXCEPT", b"FINALLY", b"LEAVE")))
 
 
-def _seh_keywords(code: bytes | bytearray, result: Preprocessed) -> None:
+def _seh_keywords(code: bytes | bytearray, result: Preprocessed, upper: bool) -> None:
+    """The SEH words of one spelling (`upper`: the capitals, unless the file defines one
+    of them itself: then they are its own macros) as rewrites to `__try` and the rest."""
+    if upper and any(w in result.macros for w in ("TRY", "EXCEPT", "FINALLY", "LEAVE")):
+        return
+    seh_try, seh_after, seh_leave = _SEH_SPELLINGS[upper]
     words: dict[int, bytes] = {}
     pairs: dict[int, int] | None = None
-    # An upper-case spelling the file defines itself is its own macro, not these.
-    own = {w for w in _SEH_UPPER if w.decode() in result.macros}
-    for m in _word_starts(_SEH_TRY, code):
-        if m.group(0) in own:
-            continue
+    for m in _word_starts(seh_try, code):
         if pairs is None:
             pairs = _brace_pairs(code)
         open_at = code.index(b"{", m.end())
         close = pairs.get(open_at, -1)
-        after = _SEH_AFTER.match(code, close + 1) if close >= 0 else None
-        if after is None or after.group(1) in own:
+        after = seh_after.match(code, close + 1) if close >= 0 else None
+        if after is None:
             continue
         words[m.start()] = m.group(0)
         words[after.start(1)] = after.group(1)
-        for leave in _word_starts(_SEH_LEAVE, code, open_at, close):
-            if leave.group(0) not in own:
-                words[leave.start()] = leave.group(0)
+        for leave in _word_starts(seh_leave, code, open_at, close):
+            words[leave.start()] = leave.group(0)
     result.rewrites.extend((at, len(w), b"__" + w.lower()) for at, w in sorted(words.items()))
+
+
+_BRACES = re.compile(rb"[{}]")
 
 
 def _brace_pairs(code: bytes | bytearray) -> dict[int, int]:
