@@ -88,6 +88,14 @@ def test_sized_integer_suffixes_are_blanked() -> None:
     assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["Mask"]
 
 
+def test_offsetof_a_nested_member_parses() -> None:
+    src = "SIZE_T Tail(void) { return sizeof(REC) - offsetof(REC, u.extra) + offsetof(REC, a); }\n"
+    fir = parse_text(src)
+    assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["Tail"]
+    view = preprocess(src.encode(), rare=True).view
+    assert b"OFFSETOF(REC, u.extra)" in view and b"offsetof(REC, a)" in view
+
+
 def test_upper_case_seh_macros_are_read_as_seh() -> None:
     pre = preprocess(b"void f(void) { TRY { g(); LEAVE; } FINALLY { h(); } }\n", rare=True)
     spelled = sorted((at, word) for at, _n, word in pre.rewrites)

@@ -193,7 +193,8 @@ def preprocess(
 ) -> Preprocessed:
     """Build the parse view of `data` (UTF-8 bytes) and record what was removed.
     `rare`: also the edits only a few files need, each a parse error without them: MSVC's
-    sized integer suffixes, `__BEGIN_DECLS`, `TRY { } EXCEPT (...)` without a `FINALLY`.
+    sized integer suffixes, `__BEGIN_DECLS`, `TRY { } EXCEPT (...)` without a `FINALLY`,
+    `offsetof` of a nested member.
     Looking for them costs more than the files that need them: the frontend asks for them
     only when a parse without them had an error and `needs_rare_edits` says the file may
     hold one."""
@@ -231,6 +232,7 @@ def preprocess(
         _linkage_brackets(code, buf)
     if rare:
         _integer_suffixes(code, buf)
+        _offsetof_designators(code, buf)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
@@ -721,12 +723,25 @@ _SIZED_SUFFIX = re.compile(rb"\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)([uU]?i(?:8|16|32|64
 
 
 # What the rare edits (`preprocess(rare=True)`) look for, roughly.
-_RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(?:8|16|32|64)\b")
+_RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(?:8|16|32|64)\b"
+                        rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)")
 
 
 def needs_rare_edits(data: bytes) -> bool:
     """Whether `data` may need the edits of `preprocess(rare=True)`."""
     return _RARE_HINT.search(data) is not None
+
+
+# `offsetof(T, u.extra)`, `offsetof(T, a[2])`: the grammar's `offsetof` takes a plain field
+# name only. Spelled `OFFSETOF` (same length), it reads as a macro's call.
+_OFFSETOF_DESIGNATOR = re.compile(
+    rb"offsetof(?=\s*\([^,()]+,\s*[A-Za-z_]\w*\s*(?:\.|\[|->))")
+
+
+def _offsetof_designators(code: bytes | bytearray, buf: bytearray) -> None:
+    for m in _word_starts(_OFFSETOF_DESIGNATOR, code):
+        s, e = m.span()
+        buf[s:e] = b"OFFSETOF"
 
 
 def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
