@@ -291,7 +291,7 @@ class DdilintServer(LanguageServer):
                 summaries.append(s)
         # Only this buffer's answers are asked of it (`Project`'s focus).
         texts = {p: t.encode("utf-8") for p, t in buffers.items()}
-        if name:
+        if name and data:
             texts[name] = data
         return Project(summaries, project.knowledge, options.roles,
                        focus={name} if name else None, reader=ir_reader(options, texts))

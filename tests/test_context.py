@@ -289,3 +289,52 @@ def test_the_constant_arguments_of_a_call_are_kept_with_their_positions() -> Non
     assert consts[("Work", 5)] == () and consts[("Wrap", 5)] == ((1, 0),)
     # A routine the knowledge table has is no function of the project: nothing kept.
     assert consts[("KeSetEvent", 6)] == ()
+
+
+POWER_WAYS = """
+static NTSTATUS ReadPolicy(PDEVICE_OBJECT D, PULONG p)
+{
+    ULONG len = 0;
+    return IoGetDeviceProperty(D, DevicePropertyPowerData, sizeof(*p), p, &len);
+}
+static NTSTATUS Refresh(PDEVICE_OBJECT D, PULONG p) { return ReadPolicy(D, p); }
+static NTSTATUS AnyMajor(PDEVICE_OBJECT D, PIRP Irp)
+{
+    ULONG v = 0;
+    switch (IoGetCurrentIrpStackLocation(Irp)->MajorFunction) {
+    case IRP_MJ_POWER:
+        Refresh(D, &v);
+        break;
+    case IRP_MJ_READ:
+        ReadPolicy(D, &v);
+        break;
+    }
+    return STATUS_SUCCESS;
+}
+static NTSTATUS PowerOnly(PDEVICE_OBJECT D, PIRP Irp)
+{
+    ULONG v = 0;
+    ReadPolicy(D, &v);
+    return STATUS_SUCCESS;
+}
+NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
+{
+    DriverObject->MajorFunction[IRP_MJ_READ] = AnyMajor;
+    DriverObject->MajorFunction[IRP_MJ_POWER] = AnyMajor;
+    DriverObject->MajorFunction[IRP_MJ_POWER] = PowerOnly;
+    return STATUS_SUCCESS;
+}
+"""
+
+
+def test_power_entries_nearest_first_with_a_shared_dispatchers_power_side() -> None:
+    ctx = _ctx(POWER_WAYS)
+    model = ctx.model
+    node = {model.nodes[n].summary.name: n for n in range(len(model.nodes))}
+    entries = model.reachable_from_role(node["ReadPolicy"], "dispatch", "IRP_MJ_POWER")
+    # PowerOnly calls it directly; AnyMajor through Refresh on its IRP_MJ_POWER side (its
+    # direct call is on the IRP_MJ_READ side, which is no way for power).
+    assert [model.nodes[e].summary.name for e in entries] == ["PowerOnly", "AnyMajor"]
+    text, steps = model.entry_story(entries[1], node["ReadPolicy"], "dispatch", "IRP_MJ_POWER")
+    assert "on its IRP_MJ_POWER path" in text and "Refresh" in text
+    assert [s.message for s in steps][1:] == ["calls Refresh", "calls ReadPolicy"]

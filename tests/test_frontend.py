@@ -67,6 +67,12 @@ def test_brace_only_macros_are_blanked_where_they_are_defined() -> None:
     assert pre.view.count(b"LOOP_END") == 1 and b"int LOOP_END;" in pre.view
     assert b"LOOP_BEGIN(t)" in pre.view and b"NEXT" in pre.view and b"DONE(1)" in pre.view
     assert pre.brace_macros == [("LOOP_END", src.index(b"\n") , src.index(b"#undef"))]
+    # Balanced braces are an expression (an empty initializer); a new definition ends the
+    # old one's range as `#undef` does.
+    other = (b"#define EMPTY_INIT {}\nS s = EMPTY_INIT;\n"
+             b"#define CLOSE }\n#define CLOSE 0\nint f(void) { return CLOSE; }\n")
+    view = preprocess(other).view
+    assert b"S s = EMPTY_INIT;" in view and b"return CLOSE;" in view
 
 
 def test_linkage_brackets_are_blanked_alone_on_their_line() -> None:
@@ -77,6 +83,9 @@ def test_linkage_brackets_are_blanked_alone_on_their_line() -> None:
     assert b"CXPLAT" not in view and b"DECLS" not in view
     assert b"MY_EXTERN_C_END + 1" in view  # not alone on its line: a name
     assert len(view) == len(src)
+    # A prefix in capitals goes with it; any other word ending so is a name.
+    view = preprocess(b"WDF_EXTERN_C_START\nmyEXTERN_C_START\n", rare=True).view
+    assert view == b"                  \nmyEXTERN_C_START\n"
 
 
 def test_sized_integer_suffixes_are_blanked() -> None:
@@ -334,8 +343,10 @@ def test_the_cpp_header_check_wants_the_words_at_the_start_of_a_line() -> None:
     assert not _is_cpp_header(b"switch (k) { case 1: y = a ? public : b; }\n")
     assert not _is_cpp_header(b"x = y; class A { };" * 5000)  # one long line: linear
     assert not _is_cpp_header(b"public ::c\n")  # `public` then a global scope: no label
-    # Anywhere in a line, a name qualified with `::` is C++.
+    # Anywhere in a line, a name qualified with `::` is C++; not inside a string.
     assert _is_cpp_header(b"VOID F(void) { x = ns::Count(); }\n")
+    assert not _is_cpp_header(b'VOID F(void) { DbgPrint("Drv::Log %d\\n", 1); }\n')
+    assert _is_cpp_header(b'VOID F(void) { Log("a \\" b"); x = ns::Count(); }\n')
 
 
 _CPP_TOKENS = ["class", "template", "namespace", "public", "private", "<", " ", "\t", "\n",

@@ -184,7 +184,15 @@ def _is_cpp_header(view: bytes) -> bool:
     the view names something with `::`."""
     if next(line_start_matches(_CPP_HEADER, view), None) is not None:
         return True
-    return b"::" in view and _QUALIFIED_NAME.search(view) is not None
+    if b"::" not in view:
+        return False
+    for m in _QUALIFIED_NAME.finditer(view):
+        # Not in a string (`DbgPrint("Drv::Log")`): an even number of quotes before it on
+        # its line (the view has the comments blanked, the strings not).
+        before = view[view.rfind(b"\n", 0, m.start()) + 1:m.start()]
+        if (before.count(b'"') - before.count(b'\\"')) % 2 == 0:
+            return True
+    return False
 
 
 def language_for(path: str) -> str:

@@ -387,7 +387,18 @@ def handed_to_requester(model: Project, n: int, param: int,
     that copies it there (`CopyToReply(Irp, &v, sizeof(v))`), or one of its own
     parameters that its callers treat so (`_MAX_HOPS` functions up at most). Reads the
     callers' code again (`Project.call_ir`): asked only for a call already found to lack
-    the flag."""
+    the flag. The answers, and each function's reply places, are kept in `model.memo`."""
+    answers: dict[tuple[int, int], bool] = model.memo.setdefault("handed_to_requester", {})
+    if not path and (n, param) in answers:
+        return answers[(n, param)]
+    answer = _handed_to_requester(model, n, param, path)
+    if not path:
+        answers[(n, param)] = answer
+    return answer
+
+
+def _handed_to_requester(model: Project, n: int, param: int,
+                         path: frozenset[tuple[int, int]]) -> bool:
     if (n, param) in path or len(path) >= _MAX_HOPS:
         return False
     path = path | {(n, param)}
@@ -403,7 +414,7 @@ def handed_to_requester(model: Project, n: int, param: int,
         if fn is None or param >= len(site.args):
             return False
         arg = site.args[param]
-        exprs, reply = _reply_places(fn)
+        exprs, reply = _reply_places_of(model, g, fn)
         if _into_reply(arg, reply):
             continue
         var = address_of_name(arg)
@@ -426,9 +437,12 @@ def _given_to_a_copier(model: Project, g: int, fir: FileIR, site: CallSite, var:
     passes `&var` to a project function that copies what that parameter points to into
     the reply."""
     fn = site.function
+    calls = model.files[model.nodes[g].file].calls
     for ci, other in enumerate(fir.calls):
         if other.function is not fn or other is site or other.indirect:
             continue
+        if ci >= len(calls) or calls[ci].callee != other.callee:
+            continue  # the file read again is not the one summarized
         if not _still_holds(exprs, var, site.end, other.start):
             continue
         for j, a in enumerate(other.args):
@@ -450,8 +464,16 @@ def _copies_into_reply(model: Project, h: int, param: int) -> bool:
     if param >= len(fn.params) or not fn.params[param].name:
         return False
     name = fn.params[param].name
-    exprs, reply = _reply_places(fn)
+    exprs, reply = _reply_places_of(model, h, fn)
     return any(_copy_of(x, reply) == ("pointee", name) for e in exprs for x in e.walk())
+
+
+def _reply_places_of(model: Project, n: int, fn: Function) -> tuple[list[Expr], set[str]]:
+    """`_reply_places` of function node `n` (whose IR is `fn`), once per model."""
+    kept: dict[int, tuple[list[Expr], set[str]]] = model.memo.setdefault("reply_places", {})
+    if n not in kept:
+        kept[n] = _reply_places(fn)
+    return kept[n]
 
 
 def _into_reply(e: Expr, reply: set[str]) -> bool:

@@ -307,6 +307,7 @@ def _directives(
     stack: list[_Frame] = []
     live = True
     dead_from = -1
+    open_braces: dict[str, int] = {}  # see `_end_brace_macro`
     for s, m in _directive_lines(scan):
         e = m.end()
         name = (m.group(1) or b"").decode("ascii", "replace")
@@ -371,8 +372,11 @@ def _directives(
                 macro = _parse_define(rest, s)
                 if macro is not None:
                     result.macros[macro.name] = macro
-                    if macro.params is None and _BRACES_ONLY.fullmatch(macro.body) and (
-                            "{" in macro.body or "}" in macro.body):
+                    _end_brace_macro(result, open_braces, macro.name, s)
+                    body = macro.body
+                    if macro.params is None and _BRACES_ONLY.fullmatch(body) and (
+                            body.count("{") != body.count("}")):
+                        open_braces[macro.name] = len(result.brace_macros)
                         result.brace_macros.append((macro.name, e, len(scan)))
                     if macro.params is None:
                         value_int = int_value(macro.body)
@@ -384,9 +388,7 @@ def _directives(
                 target = rest.split()[0] if rest.split() else ""
                 result.macros.pop(target, None)
                 known.pop(target, None)
-                for i, (n, at, to) in enumerate(result.brace_macros):
-                    if n == target and to == len(scan):
-                        result.brace_macros[i] = (n, at, s)
+                _end_brace_macro(result, open_braces, target, s)
             elif name == "include":
                 # The scan buffer has string contents blanked: read `"name.h"` from `buf`.
                 written = bytes(buf[m.start(2):m.end(2)]).decode("utf-8", "replace")
@@ -689,30 +691,54 @@ def _keyword_aliases(scan: bytes | bytearray, buf: bytearray, result: Preprocess
 # `extern "C" {` and `}` in C++, nothing in C. Read as a name, the first one became the type
 # of the declaration after it (`EXTERN_C_START DRIVER_INITIALIZE DriverEntry;` declared a
 # function `DRIVER_INITIALIZE`). Blanked, alone on their line, both ways.
-_LINKAGE_BRACKET = re.compile(
-    rb"(?:[A-Z][A-Z0-9]*_)?EXTERN_C_(?:START|BEGIN|END)\b|__(?:BEGIN|END)_DECLS\b")
+# The search starts with the fixed part (an optional prefix in front of it made the engine
+# run through every upper-case word at each of its bytes); the prefix is checked after.
+_LINKAGE_BRACKET = re.compile(rb"EXTERN_C_(?:START|BEGIN|END)\b|__(?:BEGIN|END)_DECLS\b")
+_LINKAGE_PREFIX = re.compile(rb"(?:[A-Z][A-Z0-9]*_)?")
 
 
 def _linkage_brackets(code: bytes | bytearray, buf: bytearray) -> None:
-    for _line, m in line_start_matches(_LINKAGE_BRACKET, code):
+    for m in _LINKAGE_BRACKET.finditer(code):
         s, e = m.span()
-        if _REST_OF_LINE.match(code, e) is not None:
-            buf[s:e] = b" " * (e - s)
+        line = code.rfind(b"\n", 0, s) + 1
+        word = s
+        while word > line and code[word - 1] in _WORD_BYTES:
+            word -= 1
+        if (code[line:word].strip(b" \t") or _REST_OF_LINE.match(code, e) is None
+                or not _LINKAGE_PREFIX.fullmatch(code, word, s)):
+            continue
+        buf[word:e] = b" " * (e - word)
 
 
-# A file's own object-like macro that is nothing but braces (`#define END_FOR_EACH_ACE } }`,
-# closing what a `START_FOR_EACH_ACE(acl, ace) {` macro opened): its uses are blanked. Left
+# A file's own object-like macro that is nothing but braces, and not as many of each
+# (`#define END_FOR_EACH_ACE } }`, closing what a `START_FOR_EACH_ACE(acl, ace) {` macro
+# opened; `#define EMPTY_INIT {}` is an expression): its uses are blanked. Left
 # in, the braces the parser cannot see unbalanced the rest of the file (in one file of
 # System Informer, 245 KB of functions became one ERROR node). Blanked, the opening macro's
 # use reads as a block macro (`_block_macro` in the frontend).
 _BRACES_ONLY = re.compile(r"[\s{};]*")
 
 
+def _end_brace_macro(result: Preprocessed, open_braces: dict[str, int], name: str,
+                     at: int) -> None:
+    """A `#define` or `#undef` of `name` at `at` ends the range of the brace macro of that
+    name still open (`open_braces`: name -> its place in `result.brace_macros`)."""
+    i = open_braces.pop(name, None)
+    if i is not None:
+        n, start, _end = result.brace_macros[i]
+        result.brace_macros[i] = (n, start, at)
+
+
 def _brace_macros(code: bytes | bytearray, buf: bytearray, result: Preprocessed) -> None:
+    if not result.brace_macros:
+        return
+    ranges: dict[bytes, list[tuple[int, int]]] = {}
     for name, start, end in result.brace_macros:
-        uses = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
-        for m in uses.finditer(code, start, end):
-            s, e = m.span()
+        ranges.setdefault(name.encode(), []).append((start, end))
+    uses = re.compile(b"|".join(map(re.escape, sorted(ranges))) + rb"\b")
+    for m in _word_starts(uses, code):
+        s, e = m.span()
+        if any(start <= s < end for start, end in ranges[m.group(0)]):
             buf[s:e] = b" " * (e - s)
 
 

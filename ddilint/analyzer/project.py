@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import attrgetter
+from typing import Any
 
 from ddilint.analyzer.context import ExecutionContext, irql_name
 from ddilint.analyzer.ir import CallSite, FileIR, Function
@@ -64,9 +65,10 @@ def _same_major(a: str, b: str) -> bool:
 def _shared_dispatcher(sources: Sequence[RoleSource], major: str) -> bool:
     """Do role `sources` register the function for other IRP majors than `major` too? Such
     a dispatcher branches on the request's major function, and which of its calls serve
-    `major` is a question of its paths the model does not answer: precision first, it is
-    taken as for a dispatch routine set for every major in a loop (no power handler, no
-    entry of `major`)."""
+    `major` is a question of its paths: precision first, it is taken as for a dispatch
+    routine set for every major in a loop (no power handler, no entry of `major`), except
+    for the calls only its IRP_MJ_POWER side runs (`FunctionSummary.power_calls`, which
+    DDI601 follows: `Project.reachable_from_role`)."""
     return any(r.major and not _same_major(r.major, major) for r in sources)
 
 
@@ -166,6 +168,8 @@ class Project:
         self.knowledge = knowledge
         self._reader = reader
         self._irs: dict[str, FileIR | None] = {}
+        # What the analyses that read the code again (`file_ir`) keep between questions.
+        self.memo: dict[str, Any] = {}
         self.files = list(summaries)
         self.file_index = {s.path: i for i, s in enumerate(self.files)}
         self.config_roles = dict(roles or {})
@@ -1186,24 +1190,32 @@ class Project:
         (breadth-first over callers). A dispatcher shared by `major` and other majors is
         no entry of `major` (`_shared_dispatcher`), but for IRP_MJ_POWER one that reaches
         `n` through a call on its IRP_MJ_POWER side (`FunctionSummary.power_calls`) is."""
-        seen = {n}
+        # Breadth-first over callers; an entry is ranked by how many calls away it is:
+        # a plain one where it is taken off the queue, a shared dispatcher one call beyond
+        # the function its `major` side calls.
+        dist = {n: 0}
         work = deque([n])
-        out: list[int] = []
+        found: dict[int, tuple[int, int]] = {}  # entry -> (calls away, order found)
+
+        def rank(m: int, d: int) -> None:
+            if m not in found or d < found[m][0]:
+                found[m] = (d, len(found))
+
         if self._on_major_side(n, call, role, major):
-            out.append(n)
+            rank(n, 0)
         while work:
             m = work.popleft()
             sources = [r for r in self.nodes[m].roles if r.role.startswith(role)]
             if any(not major or r.major == major for r in sources) and not (
                     major and _shared_dispatcher(sources, major)):
-                out.append(m)
+                rank(m, dist[m])
             for c, ci in self.nodes[m].callers:
-                if c not in out and self._on_major_side(c, ci, role, major):
-                    out.append(c)
-                if c not in seen:
-                    seen.add(c)
+                if self._on_major_side(c, ci, role, major):
+                    rank(c, dist[m] + 1)
+                if c not in dist:
+                    dist[c] = dist[m] + 1
                     work.append(c)
-        return out
+        return [m for m, _ in sorted(found.items(), key=lambda item: item[1])]
 
     def _on_major_side(self, n: int, call: int, role: str, major: str) -> bool:
         """Whether node `n` is a dispatcher with `role` shared by `major` and other majors,

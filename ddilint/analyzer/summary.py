@@ -416,16 +416,7 @@ def var_key(e: Expr | None) -> str:
 
 def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge) -> IrqlGraph:
     """The IRQL event graph of `fn` (whose calls are `own`, indices into fir.calls)."""
-    # A call's index by where it starts (or its name does), and by that and its callee: the
-    # calls a macro's expansion makes all start where the macro is used (`if (fast)
-    # Unlock(...); else KeReleaseSpinLock(...)` in one macro are two calls at one place).
-    by_start: dict[int | tuple[int, str], int] = {}
-    for i in own:
-        site = fir.calls[i]
-        by_start.setdefault(site.start, i)
-        by_start.setdefault(site.name_start, i)
-        by_start.setdefault((site.start, site.callee), i)
-        by_start.setdefault((site.name_start, site.callee), i)
+    by_start = calls_by_place(fir, own)
     cfg = fn.cfg
     path = fir.path
     ids = {b.id: n for n, b in enumerate(cfg.blocks)}
@@ -682,7 +673,7 @@ _EFFECTS = frozenset({"raise", "restore", "acquire", "release"})
 
 def _call_index(c: Expr, by_start: dict[int | tuple[int, str], int]) -> int | None:
     """The index in `FileIR.calls` of the call expression `c`, if it is one of them (the
-    call of its callee at its place first: see `build_graph`)."""
+    call of its callee at its place first: see `calls_by_place`)."""
     starts = (c.start, c.children[0].start) if c.children else (c.start,)
     callee = c.callee or ""
     for at in starts:
@@ -754,6 +745,21 @@ def _narrowing(edge: Edge) -> Ranges:
     return _irql_ranges(e, edge.kind == "true")
 
 
+def calls_by_place(fir: FileIR, own: list[int]) -> dict[int | tuple[int, str], int]:
+    """The calls `own` (indices into fir.calls) by where they start (or their name does),
+    and by that and their callee, for `_call_index`: the calls a macro's expansion makes
+    all start where the macro is used (`if (fast) Unlock(...); else
+    KeReleaseSpinLock(...)` in one macro are two calls at one place)."""
+    by_start: dict[int | tuple[int, str], int] = {}
+    for i in own:
+        site = fir.calls[i]
+        by_start.setdefault(site.start, i)
+        by_start.setdefault(site.name_start, i)
+        by_start.setdefault((site.start, site.callee), i)
+        by_start.setdefault((site.name_start, site.callee), i)
+    return by_start
+
+
 def major_only_calls(fir: FileIR, fn: Function, own: list[int], major: str) -> tuple[int, ...]:
     """The calls of `fn` (of `own`, indices into fir.calls) in blocks that only the `major`
     side of a test of the request's major function reaches: a `case` of a switch on
@@ -779,13 +785,7 @@ def major_only_calls(fir: FileIR, fn: Function, own: list[int], major: str) -> t
     only = reach([e.dst for e in sides], set()) - reach([cfg.entry], cut)
     if not only:
         return ()
-    by_start: dict[int | tuple[int, str], int] = {}
-    for i in own:
-        site = fir.calls[i]
-        by_start.setdefault((site.start, site.callee), i)
-        by_start.setdefault((site.name_start, site.callee), i)
-        by_start.setdefault(site.start, i)
-        by_start.setdefault(site.name_start, i)
+    by_start = calls_by_place(fir, own)
     out: set[int] = set()
     for b in cfg.blocks:
         if id(b) not in only:
