@@ -753,9 +753,14 @@ _RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(
                         rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)")
 
 
+# Words one of which each rare edit's text holds: looked for first (a plain word is found
+# fast; the hint, with no fixed start, is tried at every byte).
+_RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8")
+
+
 def needs_rare_edits(data: bytes) -> bool:
     """Whether `data` may need the edits of `preprocess(rare=True)`."""
-    return _RARE_HINT.search(data) is not None
+    return any(w in data for w in _RARE_WORDS) and _RARE_HINT.search(data) is not None
 
 
 # `offsetof(T, u.extra)`, `offsetof(T, a[2])`: the grammar's `offsetof` takes a plain field

@@ -268,6 +268,7 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
                 if f.start <= m.start() < f.end:
                     mentions.setdefault(i, set()).add(word.decode())
     functions: list[FunctionSummary] = []
+    tests_power = b"IRP_MJ_POWER" in data  # (before looking in each function)
     for i, f in enumerate(fir.functions):
         line, col = pos(f.name_start)
         own = by_fn.get(i, [])
@@ -279,7 +280,7 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
         parent = fn_index.get(id(f.parent), -1) if f.parent is not None else -1
         cap = 1 if any(fir.calls[c].callee in _PAGED for c in own) else 4
         power: tuple[int, ...] = ()
-        if own and data.find(b"IRP_MJ_POWER", f.body_start, f.end) >= 0 and (
+        if own and tests_power and data.find(b"IRP_MJ_POWER", f.body_start, f.end) >= 0 and (
                 data.find(b"MajorFunction", f.body_start, f.end) >= 0):
             power = major_only_calls(fir, f, own, "IRP_MJ_POWER")
         functions.append(FunctionSummary(
