@@ -146,6 +146,29 @@ VOID F(POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK io)
     assert codes(user, builtin_rules) == [(8, "DDI202")]
 
 
+def test_the_release_named_is_the_form_the_mode_calls(builtin_rules: list[Rule]) -> None:
+    # The page of NtCreateTransactionManager names ZwClose, NtOpenFile's names NtClose:
+    # user-mode code is told the Nt form, kernel-mode code the Zw form (DDI401/402).
+    body = """
+VOID F(POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK io)
+{
+    HANDLE tm, file;
+    if (NT_SUCCESS(NtCreateTransactionManager(&tm, TRANSACTIONMANAGER_ALL_ACCESS, oa, NULL,
+                                              0, 0))) {
+        return;
+    }
+    if (NT_SUCCESS(NtOpenFile(&file, GENERIC_READ, oa, io, 0, 0))) {
+        return;
+    }
+}
+"""
+    for header, closer in (("#include <windows.h>\n#include <winternl.h>\n", "NtClose"),
+                           ("#include <ntifs.h>\n", "ZwClose")):
+        found = [f for f in analyze_text(header + body, builtin_rules) if f.code == "DDI201"]
+        assert len(found) == 2 and all(f.message.endswith(f"release it with {closer}")
+                                       for f in found), [f.message for f in found]
+
+
 def test_io_status_block_agrees_with_the_status(builtin_rules: list[Rule]) -> None:
     src = """VOID F(POBJECT_ATTRIBUTES oa)
 {

@@ -60,8 +60,9 @@ class HandleLeak(Rule):
         for leak in iter_leaks(facts):
             site = leak.site
             line = ctx.location(leak.exit_offset).line
-            release = ", ".join(site.routine.release) if site.routine and \
-                site.routine.release else "ZwClose"
+            release = ", ".join(_in_mode(ctx, name, ctx.mode_at(site.offset))
+                                for name in (site.routine.release if site.routine
+                                             and site.routine.release else ("ZwClose",)))
             if leak.exit_kind == "overwrite":
                 where = f"is lost when `{site.var}` is overwritten on line {line}"
             elif leak.exit_kind == "return":
@@ -81,6 +82,14 @@ class HandleLeak(Rule):
                 trace=[ctx.step(s.offset, s.message) for s in leak.trace],
                 anchor=f"{leak.function.qualname}:{site.callee}:{site.var}",
             )
+
+
+def _in_mode(ctx: FileContext, name: str, mode: str) -> str:
+    """A release routine as the code's mode calls it: the page may name `ZwClose` or
+    `NtClose`; kernel-mode code calls the `Zw` form, user-mode code the `Nt` form (what
+    DDI401/DDI402 ask)."""
+    twin = ctx.knowledge.nt_twin(name) if mode == "user" else ctx.knowledge.zw_twin(name)
+    return twin or name
 
 
 @hookimpl
