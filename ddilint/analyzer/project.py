@@ -962,7 +962,6 @@ class Project:
         for n in range(len(nodes)):
             self.system[n] = n in reach_sys and n not in reach_other
 
-    # -- answers --------------------------------------------------------------------------
     # -- the code itself, read again (rare questions) ----------------------------------
     def file_ir(self, path: str) -> FileIR | None:
         """The IR of a file of the project, from the `reader` (once per file), or None."""
@@ -995,6 +994,7 @@ class Project:
             return None
         return fir, site
 
+    # -- answers --------------------------------------------------------------------------
     def node_for(self, path: str, start: int) -> int | None:
         """The node of the function starting at byte `start` of `path`."""
         fi = self.file_index.get(path)

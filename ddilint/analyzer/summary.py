@@ -727,23 +727,11 @@ def _narrowing(edge: Edge) -> Ranges:
     """The IRQL ranges a true/false edge on a `KeGetCurrentIrql()` test allows; also the
     IRP_MJ_CREATE side of a test of the request's major function (creates are sent at
     PASSIVE_LEVEL: dispatch routines, minifilter pre- and post-create callbacks)."""
-    cond = edge.cond
-    if edge.kind == "case" and cond is not None and edge.case is not None:
-        if _is_major_function(cond.strip()) and edge.case.strip().render() == "IRP_MJ_CREATE":
-            return ((0, 0),)
+    if _major_side(edge, "IRP_MJ_CREATE"):
+        return ((0, 0),)
+    if edge.kind not in ("true", "false") or edge.cond is None:
         return _ANY
-    if edge.kind not in ("true", "false") or cond is None:
-        return _ANY
-    e = cond.strip()
-    if e.kind == "binary" and e.op in ("==", "!=") and len(e.children) == 2:
-        left, right = e.children[0].strip(), e.children[1].strip()
-        if _is_major_function(right):
-            left, right = right, left
-        if _is_major_function(left) and right.render() == "IRP_MJ_CREATE":
-            if (e.op == "==") == (edge.kind == "true"):
-                return ((0, 0),)
-            return _ANY
-    return _irql_ranges(e, edge.kind == "true")
+    return _irql_ranges(edge.cond.strip(), edge.kind == "true")
 
 
 def calls_by_place(fir: FileIR, own: list[int]) -> dict[int | tuple[int, str], int]:
