@@ -748,6 +748,12 @@ def _brace_macros(code: bytes | bytearray, buf: bytearray, result: Preprocessed)
 _SIZED_SUFFIX = re.compile(rb"\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)([uU]?i(?:8|16|32|64))\b")
 
 
+def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
+    for m in _SIZED_SUFFIX.finditer(code):
+        s, e = m.span(1)
+        buf[s:e] = b" " * (e - s)
+
+
 # What the rare edits (`preprocess(rare=True)`) look for, roughly.
 _RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(?:8|16|32|64)\b"
                         rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)")
@@ -773,12 +779,6 @@ def _offsetof_designators(code: bytes | bytearray, buf: bytearray) -> None:
     for m in _word_starts(_OFFSETOF_DESIGNATOR, code):
         s, e = m.span()
         buf[s:e] = b"OFFSETOF"
-
-
-def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
-    for m in _SIZED_SUFFIX.finditer(code):
-        s, e = m.span(1)
-        buf[s:e] = b" " * (e - s)
 
 
 # A macro used at file scope without a semicolon to declare things the parser cannot see:
@@ -860,11 +860,10 @@ def _previous_byte(code: bytearray, at: int) -> int:
 # knows only the `__` keywords; read as names, the block was an error that cost the rest
 # of the function. A `try` whose block is followed by `except (` or `finally {`, that
 # word, and each `leave;` inside the block are read with the two underscores (C++'s own
-# `try` is followed by `catch`, and stays).
-# MSVC's `try`/`except`/`finally`/`leave` in C, and the upper-case spellings drivers
-# define for them in a header (`TRY { ... } FINALLY { ... }`, `LEAVE;`). One set of
-# patterns per spelling: each starts with a plain word, which the regex engine searches for
-# fast (an alternation of the two spellings made the search test every `t` and `T`).
+# `try` is followed by `catch`, and stays). Class drivers spell them in capitals, from a
+# header of their own (`TRY { ... } FINALLY { ... }`, `LEAVE;`): read the same way. One
+# set of patterns per spelling: each starts with a plain word, which the regex engine
+# searches for fast (an alternation of the two made the search test every `t` and `T`).
 _SEH_SPELLINGS = tuple(
     (re.compile(try_ + rb"\b(?=\s*\{)"),  # (at a word's start: `_word_starts`)
      re.compile(rb"\s*(" + except_ + rb"\b(?=\s*\()|" + finally_ + rb"\b(?=\s*\{))"),
