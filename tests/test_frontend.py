@@ -97,6 +97,17 @@ def test_sized_integer_suffixes_are_blanked() -> None:
     assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["Mask"]
 
 
+def test_comparison_assert_macros_read_as_one_condition() -> None:
+    src = (b"void f(void) { ASSERT3U(KeGetCurrentIrql(), ==, PASSIVE_LEVEL);\n"
+           b"  VERIFY3P(g(a, b), !=, NULL); ASSERT3S(x[1], <=, 0); ASSERT3U(a, b, c); }\n")
+    assert preprocess(src).view == src  # a rare edit: asked for after a parse error
+    view = preprocess(src, rare=True).view
+    assert view == (b"void f(void) { ASSERT3U(KeGetCurrentIrql()  ==  PASSIVE_LEVEL);\n"
+                    b"  VERIFY3P(g(a, b)  !=  NULL); ASSERT3S(x[1]  <=  0); ASSERT3U(a, b, c); }\n")
+    fir = parse_text(src.decode().replace("ASSERT3U(a, b, c); ", ""))
+    assert fir.error_nodes == 0
+
+
 def test_offsetof_a_nested_member_parses() -> None:
     src = "SIZE_T Tail(void) { return sizeof(REC) - offsetof(REC, u.extra) + offsetof(REC, a); }\n"
     fir = parse_text(src)

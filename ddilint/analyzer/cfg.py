@@ -109,6 +109,9 @@ ASSERTIONS = {
     "NT_ANALYSIS_ASSUME": 0, "__analysis_assume": 0, "__assume": 0,
     "ASSERTMSG": 1, "NT_ASSERTMSG": 1, "NT_ASSERTMSGW": 1, "NT_VERIFYMSG": 1,
     "NT_VERIFYMSGW": 1, "NT_FRE_ASSERTMSG": 1,
+    # `ASSERT3U(a, ==, b)`, read as `ASSERT3U(a == b)` (`preprocess._comparison_macros`).
+    "ASSERT3U": 0, "ASSERT3S": 0, "ASSERT3P": 0, "VERIFY3U": 0, "VERIFY3S": 0,
+    "VERIFY3P": 0,
 }
 # Routines that never return to their caller (DECLSPEC_NORETURN in the WDK and SDK
 # headers; PsTerminateSystemThread ends the calling thread).

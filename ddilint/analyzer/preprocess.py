@@ -194,7 +194,7 @@ def preprocess(
     """Build the parse view of `data` (UTF-8 bytes) and record what was removed.
     `rare`: also the edits only a few files need, each a parse error without them: MSVC's
     sized integer suffixes, `__BEGIN_DECLS`, `TRY { } EXCEPT (...)` without a `FINALLY`,
-    `offsetof` of a nested member.
+    `offsetof` of a nested member, `ASSERT3U(a, ==, b)`.
     Looking for them costs more than the files that need them: the frontend asks for them
     only when a parse without them had an error and `needs_rare_edits` says the file may
     hold one."""
@@ -233,6 +233,8 @@ def preprocess(
     if rare:
         _integer_suffixes(code, buf)
         _offsetof_designators(code, buf)
+        if code.find(b"ASSERT3") >= 0 or code.find(b"VERIFY3") >= 0:
+            _comparison_macros(code, buf)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
@@ -742,6 +744,35 @@ def _brace_macros(code: bytes | bytearray, buf: bytearray, result: Preprocessed)
             buf[s:e] = b" " * (e - s)
 
 
+# `ASSERT3U(a, ==, b)` and its kin (ASSERT3S/3P, VERIFY3U/3S/3P: the Xen PV drivers' and
+# OpenZFS's assertions): a comparison operator given as an argument, a parse error that made
+# every function using one unreadable to the handle analysis. The two commas around the
+# operator are blanked: `ASSERT3U(a  == b)`, one condition, as `ASSERT(a == b)` is read
+# (`cfg.ASSERTIONS`). A rare edit: most trees never use them.
+_COMPARISON_MACRO = re.compile(rb"(?:ASSERT|VERIFY)3[USP][ \t]*\(")
+_COMPARISONS = frozenset({b"==", b"!=", b"<", b"<=", b">", b">="})
+
+
+def _comparison_macros(code: bytes | bytearray, buf: bytearray) -> None:
+    for m in _word_starts(_COMPARISON_MACRO, code):
+        open_at = m.end() - 1
+        close = _match_paren(code, open_at)
+        if close < 0:
+            continue
+        commas: list[int] = []
+        depth = 0
+        for i in range(open_at + 1, close):
+            c = code[i]
+            if c in b"([":
+                depth += 1
+            elif c in b")]":
+                depth -= 1
+            elif c == 44 and depth == 0:  # ','
+                commas.append(i)
+        if len(commas) == 2 and bytes(code[commas[0] + 1:commas[1]]).strip() in _COMPARISONS:
+            buf[commas[0]] = buf[commas[1]] = 32
+
+
 # MSVC's sized integer suffixes (`0i64`, `0xFFui64`, `1ui8`): a parse error for the
 # grammar, which knows only `u`/`l`/`ll`. The suffix is blanked (same length); the value
 # stays.
@@ -756,12 +787,14 @@ def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
 
 # What the rare edits (`preprocess(rare=True)`) look for, roughly.
 _RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(?:8|16|32|64)\b"
-                        rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)")
+                        rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)"
+                        rb"|(?:ASSERT|VERIFY)3[USP][ \t]*\(")
 
 
 # Words one of which each rare edit's text holds: looked for first (a plain word is found
 # fast; the hint, with no fixed start, is tried at every byte).
-_RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8")
+_RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8", b"ASSERT3",
+               b"VERIFY3")
 
 
 def needs_rare_edits(data: bytes) -> bool:
