@@ -99,11 +99,13 @@ def test_sized_integer_suffixes_are_blanked() -> None:
 
 def test_comparison_assert_macros_read_as_one_condition() -> None:
     src = (b"void f(void) { ASSERT3U(KeGetCurrentIrql(), ==, PASSIVE_LEVEL);\n"
-           b"  VERIFY3P(g(a, b), !=, NULL); ASSERT3S(x[1], <=, 0); ASSERT3U(a, b, c); }\n")
+           b"  VERIFY3P(g(a, b), !=, NULL); ASSERT3S(x[1], <=, 0); ASSERT3U(a, b, c); }\n"
+           b"void h(void) { ASSERTIRQL(KeGetCurrentIrql(), <=, APC_LEVEL); }\n")
     assert preprocess(src).view == src  # a rare edit: asked for after a parse error
     view = preprocess(src, rare=True).view
     assert view == (b"void f(void) { ASSERT3U(KeGetCurrentIrql()  ==  PASSIVE_LEVEL);\n"
-                    b"  VERIFY3P(g(a, b)  !=  NULL); ASSERT3S(x[1]  <=  0); ASSERT3U(a, b, c); }\n")
+                    b"  VERIFY3P(g(a, b)  !=  NULL); ASSERT3S(x[1]  <=  0); ASSERT3U(a, b, c); }\n"
+                    b"void h(void) { ASSERTIRQL(KeGetCurrentIrql()  <=  APC_LEVEL); }\n")
     fir = parse_text(src.decode().replace("ASSERT3U(a, b, c); ", ""))
     assert fir.error_nodes == 0
 

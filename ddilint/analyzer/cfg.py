@@ -110,8 +110,8 @@ ASSERTIONS = {
     "ASSERTMSG": 1, "NT_ASSERTMSG": 1, "NT_ASSERTMSGW": 1, "NT_VERIFYMSG": 1,
     "NT_VERIFYMSGW": 1, "NT_FRE_ASSERTMSG": 1,
     # `ASSERT3U(a, ==, b)`, read as `ASSERT3U(a == b)` (`preprocess._comparison_macros`).
-    "ASSERT3U": 0, "ASSERT3S": 0, "ASSERT3P": 0, "VERIFY3U": 0, "VERIFY3S": 0,
-    "VERIFY3P": 0,
+    "ASSERT3U": 0, "ASSERT3S": 0, "ASSERT3P": 0, "ASSERT3B": 0, "VERIFY3U": 0,
+    "VERIFY3S": 0, "VERIFY3P": 0, "VERIFY3B": 0, "ASSERTIRQL": 0,
 }
 # Routines that never return to their caller (DECLSPEC_NORETURN in the WDK and SDK
 # headers; PsTerminateSystemThread ends the calling thread).

@@ -233,7 +233,7 @@ def preprocess(
     if rare:
         _integer_suffixes(code, buf)
         _offsetof_designators(code, buf)
-        if code.find(b"ASSERT3") >= 0 or code.find(b"VERIFY3") >= 0:
+        if code.find(b"ASSERT") >= 0 or code.find(b"VERIFY3") >= 0:
             _comparison_macros(code, buf)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
@@ -744,12 +744,12 @@ def _brace_macros(code: bytes | bytearray, buf: bytearray, result: Preprocessed)
             buf[s:e] = b" " * (e - s)
 
 
-# `ASSERT3U(a, ==, b)` and its kin (ASSERT3S/3P, VERIFY3U/3S/3P: the Xen PV drivers' and
-# OpenZFS's assertions): a comparison operator given as an argument, a parse error that made
-# every function using one unreadable to the handle analysis. The two commas around the
-# operator are blanked: `ASSERT3U(a  == b)`, one condition, as `ASSERT(a == b)` is read
-# (`cfg.ASSERTIONS`). A rare edit: most trees never use them.
-_COMPARISON_MACRO = re.compile(rb"(?:ASSERT|VERIFY)3[USP][ \t]*\(")
+# `ASSERT3U(a, ==, b)` and its kin (ASSERT3S/3P/3B, VERIFY3U/3S/3P/3B, ASSERTIRQL: the Xen
+# PV drivers' and OpenZFS's assertions): a comparison operator given as an argument, a
+# parse error that made every function using one unreadable to the handle analysis. The
+# two commas around the operator are blanked: `ASSERT3U(a  == b)`, one condition, as
+# `ASSERT(a == b)` is read (`cfg.ASSERTIONS`). A rare edit: most trees never use them.
+_COMPARISON_MACRO = re.compile(rb"(?:ASSERT|VERIFY)(?:3[USPB]F?|IRQL)[ \t]*\(")
 _COMPARISONS = frozenset({b"==", b"!=", b"<", b"<=", b">", b">="})
 
 
@@ -788,13 +788,13 @@ def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
 # What the rare edits (`preprocess(rare=True)`) look for, roughly.
 _RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(?:8|16|32|64)\b"
                         rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)"
-                        rb"|(?:ASSERT|VERIFY)3[USP][ \t]*\(")
+                        rb"|(?:ASSERT|VERIFY)(?:3[USPB]F?|IRQL)[ \t]*\(")
 
 
 # Words one of which each rare edit's text holds: looked for first (a plain word is found
 # fast; the hint, with no fixed start, is tried at every byte).
 _RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8", b"ASSERT3",
-               b"VERIFY3")
+               b"VERIFY3", b"ASSERTIRQL")
 
 
 def needs_rare_edits(data: bytes) -> bool:
