@@ -11,6 +11,7 @@ attributes, the documented routine that does (`NtOpenProcessToken` -> `NtOpenPro
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -209,9 +210,7 @@ def _used_as_user_handle(fir: FileIR, site: CallSite, routine: Routine, cv: Call
     if dest.kind != "unary" or dest.op != "&" or not dest.children:
         return False
     held = dest.children[0].strip().render()
-    for other in fir.calls:
-        if other.function is not site.function or other is site or other.indirect:
-            continue
+    for _ci, other in _other_calls(fir, site):
         r = fv.routine(other.callee)
         if r is None:
             continue
@@ -259,11 +258,9 @@ def _reply_places(fn: Function) -> tuple[list[Expr], set[str]]:
     """The expressions of a function's statements, and its local names that point into the
     reply: `auto data = (T*)Irp->AssociatedIrp.SystemBuffer` (declared or assigned), or
     filled in by a KMDF request's retrieve routine."""
-    stmts = list(fn.body.walk())
-    exprs = [e for st in stmts for e in ([st.expr] if st.expr is not None else [])
-             + [d.init for d in st.decls if d.init is not None]]
+    exprs = _statement_exprs(fn)
     reply: set[str] = set()
-    for st in stmts:
+    for st in fn.body.walk():
         for d in st.decls:
             if d.init is not None and _into_reply(d.init, reply):
                 reply.add(d.name)
@@ -278,6 +275,13 @@ def _reply_places(fn: Function) -> tuple[list[Expr], set[str]]:
                 if held is not None:
                     reply.add(held)
     return exprs, reply
+
+
+def _statement_exprs(fn: Function) -> list[Expr]:
+    """The expressions of a function's statements, and its declarations' initializers."""
+    return [e for st in fn.body.walk()
+            for e in ([st.expr] if st.expr is not None else [])
+            + [d.init for d in st.decls if d.init is not None]]
 
 
 def _copied_into_reply(exprs: list[Expr], var: str, reply: set[str], after: int = -1) -> bool:
@@ -352,10 +356,7 @@ def _handed_out_through(site: CallSite, routine: Routine, cv: CallValues) -> int
     var = address_of_name(dest)
     if var is None:
         return None
-    for st in fn.body.walk():
-        e = st.expr
-        if e is None:
-            continue
+    for e in _statement_exprs(fn):
         for x in e.walk():
             for name in params:
                 if _copy_of(x, {name}) == ("name", var) and _points_with(x, name):
@@ -436,11 +437,8 @@ def _given_to_a_copier(model: Project, g: int, fir: FileIR, site: CallSite, var:
     """Whether function node `g`, after the call `site` and before `var` is written again,
     passes `&var` to a project function that copies what that parameter points to into
     the reply."""
-    fn = site.function
     calls = model.files[model.nodes[g].file].calls
-    for ci, other in enumerate(fir.calls):
-        if other.function is not fn or other is site or other.indirect:
-            continue
+    for ci, other in _other_calls(fir, site):
         if ci >= len(calls) or calls[ci].callee != other.callee:
             continue  # the file read again is not the one summarized
         if not _still_holds(exprs, var, site.end, other.start):
@@ -452,6 +450,13 @@ def _given_to_a_copier(model: Project, g: int, fir: FileIR, site: CallSite, var:
                    for h, c in model.nodes[g].callees):
                 return True
     return False
+
+
+def _other_calls(fir: FileIR, site: CallSite) -> Iterator[tuple[int, CallSite]]:
+    """(index in `fir.calls`, call) of the direct calls of `site`'s function but `site`."""
+    for ci, other in enumerate(fir.calls):
+        if other.function is site.function and other is not site and not other.indirect:
+            yield ci, other
 
 
 def _copies_into_reply(model: Project, h: int, param: int) -> bool:
