@@ -245,3 +245,28 @@ NTSTATUS G(POBJECT_ATTRIBUTES oa)
 }
 """
     assert codes(src, builtin_rules, "t.cpp") == [(14, "DDI201")]
+
+
+def test_an_error_around_a_whole_function_is_not_a_misread() -> None:
+    # In classpnp's debug.c, string helpers whose cases are macros without their `;` made
+    # tree-sitter wrap most of the file in one ERROR node, with complete functions inside
+    # it. Such a function was read whole: its handles are analyzed. An error inside its
+    # body still makes its paths guesses.
+    text = """NTSTATUS OpenPolicy(POBJECT_ATTRIBUTES oa)
+{
+    HANDLE key;
+    NTSTATUS status = ZwOpenKey(&key, KEY_READ, oa);
+    return status;
+}
+"""
+    fir = parse_text(text)
+    assert fir.error_spans == []
+    fa = _FileAnalysis(fir, load_knowledge(), "kernel")
+    fn = fir.functions[0]
+    fir.error_spans[:] = [(0, len(text))]  # around it: the parser read it whole
+    assert not fa.misread(fn)
+    assert len(fa.analyze().leaks) == 1
+    inside = text.index("return status")
+    fir.error_spans[:] = [(0, len(text)), (inside, inside + 6)]
+    assert fa.misread(fn)
+    assert fa.analyze().leaks == []

@@ -1080,8 +1080,12 @@ class _FileAnalysis:
         return facts
 
     def misread(self, fn: Function) -> bool:
-        """True when the parser could not read part of the function: its paths are guesses."""
-        return any(s < fn.end and e > fn.body_start for s, e in self.fir.error_spans)
+        """True when the parser could not read part of the function: its paths are guesses.
+        An error node around the whole function is not one: the parser read the function
+        and could not fit what is around it (in classpnp's debug.c, one ERROR node holds
+        most of the file, with its complete functions)."""
+        return any(s < fn.end and e > fn.body_start and not (s <= fn.start and e >= fn.end)
+                   for s, e in self.fir.error_spans)
 
     def site_of(self, fn: Function, c: CallSite, r: Routine) -> Site | None:
         idx = r.handle_out_param
