@@ -95,6 +95,10 @@ def test_sized_integer_suffixes_are_blanked() -> None:
     assert view == b'x = 0    + 0xFF     + 7   ; y = v0i64 + 1L; s = "2i64";\n'
     fir = parse_text("ULONG64 Mask(void) { return 0xFFFFFFFFui64 << 8; }\n")
     assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["Mask"]
+    # MSVC takes the suffix in capitals too.
+    assert preprocess(b"m = 0xFFI64 | 3UI32;\n", rare=True).view == b"m = 0xFF    | 3    ;\n"
+    fir = parse_text("ULONG64 Top(void) { return 0xffffffffffffffffI64 >> 12; }\n")
+    assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["Top"]
 
 
 def test_comparison_assert_macros_read_as_one_condition() -> None:

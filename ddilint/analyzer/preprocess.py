@@ -773,10 +773,10 @@ def _comparison_macros(code: bytes | bytearray, buf: bytearray) -> None:
             buf[commas[0]] = buf[commas[1]] = 32
 
 
-# MSVC's sized integer suffixes (`0i64`, `0xFFui64`, `1ui8`): a parse error for the
-# grammar, which knows only `u`/`l`/`ll`. The suffix is blanked (same length); the value
-# stays.
-_SIZED_SUFFIX = re.compile(rb"\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)([uU]?i(?:8|16|32|64))\b")
+# MSVC's sized integer suffixes (`0i64`, `0xFFui64`, `1ui8`, and in capitals: Cheat
+# Engine's `0xffffffffffffffffI64`): a parse error for the grammar, which knows only
+# `u`/`l`/`ll`. The suffix is blanked (same length); the value stays.
+_SIZED_SUFFIX = re.compile(rb"\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)([uU]?[iI](?:8|16|32|64))\b")
 
 
 def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
@@ -786,14 +786,15 @@ def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
 
 
 # What the rare edits (`preprocess(rare=True)`) look for, roughly.
-_RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?i(?:8|16|32|64)\b"
+_RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?[iI](?:8|16|32|64)\b"
                         rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)"
                         rb"|(?:ASSERT|VERIFY)(?:3[USPB]F?|IRQL)[ \t]*\(")
 
 
 # Words one of which each rare edit's text holds: looked for first (a plain word is found
 # fast; the hint, with no fixed start, is tried at every byte).
-_RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8", b"ASSERT3",
+_RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8", b"I64",
+               b"I32", b"I16", b"I8", b"ASSERT3",
                b"VERIFY3", b"ASSERTIRQL")
 
 
