@@ -101,6 +101,18 @@ def test_sized_integer_suffixes_are_blanked() -> None:
     assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["Top"]
 
 
+def test_cpp_string_then_macro_name_reads_as_one_string() -> None:
+    src = (b'extern "C" NTSTATUS Init(void);\n'
+           b'void f() { g(L"\\\\" SVC_NAME, "%" PRIu64 "x", L"a" L"b", "a" _T("b"), "a"_x); }\n')
+    view = preprocess(src, cplusplus=True).view
+    assert view == (b'extern "C" NTSTATUS Init(void);\n'
+                    b'void f() { g(L"\\\\"         , "%"        "x", L"a" L"b", '
+                    b'"a" _T("b"), "a"_x); }\n')
+    assert preprocess(src).view == src  # C's grammar reads the name as part of the string
+    fir = parse_text('void f() { g(L"\\\\" SVC_NAME, "%" PRIu64 "x"); }\n', "t.cpp")
+    assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["f"]
+
+
 def test_comparison_assert_macros_read_as_one_condition() -> None:
     src = (b"void f(void) { ASSERT3U(KeGetCurrentIrql(), ==, PASSIVE_LEVEL);\n"
            b"  VERIFY3P(g(a, b), !=, NULL); ASSERT3S(x[1], <=, 0); ASSERT3U(a, b, c); }\n"

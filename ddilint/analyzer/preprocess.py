@@ -238,6 +238,8 @@ def preprocess(
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
+    if cplusplus:
+        _string_macros(code, buf)
     if code.find(b"except") >= 0 or code.find(b"finally") >= 0:
         _seh_keywords(code, result, upper=False)
     if code.find(b"FINALLY") >= 0 or (rare and code.find(b"EXCEPT") >= 0):
@@ -943,6 +945,26 @@ def _brace_pairs(code: bytes | bytearray) -> dict[int, int]:
         elif opened:
             pairs[opened.pop()] = at
     return pairs
+
+
+# A string literal followed by a macro's name, which C++ reads as one string when the
+# macro is one (`L"\\" SBIESVC_EXE`, `"%" PRIu64`): C's grammar takes it, C++'s does not,
+# and the function around it lost its handle checks (Sandboxie's service). In C++ the name
+# is blanked: what the string says is never a finding. A name then, in `code` (the strings'
+# insides blanked), can only follow a closing quote. Left alone: `extern "C" NTSTATUS`, a
+# name that prefixes the next string (`L"a" L"b"`), a call (`"a" _T("b")`), and a literal
+# suffix (`"a"_x`: no blank, lower case).
+_STRING_THEN_NAME = re.compile(rb'"[ \t]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ \t]*\()(?![\'"])')
+_EXTERN_BEFORE = re.compile(rb"\bextern[ \t\r\n]*\Z")
+
+
+def _string_macros(code: bytes | bytearray, buf: bytearray) -> None:
+    for m in _STRING_THEN_NAME.finditer(code):
+        opening = code.rfind(b'"', 0, m.start())
+        if opening >= 0 and _EXTERN_BEFORE.search(code, max(0, opening - 40), opening):
+            continue
+        s, e = m.span(1)
+        buf[s:e] = b" " * (e - s)
 
 
 # C++/CLI (managed C++, in user-mode tools beside the drivers): `#using <x.dll>`, `ref
