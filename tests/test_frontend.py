@@ -113,6 +113,20 @@ def test_cpp_string_then_macro_name_reads_as_one_string() -> None:
     assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["f"]
 
 
+def test_unparenthesized_status_test_reads_parenthesized() -> None:
+    src = ("NTSTATUS f(void) {\n    if NT_SUCCESS(ZwCreateEvent(&ev, 0, &oa,\n"
+           "                                1, TRUE)) { g(ev); }\n"
+           "    while NT_SUCCESS(next(&x)) k++;\n    return 0; }\n")
+    assert preprocess(src.encode()).rewrites == []  # a rare edit: after a parse error
+    fir = parse_text(src)
+    assert fir.error_nodes == 0
+    # Every call keeps its place in the file: the rewrites' columns are moved back.
+    assert [(c.callee, src[c.start:c.start + len(c.callee)]) for c in fir.calls] == [
+        (c.callee, c.callee) for c in fir.calls]
+    assert [c.callee for c in fir.calls] == ["NT_SUCCESS", "ZwCreateEvent", "g", "NT_SUCCESS",
+                                             "next"]
+
+
 def test_comparison_assert_macros_read_as_one_condition() -> None:
     src = (b"void f(void) { ASSERT3U(KeGetCurrentIrql(), ==, PASSIVE_LEVEL);\n"
            b"  VERIFY3P(g(a, b), !=, NULL); ASSERT3S(x[1], <=, 0); ASSERT3U(a, b, c); }\n"

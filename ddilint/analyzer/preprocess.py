@@ -194,7 +194,7 @@ def preprocess(
     """Build the parse view of `data` (UTF-8 bytes) and record what was removed.
     `rare`: also the edits only a few files need, each a parse error without them: MSVC's
     sized integer suffixes, `__BEGIN_DECLS`, `TRY { } EXCEPT (...)` without a `FINALLY`,
-    `offsetof` of a nested member, `ASSERT3U(a, ==, b)`.
+    `offsetof` of a nested member, `ASSERT3U(a, ==, b)`, `if NT_SUCCESS(status)`.
     Looking for them costs more than the files that need them: the frontend asks for them
     only when a parse without them had an error and `needs_rare_edits` says the file may
     hold one."""
@@ -235,6 +235,7 @@ def preprocess(
         _offsetof_designators(code, buf)
         if code.find(b"ASSERT") >= 0 or code.find(b"VERIFY3") >= 0:
             _comparison_macros(code, buf)
+        _unparenthesized_tests(code, result)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
@@ -787,17 +788,38 @@ def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
         buf[s:e] = b" " * (e - s)
 
 
+# `if NT_SUCCESS(status) {` without parentheses of its own (Cheat Engine's kernel driver;
+# `FAILED`/`SUCCEEDED` in user-mode code): the compiler takes it, because the macro expands
+# to a parenthesized test; the grammar does not. The parser reads `(NT_SUCCESS(status))`:
+# two rewrites, a `(` before the name and a `)` after the call (`compact.py` moves the
+# columns after them back, so every node keeps its place in the file).
+_UNPARENTHESIZED_TEST = re.compile(
+    rb"(?:if|while)[ \t]*((?:NT_(?:SUCCESS|ERROR|WARNING|INFORMATION)|FAILED|SUCCEEDED)[ \t]*\()")
+
+
+def _unparenthesized_tests(code: bytes | bytearray, result: Preprocessed) -> None:
+    for m in _word_starts(_UNPARENTHESIZED_TEST, code):
+        close = _match_paren(code, m.end() - 1)
+        if close < 0:
+            continue
+        name = bytes(code[m.start(1):m.end(1) - 1]).rstrip()
+        result.rewrites.append((m.start(1), len(name), b"(" + name))
+        result.rewrites.append((close, 1, b"))"))
+
+
 # What the rare edits (`preprocess(rare=True)`) look for, roughly.
 _RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?[iI](?:8|16|32|64)\b"
                         rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)"
-                        rb"|(?:ASSERT|VERIFY)(?:3[USPB]F?|IRQL)[ \t]*\(")
+                        rb"|(?:ASSERT|VERIFY)(?:3[USPB]F?|IRQL)[ \t]*\("
+                        rb"|\b(?:if|while)[ \t]*(?:NT_[A-Z]+|FAILED|SUCCEEDED)[ \t]*\(")
 
 
 # Words one of which each rare edit's text holds: looked for first (a plain word is found
 # fast; the hint, with no fixed start, is tried at every byte).
 _RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8", b"I64",
                b"I32", b"I16", b"I8", b"ASSERT3",
-               b"VERIFY3", b"ASSERTIRQL")
+               b"VERIFY3", b"ASSERTIRQL", b"if NT_", b"while NT_", b"if FAILED",
+               b"if SUCCEEDED")
 
 
 def needs_rare_edits(data: bytes) -> bool:
