@@ -1,12 +1,16 @@
 """Benchmark: ddilint against a tree-sitter parse-only baseline, on the same files, in the
 same run.
 
-    python bench/bench.py CORPUS [--jobs N] [--repeat K] [--semgrep]
+    python bench/bench.py CORPUS [--jobs N] [--repeat K] [--semgrep] [--pre-commit]
 
 The baseline parses every C/C++ file ddilint would analyze with tree-sitter, in one
 process, and does nothing else. ddilint runs every built-in rule, cold (no cache) and
 warm (the cache filled by the cold run), with its bytecode compiled first as an
-installed package has it. Each measurement runs in its own process; peak RSS is the sum
+installed package has it. `--pre-commit` also times what a pre-commit hook does after an
+edit: `ddilint check --project FILE` on one edited file, the others' results cached. It
+edits a copy of the corpus (in a temporary folder), never the corpus: each round appends a
+comment to the C file of median size and times the run, then the run with nothing
+changed since. Each measurement runs in its own process; peak RSS is the sum
 over the process and its workers, sampled from /proc (Linux), else the largest process.
 Timings on a busy machine are noisy: compare the ratios. Every measurement runs once per
 round (`--repeat` rounds), so each round's ratios are measured side by side; the table
@@ -127,8 +131,19 @@ def _compile_package() -> None:
     compileall.compile_dir(str(Path(ddilint.__file__).parent), quiet=1)
 
 
+def _edited_file(copy: Path) -> Path:
+    """The `.c` file of median size under `copy` (the one a pre-commit round edits)."""
+    from ddilint.analyzer.engine import discover
+
+    files, _ = discover([copy])
+    cs = sorted((p.stat().st_size, str(p)) for p in files if p.suffix.lower() == ".c")
+    if not cs:
+        raise SystemExit("--pre-commit: the corpus has no .c file to edit")
+    return Path(cs[len(cs) // 2][1])
+
+
 def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
-              extra: list[str]) -> dict[str, object]:
+              extra: list[str], pre_commit: bool = False) -> dict[str, object]:
     """Measure the baseline and ddilint cold and warm; returns a JSON-ready summary."""
     files, size = corpus_size(corpus)
     mb = size / 1e6
@@ -151,11 +166,27 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
         if jobs is not None:
             semgrep_argv += ["--jobs", str(jobs)]
         semgrep_argv.append(str(corpus))
+    # A copy of the corpus for the pre-commit rounds, its cache filled once.
+    scratch = Path(tempfile.mkdtemp(prefix="ddilint-bench-copy-")) if pre_commit else None
+    hook: list[str] = []
+    edited: Path | None = None
+    if scratch is not None:
+        copy = scratch / corpus.name
+        shutil.copytree(corpus, copy, symlinks=True)
+        # The copy's root is the project's (`--project` walks up to a repository's root).
+        (copy / ".git").mkdir(exist_ok=True)
+        edited = _edited_file(copy)
+        hook = [py, "-m", "ddilint", "check", "--project", str(edited), "--quiet",
+                "--format", "json", "--output", os.devnull, "--cache-dir",
+                str(scratch / "cache"), *extra]
+        if jobs is not None:
+            hook += ["--jobs", str(jobs)]
+        measure("pre-commit fill", hook)
     # Every measurement runs once per round, so that a machine whose speed drifts slows
     # all of a round alike: the ratios of a round are what to compare.
     rounds: list[list[Measure]] = []
     try:
-        for _ in range(repeat):
+        for n in range(repeat):
             row = [measure("parse-only", [py, "-c", BASELINE, str(corpus)]),
                    measure("ddilint cold", [*ddilint, "--no-cache"])]
             shutil.rmtree(cache, ignore_errors=True)
@@ -163,9 +194,16 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
             row.append(measure("ddilint warm", ddilint))
             if semgrep_argv:
                 row.append(measure("semgrep 1 rule", semgrep_argv, env))
+            if edited is not None:
+                with open(edited, "a", encoding="utf-8") as fh:
+                    fh.write(f"\n// ddilint bench: edit {n + 1}\n")
+                row.append(measure("pre-commit edit", hook))
+                row.append(measure("pre-commit same", hook))
             rounds.append(row)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     best: dict[str, Measure] = {}
     for m in (m for row in rounds for m in row):
         if m.name not in best or m.seconds < best[m.name].seconds:
@@ -185,6 +223,9 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
               f"{m.peak_rss_mb:12.0f} {m.seconds / base:13.2f} {ratios[name]:13.2f}")
     print("x parse-only: best time over best parse-only time; median ratio: the median over "
           "the rounds of each round's own ratio")
+    if edited is not None:
+        print(f"pre-commit: `check --project` on {edited.name}, edited in a copy of the corpus "
+              "(edit: after the edit; same: run again, nothing changed)")
     return {
         "corpus": str(corpus), "files": files, "mb": round(mb, 2), "jobs": jobs,
         "runs": {name: {"seconds": round(m.seconds, 3), "cpu": round(m.cpu, 3),
@@ -202,12 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="take the best of this many runs")
     ap.add_argument("--semgrep", action="store_true",
                     help="also time Semgrep with one one-pattern rule (if installed)")
+    ap.add_argument("--pre-commit", action="store_true",
+                    help="also time `check --project` on one edited file (in a copy)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this file")
     ap.add_argument("ddilint_args", nargs="*", help="extra arguments for ddilint (after --)")
     args = ap.parse_args(argv)
     if not args.corpus.is_dir():
         ap.error(f"not a folder: {args.corpus}")
-    summary = run_bench(args.corpus, args.jobs, args.repeat, args.semgrep, args.ddilint_args)
+    summary = run_bench(args.corpus, args.jobs, args.repeat, args.semgrep, args.ddilint_args,
+                        args.pre_commit)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0
