@@ -111,6 +111,10 @@ def test_cpp_string_then_macro_name_reads_as_one_string() -> None:
     assert preprocess(src).view == src  # C's grammar reads the name as part of the string
     fir = parse_text('void f() { g(L"\\\\" SVC_NAME, "%" PRIu64 "x"); }\n', "t.cpp")
     assert fir.error_nodes == 0 and [f.name for f in fir.functions] == ["f"]
+    # A header read as C++ gets the C++ view too (not the C one it was first given).
+    fir = parse_text('class Svc {\npublic:\n  void Start() { Run(L"\\\\" SVC_EXE); }\n};\n',
+                     "svc.h")
+    assert fir.language == "cpp" and fir.error_nodes == 0
 
 
 def test_unparenthesized_status_test_reads_parenthesized() -> None:

@@ -38,10 +38,10 @@ from ddilint.analyzer.ir import (
 )
 from ddilint.analyzer.macros import Expansion, expand, resolve_alias
 from ddilint.analyzer.preprocess import (
-    CLI_WORDS,
     Annotation,
     MacroDef,
     Preprocessed,
+    cplusplus_view_differs,
     line_start_matches,
     needs_rare_edits,
     preprocess,
@@ -216,9 +216,10 @@ def parse_file(
     if lang is None and chosen == "c" and source.path.lower().endswith(".h") and (
             _is_cpp_header(pre.view)):
         chosen = "cpp"
-        # Preprocessed as C++, a file differs only where it tests `__cplusplus` or uses
-        # C++/CLI words (`preprocess`): most C++ headers do neither.
-        if b"__cplusplus" in source.data or any(w in source.data for w in CLI_WORDS):
+        # Preprocessed as C++, a file differs only where it tests `__cplusplus`, uses
+        # C++/CLI words or writes a macro's name after a string (`preprocess`): most C++
+        # headers do none of these.
+        if cplusplus_view_differs(source.data):
             pre = preprocess(source.data, defined, undefined, cplusplus=True)
     lang = chosen
     view = compact_view(pre.view, pre.rewrites)

@@ -979,6 +979,14 @@ _STRING_THEN_NAME = re.compile(rb'"[ \t]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ 
 _EXTERN_BEFORE = re.compile(rb"\bextern[ \t\r\n]*\Z")
 
 
+def cplusplus_view_differs(data: bytes) -> bool:
+    """Whether `preprocess(data, cplusplus=True)` may give another view than the C one: the
+    file tests `__cplusplus`, uses C++/CLI words, or has a quote then a name (in a string
+    too: the test is quick and on the safe side)."""
+    return (b"__cplusplus" in data or any(w in data for w in CLI_WORDS)
+            or _STRING_THEN_NAME.search(data) is not None)
+
+
 def _string_macros(code: bytes | bytearray, buf: bytearray) -> None:
     for m in _STRING_THEN_NAME.finditer(code):
         opening = code.rfind(b'"', 0, m.start())
