@@ -101,6 +101,16 @@ def test_duplicate_close_source_releases_the_source(builtin_rules: list[Rule]) -
 """
     assert codes(src % "DUPLICATE_SAME_ACCESS", builtin_rules) == []
     assert codes(src % "DUPLICATE_CLOSE_SOURCE", builtin_rules) == [(6, "DDI202")]
+    # The message says why the source is closed even where the duplication failed.
+    found = [f for f in analyze_text(src % "DUPLICATE_CLOSE_SOURCE", builtin_rules)
+             if f.code == "DDI202"]
+    assert found[0].message.endswith(
+        "(ZwDuplicateObject with DUPLICATE_CLOSE_SOURCE closes it, even when it fails)")
+    assert "closes it, even when it fails" in found[0].trace[0].message
+    plain = [f for f in analyze_text(src.replace(
+        "ZwDuplicateObject(NtCurrentProcess(), key, NtCurrentProcess(), out, 0, 0, %s);",
+        "ZwClose(key);"), builtin_rules) if f.code == "DDI202"]
+    assert plain and not plain[0].message.endswith(")")
 
 
 def test_pointer_result_opens(builtin_rules: list[Rule]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.analyzer.handles import handle_facts, misuses
+from ddilint.analyzer.handles import handle_facts, misuses, release_how
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
 from ddilint.rules.base import FileContext, Rule
@@ -32,11 +32,12 @@ class DoubleClose(Rule):
         facts = handle_facts(ctx.file, ctx.knowledge, ctx.mode)
         for m in misuses(facts, "double"):
             first = ctx.location(m.released_at).line
+            how = release_how(ctx.file, ctx.knowledge, m.released_at)
             yield ctx.finding(
                 self, m.offset,
                 f"`{m.var}` is released again by {m.callee}; it was already released on "
-                f"line {first} on this path",
-                trace=[ctx.step(m.released_at, f"`{m.var}` is released"),
+                f"line {first} on this path{how}",
+                trace=[ctx.step(m.released_at, f"`{m.var}` is released{how}"),
                        ctx.step(m.offset, "released again")],
                 anchor=f"{m.function.qualname}:{m.callee}:{m.var}",
                 routine=_release_page(ctx, m.callee),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ddilint.analyzer.handles import handle_facts, misuses
+from ddilint.analyzer.handles import handle_facts, misuses, release_how
 from ddilint.findings import Finding, Severity
 from ddilint.hookspecs import hookimpl
 from ddilint.rules.base import FileContext, Rule
@@ -37,11 +37,12 @@ class UseAfterClose(Rule):
         facts = handle_facts(ctx.file, ctx.knowledge, ctx.mode)
         for m in misuses(facts, "use"):
             first = ctx.location(m.released_at).line
+            how = release_how(ctx.file, ctx.knowledge, m.released_at)
             yield ctx.finding(
                 self, m.offset,
                 f"`{m.var}` is passed to {m.callee} after it was released on line {first} "
-                f"on this path",
-                trace=[ctx.step(m.released_at, f"`{m.var}` is released"),
+                f"on this path{how}",
+                trace=[ctx.step(m.released_at, f"`{m.var}` is released{how}"),
                        ctx.step(m.offset, "used after the release")],
                 anchor=f"{m.function.qualname}:{m.callee}:{m.var}",
                 routine="ZwClose",  # its Remarks: closing a handle makes it invalid
