@@ -219,7 +219,7 @@ def parse_file(
         # Preprocessed as C++, a file differs only where it tests `__cplusplus`, uses
         # C++/CLI words or writes a macro's name after a string (`preprocess`): most C++
         # headers do none of these.
-        if cplusplus_view_differs(source.data):
+        if cplusplus_view_differs(source.data, pre.view):
             pre = preprocess(source.data, defined, undefined, cplusplus=True)
     lang = chosen
     view = compact_view(pre.view, pre.rewrites)

@@ -808,7 +808,8 @@ def _unparenthesized_tests(code: bytes | bytearray, result: Preprocessed) -> Non
 
 
 # What the rare edits (`preprocess(rare=True)`) look for, roughly.
-_RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\(|[0-9A-Fa-f][uU]?[iI](?:8|16|32|64)\b"
+_RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\("
+                        rb"|\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)[uU]?[iI](?:8|16|32|64)\b"
                         rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)"
                         rb"|(?:ASSERT|VERIFY)(?:3[USPB]F?|IRQL)[ \t]*\("
                         rb"|\b(?:if|while)[ \t]*(?:NT_[A-Z]+|FAILED|SUCCEEDED)[ \t]*\(")
@@ -979,12 +980,18 @@ _STRING_THEN_NAME = re.compile(rb'"[ \t]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ 
 _EXTERN_BEFORE = re.compile(rb"\bextern[ \t\r\n]*\Z")
 
 
-def cplusplus_view_differs(data: bytes) -> bool:
-    """Whether `preprocess(data, cplusplus=True)` may give another view than the C one: the
-    file tests `__cplusplus`, uses C++/CLI words, or has a quote then a name (in a string
-    too: the test is quick and on the safe side)."""
-    return (b"__cplusplus" in data or any(w in data for w in CLI_WORDS)
-            or _STRING_THEN_NAME.search(data) is not None)
+def cplusplus_view_differs(data: bytes, view: bytes) -> bool:
+    """Whether `preprocess(data, cplusplus=True)` may give another view than the C one,
+    `view`: the file tests `__cplusplus`, uses C++/CLI words, or has a macro's name after a
+    string (`_string_macros`: a quote then a name, the quote a closing one, with an odd
+    number of quotes before it on its line; `view` has the comments blanked)."""
+    if b"__cplusplus" in data or any(w in data for w in CLI_WORDS):
+        return True
+    for m in _STRING_THEN_NAME.finditer(view):
+        before = view[view.rfind(b"\n", 0, m.start()) + 1:m.start()]
+        if (before.count(b'"') - before.count(b'\\"')) % 2 == 1:
+            return True
+    return False
 
 
 def _string_macros(code: bytes | bytearray, buf: bytearray) -> None:
