@@ -166,26 +166,26 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
         if jobs is not None:
             semgrep_argv += ["--jobs", str(jobs)]
         semgrep_argv.append(str(corpus))
-    # A copy of the corpus for the pre-commit rounds, its cache filled once.
     scratch = Path(tempfile.mkdtemp(prefix="ddilint-bench-copy-")) if pre_commit else None
     hook: list[str] = []
     edited: Path | None = None
-    if scratch is not None:
-        copy = scratch / corpus.name
-        shutil.copytree(corpus, copy, symlinks=True)
-        # The copy's root is the project's (`--project` walks up to a repository's root).
-        (copy / ".git").mkdir(exist_ok=True)
-        edited = _edited_file(copy)
-        hook = [py, "-m", "ddilint", "check", "--project", str(edited), "--quiet",
-                "--format", "json", "--output", os.devnull, "--cache-dir",
-                str(scratch / "cache"), *extra]
-        if jobs is not None:
-            hook += ["--jobs", str(jobs)]
-        measure("pre-commit fill", hook)
     # Every measurement runs once per round, so that a machine whose speed drifts slows
     # all of a round alike: the ratios of a round are what to compare.
     rounds: list[list[Measure]] = []
     try:
+        if scratch is not None:
+            # A copy of the corpus for the pre-commit rounds, its cache filled once. Its
+            # root is the project's (`--project` walks up to a repository's root).
+            copy = scratch / corpus.name
+            shutil.copytree(corpus, copy, symlinks=True)
+            (copy / ".git").mkdir(exist_ok=True)
+            edited = _edited_file(copy)
+            hook = [py, "-m", "ddilint", "check", "--project", str(edited), "--quiet",
+                    "--format", "json", "--output", os.devnull, "--cache-dir",
+                    str(scratch / "cache"), *extra]
+            if jobs is not None:
+                hook += ["--jobs", str(jobs)]
+            measure("pre-commit fill", hook)
         for n in range(repeat):
             row = [measure("parse-only", [py, "-c", BASELINE, str(corpus)]),
                    measure("ddilint cold", [*ddilint, "--no-cache"])]
