@@ -42,6 +42,7 @@ from ddilint.analyzer.preprocess import (
     MacroDef,
     Preprocessed,
     cplusplus_view_differs,
+    in_string,
     line_start_matches,
     needs_rare_edits,
     preprocess,
@@ -186,13 +187,8 @@ def _is_cpp_header(view: bytes) -> bool:
         return True
     if b"::" not in view:
         return False
-    for m in _QUALIFIED_NAME.finditer(view):
-        # Not in a string (`DbgPrint("Drv::Log")`): an even number of quotes before it on
-        # its line (the view has the comments blanked, the strings not).
-        before = view[view.rfind(b"\n", 0, m.start()) + 1:m.start()]
-        if (before.count(b'"') - before.count(b'\\"')) % 2 == 0:
-            return True
-    return False
+    # Not in a string (`DbgPrint("Drv::Log")`).
+    return any(not in_string(view, m.start()) for m in _QUALIFIED_NAME.finditer(view))
 
 
 def language_for(path: str) -> str:

@@ -980,18 +980,21 @@ _STRING_THEN_NAME = re.compile(rb'"[ \t]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ 
 _EXTERN_BEFORE = re.compile(rb"\bextern[ \t\r\n]*\Z")
 
 
+def in_string(view: bytes, at: int) -> bool:
+    """Whether offset `at` of a parse view (comments blanked, strings kept) is inside a
+    string literal, by the count of quotes before it on its line (an escaped quote does not
+    count): odd, inside."""
+    before = view[view.rfind(b"\n", 0, at) + 1:at]
+    return (before.count(b'"') - before.count(b'\\"')) % 2 == 1
+
+
 def cplusplus_view_differs(data: bytes, view: bytes) -> bool:
     """Whether `preprocess(data, cplusplus=True)` may give another view than the C one,
     `view`: the file tests `__cplusplus`, uses C++/CLI words, or has a macro's name after a
-    string (`_string_macros`: a quote then a name, the quote a closing one, with an odd
-    number of quotes before it on its line; `view` has the comments blanked)."""
+    string (`_string_macros`: a quote then a name, the quote a closing one)."""
     if b"__cplusplus" in data or any(w in data for w in CLI_WORDS):
         return True
-    for m in _STRING_THEN_NAME.finditer(view):
-        before = view[view.rfind(b"\n", 0, m.start()) + 1:m.start()]
-        if (before.count(b'"') - before.count(b'\\"')) % 2 == 1:
-            return True
-    return False
+    return any(in_string(view, m.start()) for m in _STRING_THEN_NAME.finditer(view))
 
 
 def _string_macros(code: bytes | bytearray, buf: bytearray) -> None:
