@@ -33,7 +33,7 @@ from ddilint.progress import wanted as progress_wanted
 from ddilint.report.github import format_github
 from ddilint.report.json_report import format_json
 from ddilint.report.sarif import format_sarif
-from ddilint.report.text import format_text
+from ddilint.report.text import format_text, shared_causes
 from ddilint.rules.base import Rule
 from ddilint.rules.catalogue import BY_CODE, BY_NAME, CATALOGUE
 from ddilint.suppress import apply_suppressions
@@ -306,6 +306,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    if args.format == "text" and not args.quiet:
+        for line in shared_causes(findings):
+            print(f"ddilint: {line}", file=sys.stderr)
     if args.statistics:
         _statistics(findings, an.result.files, an.result.seconds)
     if an.files and an.result.analyzed == 0:

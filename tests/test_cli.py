@@ -110,3 +110,63 @@ def test_console_script_runs_the_example() -> None:
                           text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "DDI401" in proc.stdout
+
+
+SPIN_LOCK_OVER_HELPERS = """#include <ntddk.h>
+KSPIN_LOCK Lock;
+VOID Refresh(PUNICODE_STRING path, PUNICODE_STRING name, PVOID buffer, ULONG size)
+{
+    HANDLE key;
+    OBJECT_ATTRIBUTES oa;
+    ULONG length;
+    InitializeObjectAttributes(&oa, path, OBJ_KERNEL_HANDLE, NULL, NULL);
+    if (!NT_SUCCESS(ZwOpenKey(&key, KEY_READ, &oa))) {
+        return;
+    }
+    if (NT_SUCCESS(ZwQueryValueKey(key, name, KeyValuePartialInformation, buffer, size,
+                                   &length))) {
+        ZwFlushKey(key);
+    }
+    ZwDeleteKey(key);
+    ZwClose(key);
+}
+VOID OnTick(PUNICODE_STRING path, PUNICODE_STRING name, PVOID buffer)
+{
+    KIRQL old;
+    KeAcquireSpinLock(&Lock, &old);
+    Refresh(path, name, buffer, 64);
+    KeReleaseSpinLock(&Lock, old);
+}
+"""
+
+
+def test_text_output_names_a_cause_many_findings_share(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One spin lock above a helper that makes five calls allowed only at PASSIVE_LEVEL:
+    # five findings, and one line on stderr that says where they all come from.
+    (tmp_path / "tick.c").write_text(SPIN_LOCK_OVER_HELPERS)
+    assert main(["check", "--no-cache", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert sum(" DDI301 " in line for line in captured.out.splitlines()) == 5
+    assert captured.err.splitlines() == [
+        "ddilint: 5 DDI301 findings have one cause: KeAcquireSpinLock raises to "
+        "DISPATCH_LEVEL in OnTick (tick.c:22)"]
+    # Not in the machine formats, not with --quiet.
+    assert main(["check", "--no-cache", "-q", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == ""
+    assert main(["check", "--no-cache", "--format", "json", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_shared_causes_counts_per_first_step() -> None:
+    from ddilint.findings import Finding, Location, Severity, TraceStep
+    from ddilint.report.text import shared_causes
+
+    def f(code: str, cause_line: int, at: int) -> Finding:
+        step = TraceStep(Location("d/a.c", cause_line, 1), f"X raises in F{cause_line}")
+        return Finding(code, "n", Severity.ERROR, "m", Location("d/b.c", at, 1), (step,))
+
+    many = [f("DDI301", 7, n) for n in range(6)] + [f("DDI301", 9, n) for n in range(4)]
+    assert shared_causes(many) == ["6 DDI301 findings have one cause: X raises in F7 (a.c:7)"]
+    # Another rule's first step is no cause (a leak's is the open).
+    assert shared_causes([f("DDI201", 7, n) for n in range(9)]) == []
