@@ -131,6 +131,26 @@ def test_unparenthesized_status_test_reads_parenthesized() -> None:
                                              "next"]
 
 
+def test_cpp_comma_expression_that_starts_with_an_assignment() -> None:
+    src = ("void f(int a = 1, int b);\n"
+           "int g() {\n"
+           "    if ((svc = pick(cmd, 2) == 0 ? L\"x\" : NULL, svc)) { h(); }\n"
+           "    while ((c = next(), c != 0)) k++;\n"
+           "    call(a = 1, b);\n"
+           "    if ((status = Open(&h)) != 0) return 1;\n"
+           "    return (p->x = 2, q);\n}\n")
+    # Rare: after a parse error, and in C++ only (C's grammar reads it).
+    assert preprocess(src.encode(), cplusplus=True).rewrites == []
+    assert preprocess(src.encode(), rare=True).rewrites == []
+    rewrites = preprocess(src.encode(), cplusplus=True, rare=True).rewrites
+    assert [(src[at], spelled) for at, _n, spelled in rewrites] == [
+        ("(", b"(("), (",", b"),"), ("(", b"(("), (",", b"),"), ("(", b"(("), (",", b"),")]
+    fir = parse_text(src, "t.cpp")
+    assert fir.error_nodes == 0
+    assert [(c.callee, src[c.name_start:c.name_start + len(c.callee)]) for c in fir.calls] == [
+        ("pick", "pick"), ("h", "h"), ("next", "next"), ("call", "call"), ("Open", "Open")]
+
+
 def test_comparison_assert_macros_read_as_one_condition() -> None:
     src = (b"void f(void) { ASSERT3U(KeGetCurrentIrql(), ==, PASSIVE_LEVEL);\n"
            b"  VERIFY3P(g(a, b), !=, NULL); ASSERT3S(x[1], <=, 0); ASSERT3U(a, b, c); }\n"

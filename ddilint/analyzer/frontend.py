@@ -223,7 +223,7 @@ def parse_file(
         source._line_starts = view.line_starts  # the view breaks lines where the source does
     tree = parser(lang).parse(view.parsed)
     root = tree.root_node
-    if root.has_error and needs_rare_edits(source.data):
+    if root.has_error and needs_rare_edits(source.data, cplusplus=lang == "cpp"):
         # `0i64`, `__BEGIN_DECLS`: parse errors, and rare enough that only a file with an
         # error is searched for them (`preprocess`).
         pre = preprocess(source.data, defined, undefined, cplusplus=lang == "cpp",

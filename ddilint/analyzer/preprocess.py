@@ -194,7 +194,8 @@ def preprocess(
     """Build the parse view of `data` (UTF-8 bytes) and record what was removed.
     `rare`: also the edits only a few files need, each a parse error without them: MSVC's
     sized integer suffixes, `__BEGIN_DECLS`, `TRY { } EXCEPT (...)` without a `FINALLY`,
-    `offsetof` of a nested member, `ASSERT3U(a, ==, b)`, `if NT_SUCCESS(status)`.
+    `offsetof` of a nested member, `ASSERT3U(a, ==, b)`, `if NT_SUCCESS(status)`, and in
+    C++ `(a = b, c)`.
     Looking for them costs more than the files that need them: the frontend asks for them
     only when a parse without them had an error and `needs_rare_edits` says the file may
     hold one."""
@@ -236,6 +237,8 @@ def preprocess(
         if code.find(b"ASSERT") >= 0 or code.find(b"VERIFY3") >= 0:
             _comparison_macros(code, buf)
         _unparenthesized_tests(code, result)
+        if cplusplus:
+            _comma_assignments(code, result)
     _declaration_macros(code, buf)
     if cplusplus and any(w in data for w in CLI_WORDS):
         _cli_syntax(code, buf)
@@ -822,9 +825,60 @@ _RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8",
                b"while NT_", b"if FAILED", b"if SUCCEEDED")
 
 
-def needs_rare_edits(data: bytes) -> bool:
-    """Whether `data` may need the edits of `preprocess(rare=True)`."""
-    return any(w in data for w in _RARE_WORDS) and _RARE_HINT.search(data) is not None
+def needs_rare_edits(data: bytes, cplusplus: bool = False) -> bool:
+    """Whether `data` may need the edits of `preprocess(rare=True)` (`cplusplus`: of a file
+    parsed as C++)."""
+    if any(w in data for w in _RARE_WORDS) and _RARE_HINT.search(data) is not None:
+        return True
+    return cplusplus and next(_comma_assignment_sites(data), None) is not None
+
+
+# A parenthesized comma expression that starts with an assignment, `(service = x ? a : b,
+# service)`, `while ((c = next(), c != EOF))`: C++ as the compiler reads it, and a parse
+# error for tree-sitter's C++ grammar (its C grammar, and a condition's own parentheses,
+# are fine). It reads `((service = x ? a : b), service)`: a `(` more at the start, a `)`
+# before the comma (two rewrites, as for `if NT_SUCCESS(x)`). Not after a name, `)`, `]`
+# or `>` (a call's or a macro's arguments, a declarator's parameters, a cast), except
+# `return` and `throw`.
+_ASSIGNMENT_START = re.compile(
+    rb"\([ \t]*[A-Za-z_*][\w.\->\[\]*]*[ \t]*(?:[-+*/%&|^]|<<|>>)?=(?!=)")
+_EXPRESSION_WORDS = frozenset({b"return", b"throw", b"co_return"})
+_WORD_BEFORE = re.compile(rb"\w+\Z")
+
+
+def _comma_assignment_sites(code: bytes | bytearray) -> Iterator[tuple[int, int]]:
+    """(opening parenthesis, its first top-level comma) of each such expression."""
+    for m in _ASSIGNMENT_START.finditer(code):
+        at = m.start()
+        if in_string(code, at):
+            continue  # a format string's `(Pin=%d, ...`, in the raw bytes the hint reads
+        before = _previous_byte(code, at)
+        if before in _WORD_BYTES:
+            head = bytes(code[max(0, at - 64):at]).rstrip()
+            word = _WORD_BEFORE.search(head)
+            if word is None or word.group(0) not in _EXPRESSION_WORDS:
+                continue
+        elif before in (41, 93, 62):  # ')', ']', '>'
+            continue
+        close = _match_paren(code, at)
+        if close < 0:
+            continue
+        depth = 0
+        for k in range(m.end(), close):
+            c = code[k]
+            if c in (40, 91, 123):  # '(', '[', '{'
+                depth += 1
+            elif c in (41, 93, 125):
+                depth -= 1
+            elif c == 44 and depth == 0:
+                yield at, k
+                break
+
+
+def _comma_assignments(code: bytes | bytearray, result: Preprocessed) -> None:
+    for opening, comma in _comma_assignment_sites(code):
+        result.rewrites.append((opening, 1, b"(("))
+        result.rewrites.append((comma, 1, b"),"))
 
 
 # `offsetof(T, u.extra)`, `offsetof(T, a[2])`: the grammar's `offsetof` takes a plain field
@@ -899,7 +953,7 @@ def _declaration_follows(view: bytearray, at: int) -> bool:
                              and _UPPER_NAME.fullmatch(m.group(1)) is not None)
 
 
-def _previous_byte(code: bytearray, at: int) -> int:
+def _previous_byte(code: bytes | bytearray, at: int) -> int:
     """The last byte before `at` that is not a blank, or -1 at the start of the file."""
     window = 256
     while True:
@@ -980,7 +1034,7 @@ _STRING_THEN_NAME = re.compile(rb'"[ \t]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ 
 _EXTERN_BEFORE = re.compile(rb"\bextern[ \t\r\n]*\Z")
 
 
-def in_string(view: bytes, at: int) -> bool:
+def in_string(view: bytes | bytearray, at: int) -> bool:
     """Whether offset `at` of a parse view (comments blanked, strings kept) is inside a
     string literal, by the count of quotes before it on its line (an escaped quote does not
     count): odd, inside."""
