@@ -151,6 +151,22 @@ def test_cpp_comma_expression_that_starts_with_an_assignment() -> None:
         ("pick", "pick"), ("h", "h"), ("next", "next"), ("call", "call"), ("Open", "Open")]
 
 
+def test_edits_asked_at_many_places_stay_linear() -> None:
+    from ddilint.analyzer.preprocess import StringScanner, needs_rare_edits
+
+    # Every site of a one-line file: each found once, the line read once, not per site.
+    many = b"int g() { " + b"x = (a = b, c); " * 20000 + b"}\n"
+    assert len(preprocess(many, cplusplus=True, rare=True).rewrites) == 40000
+    strings = b"int g() { " + b'f("(a=%d, b)"); ' * 20000 + b"}\n"
+    assert not needs_rare_edits(strings, cplusplus=True)  # all inside strings
+    # Unclosed `(` everywhere: each question could scan 4 KB; the edits stop when a few
+    # times the file's size is spent, and the rest stays a parse error.
+    unclosed = b"int g() {\n" + b"(a = " * 40000 + b"if NT_SUCCESS(x + " * 20000 + b"\n}\n"
+    assert preprocess(unclosed, cplusplus=True, rare=True).rewrites == []
+    quotes = StringScanner(b'a "b \\" c" d\n"e')
+    assert [quotes.inside(i) for i in (1, 4, 9, 12, 15)] == [False, True, True, False, True]
+
+
 def test_comparison_assert_macros_read_as_one_condition() -> None:
     src = (b"void f(void) { ASSERT3U(KeGetCurrentIrql(), ==, PASSIVE_LEVEL);\n"
            b"  VERIFY3P(g(a, b), !=, NULL); ASSERT3S(x[1], <=, 0); ASSERT3U(a, b, c); }\n"

@@ -41,8 +41,8 @@ from ddilint.analyzer.preprocess import (
     Annotation,
     MacroDef,
     Preprocessed,
+    StringScanner,
     cplusplus_view_differs,
-    in_string,
     line_start_matches,
     needs_rare_edits,
     preprocess,
@@ -188,7 +188,8 @@ def _is_cpp_header(view: bytes) -> bool:
     if b"::" not in view:
         return False
     # Not in a string (`DbgPrint("Drv::Log")`).
-    return any(not in_string(view, m.start()) for m in _QUALIFIED_NAME.finditer(view))
+    quotes = StringScanner(view)
+    return any(not quotes.inside(m.start()) for m in _QUALIFIED_NAME.finditer(view))
 
 
 def language_for(path: str) -> str:

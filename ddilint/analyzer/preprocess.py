@@ -801,8 +801,11 @@ _UNPARENTHESIZED_TEST = re.compile(
 
 
 def _unparenthesized_tests(code: bytes | bytearray, result: Preprocessed) -> None:
+    parens = _ParenBudget(code)
     for m in _word_starts(_UNPARENTHESIZED_TEST, code):
-        close = _match_paren(code, m.end() - 1)
+        close = parens.close(m.end() - 1)
+        if close is None:
+            return
         if close < 0:
             continue
         name = bytes(code[m.start(1):m.end(1) - 1]).rstrip()
@@ -848,9 +851,11 @@ _WORD_BEFORE = re.compile(rb"\w+\Z")
 
 def _comma_assignment_sites(code: bytes | bytearray) -> Iterator[tuple[int, int]]:
     """(opening parenthesis, its first top-level comma) of each such expression."""
+    quotes = StringScanner(code)
+    parens = _ParenBudget(code)
     for m in _ASSIGNMENT_START.finditer(code):
         at = m.start()
-        if in_string(code, at):
+        if quotes.inside(at):
             continue  # a format string's `(Pin=%d, ...`, in the raw bytes the hint reads
         before = _previous_byte(code, at)
         if before in _WORD_BYTES:
@@ -860,7 +865,9 @@ def _comma_assignment_sites(code: bytes | bytearray) -> Iterator[tuple[int, int]
                 continue
         elif before in (41, 93, 62):  # ')', ']', '>'
             continue
-        close = _match_paren(code, at)
+        close = parens.close(at)
+        if close is None:
+            return
         if close < 0:
             continue
         depth = 0
@@ -1034,12 +1041,29 @@ _STRING_THEN_NAME = re.compile(rb'"[ \t]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ 
 _EXTERN_BEFORE = re.compile(rb"\bextern[ \t\r\n]*\Z")
 
 
-def in_string(view: bytes | bytearray, at: int) -> bool:
-    """Whether offset `at` of a parse view (comments blanked, strings kept) is inside a
-    string literal, by the count of quotes before it on its line (an escaped quote does not
-    count): odd, inside."""
-    before = view[view.rfind(b"\n", 0, at) + 1:at]
-    return (before.count(b'"') - before.count(b'\\"')) % 2 == 1
+class StringScanner:
+    """Whether offsets of a parse view (comments blanked, strings kept), asked in increasing
+    order, are inside a string literal, by the count of quotes before each on its line (an
+    escaped quote does not count): odd, inside. One pass over the text for all the
+    questions: a generated file on one line of a megabyte, asked at every match, costs its
+    length once."""
+
+    __slots__ = ("count", "pos", "text")
+
+    def __init__(self, text: bytes | bytearray) -> None:
+        self.text = text
+        self.pos = 0
+        self.count = 0
+
+    def inside(self, at: int) -> bool:
+        text = self.text
+        line = text.rfind(b"\n", self.pos, at)
+        if line >= 0:
+            self.pos, self.count = line + 1, 0
+        part = text[self.pos:at]
+        self.count += part.count(b'"') - part.count(b'\\"')
+        self.pos = at
+        return self.count % 2 == 1
 
 
 def cplusplus_view_differs(data: bytes, view: bytes) -> bool:
@@ -1048,7 +1072,8 @@ def cplusplus_view_differs(data: bytes, view: bytes) -> bool:
     string (`_string_macros`: a quote then a name, the quote a closing one)."""
     if b"__cplusplus" in data or any(w in data for w in CLI_WORDS):
         return True
-    return any(in_string(view, m.start()) for m in _STRING_THEN_NAME.finditer(view))
+    quotes = StringScanner(view)
+    return any(quotes.inside(m.start()) for m in _STRING_THEN_NAME.finditer(view))
 
 
 def _string_macros(code: bytes | bytearray, buf: bytearray) -> None:
@@ -1081,7 +1106,30 @@ def _cli_syntax(scan: bytes | bytearray, buf: bytearray) -> None:
 _PAREN_STOPS = re.compile(rb"[();{}]")
 
 
-def _match_paren(data: bytes | bytearray, open_index: int, limit: int = 4096) -> int:
+class _ParenBudget:
+    """`_match_paren` for an edit that asks it at many places: the bytes it may scan in all
+    are a few times the file's size (each question scans up to `_PAREN_LIMIT`, so a file of
+    unclosed `(` asked at each would be quadratic); `close` answers None once they are
+    spent, and the edit stops there (its construct stays a parse error)."""
+
+    __slots__ = ("code", "left")
+
+    def __init__(self, code: bytes | bytearray) -> None:
+        self.code = code
+        self.left = 4 * len(code) + 65536
+
+    def close(self, open_index: int) -> int | None:
+        if self.left <= 0:
+            return None
+        found = _match_paren(self.code, open_index)
+        self.left -= found - open_index if found >= 0 else _PAREN_LIMIT
+        return found
+
+
+_PAREN_LIMIT = 4096
+
+
+def _match_paren(data: bytes | bytearray, open_index: int, limit: int = _PAREN_LIMIT) -> int:
     """The offset of the `)` that closes the `(` at `open_index` (within `limit` bytes),
     or -1 when a `;`, `{` or `}` (never inside an annotation) comes first."""
     depth = 0
