@@ -163,6 +163,8 @@ def test_edits_asked_at_many_places_stay_linear() -> None:
     # times the file's size is spent, and the rest stays a parse error.
     unclosed = b"int g() {\n" + b"(a = " * 40000 + b"if NT_SUCCESS(x + " * 20000 + b"\n}\n"
     assert preprocess(unclosed, cplusplus=True, rare=True).rewrites == []
+    unclosed = b"int g() {\n" + b"ASSERT3U(a + " * 20000 + b"_In_reads_(n + " * 20000 + b"\n}\n"
+    assert preprocess(unclosed, rare=True).annotations == []
     quotes = StringScanner(b'a "b \\" c" d\n"e')
     assert [quotes.inside(i) for i in (1, 4, 9, 12, 15)] == [False, True, True, False, True]
 

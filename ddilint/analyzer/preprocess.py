@@ -651,6 +651,7 @@ class _CondParser:
 
 def _decorations(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) -> None:
     n = len(scan)
+    parens = _ParenBudget(scan)
     for m in _DECORATION.finditer(scan):
         s, e = m.span()
         word = m.group(0)
@@ -665,8 +666,8 @@ def _decorations(scan: bytes | bytearray, buf: bytearray, result: Preprocessed) 
         while j < n and scan[j] in (32, 9):
             j += 1
         if j < n and scan[j] == 40 and word not in (b"IN", b"OUT", b"OPTIONAL"):  # '('
-            close = _match_paren(scan, j)
-            if close < 0:
+            close = parens.close(j)
+            if close is None or close < 0:
                 continue
             args = tuple(_split_args(scan[j + 1 : close].decode("utf-8", "replace")))
             end = close + 1
@@ -760,9 +761,12 @@ _COMPARISONS = frozenset({b"==", b"!=", b"<", b"<=", b">", b">="})
 
 
 def _comparison_macros(code: bytes | bytearray, buf: bytearray) -> None:
+    parens = _ParenBudget(code)
     for m in _word_starts(_COMPARISON_MACRO, code):
         open_at = m.end() - 1
-        close = _match_paren(code, open_at)
+        close = parens.close(open_at)
+        if close is None:
+            return
         if close < 0:
             continue
         commas: list[int] = []
