@@ -55,7 +55,9 @@ def count(tree: Path, command: list[str], children: bool) -> dict[int, int]:
     the checkout found there)."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "ddilint")],
                    check=True, stdout=subprocess.DEVNULL)
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    # A fixed hash seed: the order of a set of names (and with it some work) follows the
+    # seed, which moved the count of one tree by a few tenths of a percent between runs.
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--trace-children={'yes' if children else 'no'}",
