@@ -55,8 +55,8 @@ def count(tree: Path, command: list[str], children: bool) -> dict[int, int]:
     the checkout found there)."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "ddilint")],
                    check=True, stdout=subprocess.DEVNULL)
-    # A fixed hash seed: the order of a set of names (and with it some work) follows the
-    # seed, which moved the count of one tree by a few tenths of a percent between runs.
+    # A fixed hash seed: the order of a set of names, and with it some of the work, follows
+    # the seed; a count compared with another run's should not depend on it.
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
