@@ -1316,17 +1316,13 @@ def misuses(facts: HandleFacts, kind: str) -> Iterable[Misuse]:
     return [m for m in facts.misuses if m.kind == kind]
 
 
-def release_how(fir: FileIR, knowledge: Knowledge, released_at: int) -> str:
-    """How the release at `released_at` released the handle, when a flag of the call did it
+def release_how(call: CallSite | None, knowledge: Knowledge) -> str:
+    """How the release `call` released the handle, when a flag of the call did it
     (`ZwDuplicateObject` with `DUPLICATE_CLOSE_SOURCE`, which closes the source handle
     whether or not the duplication succeeds, so a failure path that closes it again closes
     it twice): " (ZwDuplicateObject with DUPLICATE_CLOSE_SOURCE closes it, even when it
     fails)"; "" for any other release."""
-    for c in fir.calls:
-        if c.name_start == released_at:
-            r = knowledge.get(c.callee)
-            if r is not None and r.closes_handle_flag:
-                return (f" ({c.callee} with {r.closes_handle_flag} closes it, even when it "
-                        f"fails)")
-            return ""
-    return ""
+    r = knowledge.get(call.callee) if call is not None else None
+    if call is None or r is None or not r.closes_handle_flag:
+        return ""
+    return f" ({call.callee} with {r.closes_handle_flag} closes it, even when it fails)"

@@ -769,16 +769,7 @@ def _comparison_macros(code: bytes | bytearray, buf: bytearray) -> None:
             return
         if close < 0:
             continue
-        commas: list[int] = []
-        depth = 0
-        for i in range(open_at + 1, close):
-            c = code[i]
-            if c in b"([":
-                depth += 1
-            elif c in b")]":
-                depth -= 1
-            elif c == 44 and depth == 0:  # ','
-                commas.append(i)
+        commas = _top_level_commas(code, open_at + 1, close)
         if len(commas) == 2 and bytes(code[commas[0] + 1:commas[1]]).strip() in _COMPARISONS:
             buf[commas[0]] = buf[commas[1]] = 32
 
@@ -874,16 +865,9 @@ def _comma_assignment_sites(code: bytes | bytearray) -> Iterator[tuple[int, int]
             return
         if close < 0:
             continue
-        depth = 0
-        for k in range(m.end(), close):
-            c = code[k]
-            if c in (40, 91, 123):  # '(', '[', '{'
-                depth += 1
-            elif c in (41, 93, 125):
-                depth -= 1
-            elif c == 44 and depth == 0:
-                yield at, k
-                break
+        commas = _top_level_commas(code, m.end(), close, first=True)
+        if commas:
+            yield at, commas[0]
 
 
 def _comma_assignments(code: bytes | bytearray, result: Preprocessed) -> None:
@@ -1108,6 +1092,25 @@ def _cli_syntax(scan: bytes | bytearray, buf: bytearray) -> None:
 
 
 _PAREN_STOPS = re.compile(rb"[();{}]")
+
+
+def _top_level_commas(code: bytes | bytearray, start: int, end: int,
+                      first: bool = False) -> list[int]:
+    """The offsets of the commas in `code[start:end]` outside any nested parentheses,
+    brackets or braces (with `first`: the first one only)."""
+    out: list[int] = []
+    depth = 0
+    for i in range(start, end):
+        c = code[i]
+        if c in (40, 91, 123):  # '(', '[', '{'
+            depth += 1
+        elif c in (41, 93, 125):
+            depth -= 1
+        elif c == 44 and depth == 0:  # ','
+            out.append(i)
+            if first:
+                break
+    return out
 
 
 class _ParenBudget:

@@ -32,7 +32,7 @@ class DoubleClose(Rule):
         facts = handle_facts(ctx.file, ctx.knowledge, ctx.mode)
         for m in misuses(facts, "double"):
             first = ctx.location(m.released_at).line
-            how = release_how(ctx.file, ctx.knowledge, m.released_at)
+            how = release_how(ctx.call_at(m.released_at), ctx.knowledge)
             yield ctx.finding(
                 self, m.offset,
                 f"`{m.var}` is released again by {m.callee}; it was already released on "

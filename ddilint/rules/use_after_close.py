@@ -37,7 +37,7 @@ class UseAfterClose(Rule):
         facts = handle_facts(ctx.file, ctx.knowledge, ctx.mode)
         for m in misuses(facts, "use"):
             first = ctx.location(m.released_at).line
-            how = release_how(ctx.file, ctx.knowledge, m.released_at)
+            how = release_how(ctx.call_at(m.released_at), ctx.knowledge)
             yield ctx.finding(
                 self, m.offset,
                 f"`{m.var}` is passed to {m.callee} after it was released on line {first} "
