@@ -207,6 +207,26 @@ def test_defines_recorded_with_continuations() -> None:
     assert pre.macros["FLAGS"].params is None
 
 
+def test_a_define_goes_on_past_a_comment_over_spliced_lines() -> None:
+    # The compiler joins spliced lines before it removes comments: a comment whose lines
+    # end with a backslash is inside the macro, and so is what comes after it. A `//`
+    # comment that ends with one takes the next line into the comment, and the directive
+    # goes on after it too.
+    block = (b"#define OPEN(h) \\\n    ZwOpenKey(h, \\\n    /* first line \\\n"
+             b"       second line */ \\\n    KEY_READ, NULL)\nint after;\r\n")
+    pre = preprocess(block)
+    assert pre.macros["OPEN"].body == "ZwOpenKey(h, KEY_READ, NULL)"
+    assert pre.view.strip() == b"int after;"
+    crlf = preprocess(block.replace(b"\n", b"\r\n"))
+    assert crlf.macros["OPEN"].body == "ZwOpenKey(h, KEY_READ, NULL)"
+    line = preprocess(b"#define TWO 1 + \\\n  // note \\\n  2\nint x;\n")
+    assert line.macros["TWO"].body == "1 +"
+    assert line.view.strip() == b"int x;"
+    # Outside a directive nothing changes: the comment is blank in the view.
+    plain = preprocess(b"/* a \\\n b */ int y;\n")
+    assert plain.view.strip() == b"int y;"
+
+
 def test_decoding_utf16_bom_and_cp1252() -> None:
     text = "NTSTATUS F(void) { return ZwClose(h); }\r\n"
     for raw in (codecs.BOM_UTF16_LE + text.encode("utf-16-le"),

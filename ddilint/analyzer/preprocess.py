@@ -140,6 +140,22 @@ _COMMENT_OR_STRING = re.compile(
     re.S,
 )
 
+# A backslash at the end of a line: a line splice.
+_SPLICE = re.compile(rb"\\(?=\r?\n)")
+
+
+def _scanned_comment(comment: bytes, blanked: bytes) -> bytes:
+    """A comment as `code` has it: blanked, but for its line splices. The compiler joins
+    spliced lines before it removes comments, so a `#define` whose body holds a comment
+    over several lines (`/*` and `*/` on lines that end with a backslash) goes on past
+    it; blanked with it, the splices ended the macro at the comment and left the rest of
+    its body to the parser as code."""
+    out = bytearray(blanked)
+    for m in _SPLICE.finditer(comment):
+        out[m.start()] = 92
+    return bytes(out)
+
+
 # A directive from its `#`: group 1 is the name, 2 the rest of the line with its
 # continuation lines (an unrolled loop, as in `_COMMENT_OR_STRING`). `_directive_lines`
 # searches for the `#` (a literal the regex engine finds fast) and keeps it when only
@@ -212,8 +228,9 @@ def preprocess(
         kept = [p.translate(_BLANK) if p[0] == 47 else p for p in found]  # '/': a comment
         parts[1::2] = kept
         buf = bytearray(b"".join(parts))
-        parts[1::2] = [k if p[0] == 47 or len(p) <= 2 else p[:1] + p[1:-1].translate(_BLANK)
-                       + p[-1:] for p, k in zip(found, kept, strict=True)]
+        parts[1::2] = [(k if 92 not in p else _scanned_comment(p, k)) if p[0] == 47
+                       else p if len(p) <= 2 else p[:1] + p[1:-1].translate(_BLANK) + p[-1:]
+                       for p, k in zip(found, kept, strict=True)]
         code = bytearray(b"".join(parts))
     result = Preprocessed(view=b"")
     known: dict[str, int] = dict(defined or {})
