@@ -161,7 +161,9 @@ class Project:
         answers about the functions of those files are wanted (a pre-commit run on a few
         files, an editor's buffer): the IRQL flow is computed over their callers, direct
         and indirect (nothing else flows into them), and the exits over what those call;
-        the answers about them are the same as in the whole model. `reader` gives a
+        only the calls of those functions are linked, and only the references that name
+        one of them looked at. The answers about the focused files are the same as in the
+        whole model. `reader` gives a
         file's IR again (parsed as phase one did, or None), for the rare question about
         another function's code that the summaries do not answer (`file_ir`); without
         one, such questions get no answer."""
@@ -180,17 +182,23 @@ class Project:
                 self.node_of[(fi, i)] = len(self.nodes)
                 self.nodes.append(_Node(fi, i, f, s.path))
         self._index_names()
-        self._link_calls()
-        self._find_roles()
         # The functions whose IRQL the focus needs (`_upstream`), and those whose exits
         # it needs (what they call); None: every function.
         self._upstream: set[int] | None = None
         self._downstream: set[int] | None = None
-        if focus is not None:
+        if focus is None:
+            self._link_calls()
+            self._find_roles()
+        else:
+            # Only the calls and references that can reach those functions are resolved:
+            # the rest of a big tree is never linked (its functions get no callers,
+            # callees or roles, and no answer is asked about them).
             wanted = {self.file_index[p] for p in focus if p in self.file_index}
-            self._upstream = self._reach(
-                [n for n, node in enumerate(self.nodes) if node.file in wanted], "callers")
-            self._downstream = self._reach(list(self._upstream), "callees")
+            self._upstream = self._callers_of(
+                [n for n, node in enumerate(self.nodes) if node.file in wanted])
+            self._downstream = self._callees_of(self._upstream)
+            self._link_calls(self._downstream)
+            self._find_roles(self._downstream)
         self.exits: dict[int, tuple[State, tuple[tuple[int, State], ...]]] = {}
         self.call_states: dict[int, dict[int, State]] = {}
         # Per function, per call: what the tests of its parameters say on every path to
@@ -301,12 +309,95 @@ class Project:
                     out.append(t)
         return out
 
-    def _link_calls(self) -> None:
+    def _callers_of(self, seeds: list[int]) -> set[int]:
+        """`seeds` and every function that calls one of them, directly or not: what
+        `_reach(seeds, "callers")` gives once every call is linked, found by resolving
+        only the calls that can reach one of them. A call reaches functions of the name
+        it is written with, or (through a pointer field) of a name assigned to that field,
+        and a lambda is called by the function around it."""
+        nodes, files = self.nodes, self.files
+        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        calls_of: dict[str, list[tuple[int, int]]] = {}  # name -> (caller node, call index)
+        parent_of: dict[int, int] = {}  # lambda node -> the node of its function
+        for n, node in enumerate(nodes):
+            calls = files[node.file].calls
+            f = node.summary
+            for ci in f.calls:
+                call = calls[ci]
+                name = call.callee
+                if name in by_name or name in static_names or (
+                        call.indirect and name in fields):
+                    calls_of.setdefault(name, []).append((n, ci))
+            if f.kind == "lambda" and f.parent >= 0:
+                parent_of[n] = self.node_of[(node.file, f.parent)]
+        fields_of: dict[str, set[str]] = {}  # function name -> fields it is assigned to
+        for key, assigned in fields.items():
+            for _fi, name in assigned:
+                fields_of.setdefault(name, set()).add(key)
+        seen = set(seeds)
+        work = deque(seeds)
+        while work:
+            x = work.popleft()
+            name = nodes[x].summary.name
+            found = list(calls_of.get(name, ()))
+            for key in fields_of.get(name, ()):
+                found.extend(calls_of.get(key, ()))
+            parent = parent_of.get(x)
+            if parent is not None:
+                found.append((parent, -1))
+            for n, ci in found:
+                if n in seen:
+                    continue
+                if ci >= 0:
+                    node = nodes[n]
+                    call = files[node.file].calls[ci]
+                    if x not in self._targets(call.callee, node.file, node.summary,
+                                              call.indirect, call.scope):
+                        continue
+                seen.add(n)
+                work.append(n)
+        return seen
+
+    def _callees_of(self, start: Collection[int]) -> set[int]:
+        """`start` and every function they call, directly or not (`_reach(start,
+        "callees")` once every call is linked), resolving only their calls."""
+        nodes, files = self.nodes, self.files
+        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        lambdas: dict[int, list[int]] = {}  # node -> the nodes of its lambdas
+        for n, node in enumerate(nodes):
+            f = node.summary
+            if f.kind == "lambda" and f.parent >= 0:
+                lambdas.setdefault(self.node_of[(node.file, f.parent)], []).append(n)
+        seen = set(start)
+        work = deque(sorted(start))
+        while work:
+            n = work.popleft()
+            node = nodes[n]
+            calls = files[node.file].calls
+            reached: list[int] = list(lambdas.get(n, ()))
+            for ci in node.summary.calls:
+                call = calls[ci]
+                name = call.callee
+                if name in by_name or name in static_names or (
+                        call.indirect and name in fields):
+                    reached.extend(self._targets(name, node.file, node.summary,
+                                                 call.indirect, call.scope))
+            for t in reached:
+                if t not in seen:
+                    seen.add(t)
+                    work.append(t)
+        return seen
+
+    def _link_calls(self, only: Collection[int] | None = None) -> None:
+        """Fill every function's callees and callers; with `only`, those of the functions
+        in it (a set closed under callees: the callers lists then hold the callers among
+        them, in the same order as in the whole model)."""
         # `_may_reach` inline: this is every call of the project, and most stop here.
         by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
         targets_of = self._targets
         nodes = self.nodes
-        for n, node in enumerate(nodes):
+        for n in range(len(nodes)) if only is None else sorted(only):
+            node = nodes[n]
             calls = self.files[node.file].calls
             f = node.summary
             for ci in f.calls:
@@ -352,13 +443,18 @@ class Project:
                 node.roles = [replace(r, role="dispatch") if r.role == "dispatch_power" else r
                               for r in node.roles]
 
-    def _find_roles(self) -> None:
+    def _find_roles(self, only: Collection[int] | None = None) -> None:
+        """Roles, annotations and references of every function; with `only`, of the
+        functions in it (what names them names one of them: the others are passed by)."""
         k = self.knowledge
         typedefs = k.role_typedefs
         flagged_dirs = {_dir(s.path) for s in self.files if s.power_pagable}
+        names = None if only is None else {self.nodes[n].summary.name for n in only}
         for fi, s in enumerate(self.files):
             # Role typedef declarations and annotated prototypes.
             for d in s.role_decls:
+                if names is not None and d.function not in names:
+                    continue
                 role = typedefs.get(d.typedef) or _generic_role(d.typedef)
                 targets = self.resolve_name(d.function, fi)
                 loc = Location(s.path, d.line, d.column)
@@ -371,10 +467,13 @@ class Project:
                                                      declared=True))
                     self._annotate(t, d.annotations, loc)
             for name, anns in s.prototypes:
+                if names is not None and name not in names:
+                    continue
                 for t in self.resolve_name(name, fi):
                     self._annotate(t, anns, None)
             for r in s.refs:
-                if not self._may_reach(r.ref.name):
+                if not self._may_reach(r.ref.name) or (
+                        names is not None and r.ref.name not in names):
                     continue  # a variable or a routine: no Location to build
                 self._registration(fi, s, r.ref, Location(s.path, r.line, r.column),
                                    flagged_dirs)
