@@ -280,3 +280,17 @@ def test_an_error_around_a_whole_function_is_not_a_misread() -> None:
     fir.error_spans[:] = [(0, len(text)), (inside, inside + 6)]
     assert fa.misread(fn)
     assert fa.analyze().leaks == []
+
+
+def test_status_tests_a_project_defines_in_a_header_read_by_their_names() -> None:
+    from ddilint.analyzer.handles import status_test
+
+    for name in ("NT_SUCCESS", "QUIC_SUCCEEDED", "XDP_SUCCEEDED", "SUCCEEDED",
+                 "SUCCEEDED_NTSTATUS", "ZYAN_SUCCESS"):
+        assert status_test(name) is True, name
+    for name in ("NT_ERROR", "QUIC_FAILED", "XDP_FAILED", "FAILED", "FAILED_NTSTATUS"):
+        assert status_test(name) is False, name
+    # Not tests of a status: a constant's spelling, verbs, other words, a function name.
+    for name in ("STATUS_SUCCESS_X", "WRITE_MUST_SUCCEED", "HLPR_BAIL_ON_FAILURE",
+                 "NT_WARNING", "IsSucceeded", "ZwClose", "SUCCEEDEDX", ""):
+        assert status_test(name) is None, name

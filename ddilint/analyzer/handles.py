@@ -67,6 +67,32 @@ TRANSPARENT_MACROS = frozenset({
     "HRESULT_FROM_NT", "HRESULT_FROM_WIN32",
 })
 _MACRO_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# The status tests a project defines for itself in a header (`QUIC_FAILED(Status)`,
+# `XDP_SUCCEEDED(Status)`, `FAILED_NTSTATUS(status)`, winerror.h's `FAILED(hr)`): the
+# file cannot see their definitions, but their names say what they test. One word of the
+# name is SUCCEEDED or SUCCESS (the status is a success: NT_SUCCESS), or FAILED (it is a
+# failure: not NT_SUCCESS, as an HRESULT's FAILED is); only `_STATUS` or `_NTSTATUS` may
+# follow it.
+_SUCCESS_TEST = re.compile(r"^(?:[A-Z][A-Z0-9]*_)*(?:SUCCEEDED|SUCCESS)(?:_(?:NT)?STATUS)?$")
+_FAILURE_TEST = re.compile(r"^(?:[A-Z][A-Z0-9]*_)*FAILED(?:_(?:NT)?STATUS)?$")
+
+
+def status_test(name: str) -> bool | None:
+    """What a call of `name` with one argument tests of it: True, that the status is a
+    success (`NT_SUCCESS`); False, that it is not (`NT_ERROR`, a `..._FAILED` macro);
+    None: it is no status test. A name the file defines as a macro never gets here: the
+    frontend expands it."""
+    if name == "NT_SUCCESS":
+        return True
+    if name == "NT_ERROR":
+        return False
+    if not name[:1].isupper():
+        return None
+    if _SUCCESS_TEST.match(name):
+        return True
+    if _FAILURE_TEST.match(name):
+        return False
+    return None
 
 Fact = tuple[str, str, int, str]  # (variable, kind: const/status/ptr, value, constant name)
 
@@ -382,7 +408,7 @@ class _Evaluator:
     @staticmethod
     def _is_predicate(e: Expr) -> bool:
         if e.kind == "call":
-            return e.callee in ("NT_SUCCESS", "NT_ERROR")
+            return status_test(e.callee or "") is not None
         if e.kind == "binary":
             return e.op in COMPARISONS
         return e.kind == "unary" and e.op == "!"
@@ -393,7 +419,8 @@ class _Evaluator:
         if e.kind == "unary" and e.op == "!" and e.children:
             t = self.truth(e.children[0], w)
             return None if t is None else not t
-        if e.kind == "call" and e.callee in ("NT_SUCCESS", "NT_ERROR") and len(e.args) == 1:
+        test = status_test(e.callee or "") if e.kind == "call" and len(e.args) == 1 else None
+        if test is not None:
             v = self.value(e.args[0], w)
             ok: bool | None = None
             if v is not None and v[0] == "status":
@@ -402,7 +429,7 @@ class _Evaluator:
                 ok = v[1] >= 0
             if ok is None:
                 return None
-            return ok if e.callee == "NT_SUCCESS" else not ok
+            return ok if test else not ok
         if e.kind == "binary" and e.op in COMPARISONS and len(e.children) == 2:
             a = self.value(e.children[0], w)
             b = self.value(e.children[1], w)
@@ -576,9 +603,10 @@ class _SiteAnalysis:
         if e.kind == "unary" and e.op == "!" and e.children:
             return self.learn(e.children[0], not holds, w)
         fact: Fact | None = None
-        if e.kind == "call" and e.callee in ("NT_SUCCESS", "NT_ERROR") and len(e.args) == 1:
+        test = status_test(e.callee or "") if e.kind == "call" and len(e.args) == 1 else None
+        if test is not None:
             name = _value_name(e.args[0])
-            ok = holds if e.callee == "NT_SUCCESS" else not holds
+            ok = holds if test else not holds
             if name is not None:
                 fact = (name, "status", int(ok), "")
         elif e.kind == "binary" and len(e.children) == 2 and e.op in COMPARISONS:
