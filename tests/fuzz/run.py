@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=20.0, help="per-file budget, seconds")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     ap.add_argument("--save", type=Path, default=Path("fuzz-failure.bin"))
+    ap.add_argument("--slowest", type=Path, default=None,
+                    help="write the bytes of the slowest example here, to look into")
     args = ap.parse_args(argv)
 
     files = seed_files(args.seeds or SEED_DIRS)
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     rules = [*collect_rules(plugin_manager()), ExerciseRule()]
     knowledge = load_knowledge()
     count = [0]
-    slowest = [0.0, b""]
+    slowest = [0.0]
+    slowest_input = [b"", ""]  # its bytes, and the name it was checked under
     started = time.perf_counter()
 
     def one(raw: bytes, path: str) -> None:
@@ -52,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             args.save.write_bytes(raw)
             raise
         took = time.perf_counter() - t
-        if took > float(slowest[0]):
-            slowest[0], slowest[1] = took, raw
+        if took > slowest[0]:
+            slowest[0] = took
+            slowest_input[:] = [raw, path]
 
     strategy = st.one_of(mutated(seeds), st.binary(max_size=8192))
     prop = settings(max_examples=args.examples, deadline=None, database=None,
@@ -70,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     print(f"{count[0]} examples from {len(seeds)} seeds in "
-          f"{time.perf_counter() - started:.1f}s; slowest {float(slowest[0]):.2f}s, no failure")
+          f"{time.perf_counter() - started:.1f}s; slowest {slowest[0]:.2f}s "
+          f"(as {slowest_input[1]}), no failure")
+    if args.slowest is not None:
+        raw = slowest_input[0]
+        assert isinstance(raw, bytes)
+        args.slowest.write_bytes(raw)
+        print(f"slowest example written to {args.slowest}")
     return 0
 
 
