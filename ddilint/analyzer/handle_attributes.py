@@ -248,7 +248,7 @@ def _for_the_requester(site: CallSite, routine: Routine, cv: CallValues) -> bool
         return False
     exprs, reply = _reply_places(fn)
     dest = cv.call.args[out]
-    if _into_reply(dest, reply):
+    if _into_reply(dest, reply) or _pointer_from_copy(dest, _request_copies(fn, reply)):
         return True
     var = address_of_name(dest)
     return var is not None and _copied_into_reply(exprs, var, reply)
@@ -275,6 +275,50 @@ def _reply_places(fn: Function) -> tuple[list[Expr], set[str]]:
                 if held is not None:
                     reply.add(held)
     return exprs, reply
+
+
+def _request_copies(fn: Function, reply: set[str]) -> set[str]:
+    """The local buffers a function copies the request into, and the names that point to
+    them (`memcpy(captured, Type3InputBuffer, length); input = captured;`): a
+    METHOD_NEITHER dispatcher's captured input, whose pointers are the requester's own (a
+    handle written through one goes to the requester, see `_pointer_from_copy`). In the
+    order of the text: the copy comes before its uses."""
+    copies: set[str] = set()
+    for st in fn.body.walk():
+        for d in st.decls:
+            if d.init is not None and _names_copy(d.init, copies):
+                copies.add(d.name)
+        if st.expr is None:
+            continue
+        for x in st.expr.walk():
+            if (x.kind == "call" and x.callee in _COPY_CALLS and len(x.args) >= 3
+                    and _into_reply(x.args[2 if x.callee.endswith("_s") else 1], reply)):
+                dest = x.args[0].strip()
+                name = dest.text if dest.kind == "name" else address_of_name(dest)
+                if name is not None:
+                    copies.add(name)
+            elif x.kind == "assign" and x.op == "=" and len(x.children) == 2:
+                target = x.children[0].strip()
+                if target.kind == "name" and _names_copy(x.children[1], copies):
+                    copies.add(target.text)
+    return copies
+
+
+def _names_copy(e: Expr, copies: set[str]) -> bool:
+    """`e` is one of `copies`, or its address (casts aside)."""
+    plain = e.strip()
+    return (plain.kind == "name" and plain.text in copies) or address_of_name(e) in copies
+
+
+def _pointer_from_copy(e: Expr, copies: set[str]) -> bool:
+    """`e` reads a field of a copy of the request (`input->ProcessHandle`): a pointer the
+    requester sent. (The address of a field of the copy, `&copy.Handle`, is a place in the
+    driver's own memory, not the requester's.)"""
+    plain = e.strip()
+    if not copies or plain.kind != "field" or not plain.children:
+        return False
+    base = plain.children[0].strip()
+    return base.kind == "name" and base.text in copies
 
 
 def _statement_exprs(fn: Function) -> list[Expr]:
@@ -416,7 +460,8 @@ def _handed_to_requester(model: Project, n: int, param: int,
             return False
         arg = site.args[param]
         exprs, reply = _reply_places_of(model, g, fn)
-        if _into_reply(arg, reply):
+        if _into_reply(arg, reply) or _pointer_from_copy(arg, _request_copies_of(model, g, fn,
+                                                                                  reply)):
             continue
         var = address_of_name(arg)
         if var is not None:
@@ -478,6 +523,14 @@ def _reply_places_of(model: Project, n: int, fn: Function) -> tuple[list[Expr], 
     kept: dict[int, tuple[list[Expr], set[str]]] = model.memo.setdefault("reply_places", {})
     if n not in kept:
         kept[n] = _reply_places(fn)
+    return kept[n]
+
+
+def _request_copies_of(model: Project, n: int, fn: Function, reply: set[str]) -> set[str]:
+    """`_request_copies` of function node `n` (whose IR is `fn`), once per model."""
+    kept: dict[int, set[str]] = model.memo.setdefault("request_copies", {})
+    if n not in kept:
+        kept[n] = _request_copies(fn, reply)
     return kept[n]
 
 
