@@ -16,6 +16,7 @@ success.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -53,9 +54,23 @@ def status_outputs(routine: Routine) -> list[str]:
 def asks_for_outputs(call: Expr, routine: Routine) -> bool:
     """Does the call pass somewhere to write a result: not NULL for every output of
     `status_outputs` (`ZwFsControlFile(h, ..., FSCTL_UNLOCK_VOLUME, NULL, 0, NULL, 0)`)?
-    A call whose outputs are all NULL gets no result that is valid only on success."""
+    A call whose outputs are all NULL gets no result that is valid only on success.
+    Nor does a size query: NULL for every output but the lengths (`ZwQueryKey(key,
+    KeyNameInformation, NULL, 0, &length)`). It is made to fail, and the length it asks
+    for is written when the buffer is too small, which is how the caller learns the size
+    to allocate."""
     args = call.args
-    return any(i >= len(args) or not is_null(args[i]) for i, _name in _output_params(routine))
+    asked = [not (i < len(args) and is_null(args[i])) for i, _name in _output_params(routine)]
+    results = [a for a, (_i, name) in zip(asked, _output_params(routine), strict=True)
+               if not _LENGTH_OUTPUT.search(name)]
+    if results and len(results) < len(asked) and not any(results):
+        return False  # a size query
+    return any(asked)
+
+
+# The [out] parameter that tells how many bytes the result needs (`ReturnLength`,
+# `ResultLength`, `LengthNeeded`): written also when the buffer is too small.
+_LENGTH_OUTPUT = re.compile(r"(?:Length|Size)(?:Needed|Required)?$")
 
 
 def outputs_valid_on_success(routine: Routine) -> bool:
