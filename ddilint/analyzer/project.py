@@ -23,34 +23,33 @@ import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import attrgetter
 from typing import Any
 
 from ddilint.analyzer.context import ExecutionContext, irql_name
 from ddilint.analyzer.ir import CallSite, FileIR, Function
+from ddilint.analyzer.irql_solve import (
+    ENTRY_STATE,
+    State,
+    _subst,
+    solve_graph,
+)
 from ddilint.analyzer.mode import shared_folders
 from ddilint.analyzer.summary import (
     ENTRY,
-    NO_GUARD,
     Atom,
-    CallInfo,
     FileSummary,
     FunctionSummary,
     Guard,
-    IrqlGraph,
-    Origin,
     flag_truth,
     irql_of_text,
 )
 from ddilint.findings import Location, TraceStep
 from ddilint.knowledge import Knowledge, RoleInfo
 
-State = frozenset[Atom]
-ENTRY_STATE: State = frozenset({ENTRY})
 _NO_STATES: dict[int, State] = {}
 _NO_FACTS: dict[int, Guard] = {}
-UNKNOWN: Atom = ("u", 0, 0, None, NO_GUARD)
 MAX_ROUNDS = 200
 
 _NULLS = frozenset({"NULL", "0", "nullptr", "(HANDLE)NULL", "(HANDLE)0", "NULL_HANDLE"})
@@ -718,7 +717,6 @@ class Project:
         """IRQL states in function `n`: at its exit, in out-parameters, before each call."""
         node = self.nodes[n]
         g = node.summary.graph
-        s = self.files[node.file]
         states: dict[int, State] = {}
         if g is None:
             # No IRQL events of its own: calls run at entry until a callee returns raised.
@@ -729,156 +727,20 @@ class Project:
                 for ex, _outs in self._callee_exit(n, ci):
                     cur = frozenset(_subst(ex, cur))
             return cur, (), states
-        return self._solve_graph(n, g, s.calls, states)
-
-    def _solve_graph(self, n: int, g: IrqlGraph, calls: Sequence[CallInfo],
-                     states: dict[int, State]) -> tuple[State, tuple[tuple[int, State], ...],
-                                                        dict[int, State]]:
-        Vars = frozenset[tuple[str, State]]
-        entry_vars: Vars = frozenset()
-        Flow = tuple[State, Vars, Guard]
-        init: Flow = (ENTRY_STATE, entry_vars, NO_GUARD)
-        succs: dict[int, list[tuple[int, int, int, str, bool, str]]] = {}
-        for src, dst, lo, hi, key, truth, tested in g.edges:
-            succs.setdefault(src, []).append((dst, lo, hi, key, truth, tested))
-        at: dict[int, Flow] = {g.entry: init}
-        out_state: dict[int, Flow] = {}
-        work = deque([g.entry])
-        visits: dict[int, int] = {}
-        while work:
-            b = work.popleft()
-            visits[b] = visits.get(b, 0) + 1
-            if visits[b] > 64:
-                continue
-            cur, vs, assumed = at[b]
-            cur, vs, assumed = self._transfer(n, g.events[b], cur, vs, assumed, None)
-            if out_state.get(b) == (cur, vs, assumed):
-                continue
-            out_state[b] = (cur, vs, assumed)
-            for dst, lo, hi, key, truth, tested in succs.get(b, ()):
-                carried_vs = vs
-                if tested:
-                    carried, carried_vs = _saved_test(cur, vs, tested, lo, hi)
-                else:
-                    carried = _clamp_state(cur, lo, hi) if (lo, hi) != (0, 4) else cur
-                path = assumed
-                if key:
-                    carried = frozenset(a for a in carried if (key, not truth) not in a[4])
-                    path = assumed | {(key, truth)}
-                if not carried:
-                    continue
-                old = at.get(dst)
-                new: Flow = (carried, carried_vs, path) if old is None else (
-                    _join(old[0], carried), _join_vars(old[1], carried_vs), old[2] & path)
-                if old is None or new != old:
-                    at[dst] = new
-                    work.append(dst)
-        # Replay each reached block once more to record the state before each call (and
-        # what the tests of parameters said on the way).
-        facts: dict[int, Guard] | None = {} if g.param_tests else None
-        for b, (cur, vs, assumed) in at.items():
-            self._transfer(n, g.events[b], cur, vs, assumed, states, facts)
-        if facts is not None:
-            param_keys = {key for key, _i, _op, _other in g.param_tests}
-            kept = {ci: f for ci, f in ((ci, frozenset(x for x in f if x[0] in param_keys))
-                                        for ci, f in facts.items()) if f}
-            if kept:
-                self.call_facts[n] = kept
-            else:
-                self.call_facts.pop(n, None)
-        exit_state, exit_vars, _assumed = at.get(g.exit, (ENTRY_STATE, entry_vars, NO_GUARD))
-        if any(a[0] == "e" for a in exit_state):
-            # It may return at its entry IRQL on some path: callers assume it does (the
-            # other paths are often tied to a test the caller cannot see).
-            exit_state = ENTRY_STATE
+        exits = self.exits
+        if g.alone is not None and not any(t in exits for t, _ci in node.callees):
+            # No callee changes the IRQL (yet): the solution phase one found for the
+            # function alone, the same as solving it here.
+            solution = g.alone
         else:
-            exit_state = frozenset(_unguarded(a) for a in exit_state)
-        var_map = dict(exit_vars)
-        outs = tuple((i, frozenset(_unguarded(a) for a in var_map[p]))
-                     for i, p in enumerate(g.params) if p in var_map)
-        for k in list(states):
-            if states[k] == ENTRY_STATE:
-                del states[k]
-        return exit_state, outs, states
-
-    def _transfer(
-        self, n: int, events: Sequence[tuple[object, ...]], cur: State,
-        vs: frozenset[tuple[str, State]], assumed: Guard, record: dict[int, State] | None,
-        facts: dict[int, Guard] | None = None,
-    ) -> tuple[State, frozenset[tuple[str, State]], Guard]:
-        var = dict(vs)
-        for ev in events:
-            kind = ev[0]
-            if kind == "call":
-                ci = ev[1]
-                assert isinstance(ci, int)
-                if record is not None:
-                    record[ci] = record[ci] | cur if ci in record else cur
-                if facts is not None:
-                    facts[ci] = facts[ci] & assumed if ci in facts else assumed
-                exits = self._callee_exit(n, ci)
-                if exits:
-                    before = cur
-                    new_cur: set[Atom] = set()
-                    arg_keys = ev[2]
-                    assert isinstance(arg_keys, tuple)
-                    for ex, outs in exits:
-                        new_cur |= _subst(ex, before)
-                        for idx, st in outs:
-                            if idx < len(arg_keys) and arg_keys[idx]:
-                                var[str(arg_keys[idx])] = frozenset(_subst(st, before))
-                    cur = frozenset(new_cur)
-            elif kind == "raise":
-                _, level, save, ret, origin = ev
-                if save:
-                    var[str(save)] = cur
-                if ret:
-                    var[str(ret)] = cur
-                cur = frozenset({_abs(level, origin, assumed)})
-            elif kind == "restore":
-                _, key, level, origin = ev
-                if key and str(key) in var:
-                    cur = var[str(key)]
-                elif isinstance(level, int) and level >= 0:
-                    cur = frozenset({_abs(level, origin, assumed)})
-                else:
-                    cur = frozenset({UNKNOWN})
-            elif kind == "acquire":
-                _, key, level, origin = ev
-                var["lock:" + str(key)] = cur
-                cur = frozenset({_abs(level, origin, assumed)})
-            elif kind == "release":
-                key = "lock:" + str(ev[1])
-                cur = var.pop(key, frozenset({UNKNOWN}))
-            elif kind in ("assume", "unassume"):
-                # A flag set to a constant: what a later test of it answers holds on this
-                # path (the guards of the atoms, as a branch's condition does), until the
-                # flag is written again.
-                key = str(ev[1])
-                fact = (key, bool(ev[2])) if kind == "assume" else None
-                cur = frozenset(_regard(a, key, fact) for a in cur)
-                for k, st in var.items():
-                    var[k] = frozenset(_regard(a, key, fact) for a in st)
-                assumed = frozenset(x for x in assumed if x[0] != key)
-                if fact is not None:
-                    assumed = assumed | {fact}
-            elif kind == "save":
-                var[str(ev[1])] = cur
-            elif kind == "forget":
-                var[str(ev[1])] = _FORGOTTEN
-            elif kind == "at":
-                if record is not None:
-                    ci = ev[1]
-                    assert isinstance(ci, int)
-                    record[ci] = record[ci] | cur if ci in record else cur
-                    if facts is not None:
-                        facts[ci] = facts[ci] & assumed if ci in facts else assumed
-            elif kind == "narrow":
-                lo, hi = ev[1], ev[2]
-                assert isinstance(lo, int) and isinstance(hi, int)
-                narrowed = _clamp_state(cur, lo, hi)
-                cur = narrowed if narrowed else cur
-        return cur, frozenset(var.items()), assumed
+            solution = solve_graph(g, partial(self._callee_exit, n))
+        if solution.facts:
+            self.call_facts[n] = dict(solution.facts)
+        else:
+            self.call_facts.pop(n, None)
+        # (ENTRY_STATE itself: a solution unpickled from phase one holds an equal copy.)
+        exit_state = ENTRY_STATE if solution.exit == ENTRY_STATE else solution.exit
+        return exit_state, solution.outs, dict(solution.states)
 
     # -- IRQL: entry ranges ---------------------------------------------------------------
     def _role_range(self, src: RoleSource) -> tuple[int, int] | None:
@@ -1469,119 +1331,8 @@ def _range_text(lo: int, hi: int) -> str:
     return f"up to {irql_name(hi)}"
 
 
-def _abs(level: object, origin: object, guard: Guard = NO_GUARD) -> Atom:
-    if not isinstance(level, int) or level < 0:
-        return UNKNOWN
-    o = origin if isinstance(origin, tuple) else None
-    return ("a", level, level, o, guard)
-
-
-def _unguarded(a: Atom) -> Atom:
-    return a if not a[4] else (a[0], a[1], a[2], a[3], NO_GUARD)
-
-
-def _clamp_atom(a: Atom, lo: int, hi: int) -> Atom | None:
-    kind = a[0]
-    if kind == "a":
-        return a if lo <= a[1] <= hi else None
-    if kind == "e":
-        nlo, nhi = max(a[1], lo), min(a[2], hi)
-        return ("e", nlo, nhi, None, a[4]) if nlo <= nhi else None
-    return a
-
-
-def _regard(a: Atom, key: str, fact: tuple[str, bool] | None) -> Atom:
-    """`a` with what its guard says about the condition `key` replaced by `fact` (or
-    dropped, for None). Unknown atoms carry no guard."""
-    if a[0] == "u":
-        return a
-    guard = frozenset(x for x in a[4] if x[0] != key)
-    if fact is not None:
-        guard = guard | {fact}
-    return a if guard == a[4] else (a[0], a[1], a[2], a[3], guard)
-
-
-def _clamp_state(st: State, lo: int, hi: int) -> State:
-    if lo > hi:
-        return frozenset()
-    out = set()
-    for a in st:
-        c = _clamp_atom(a, lo, hi)
-        if c is not None:
-            out.add(c)
-    return frozenset(out)
-
-
 _STORPORT: Callable[[FileSummary], bool] = attrgetter("storport")
 _VIRTUAL: Callable[[FileSummary], bool] = attrgetter("virtual_miniport")
-
-
-# What a variable that held an IRQL holds once it is written otherwise.
-_FORGOTTEN: State = frozenset({UNKNOWN})
-
-
-def _saved_test(cur: State, vs: frozenset[tuple[str, State]], tested: str, lo: int,
-                hi: int) -> tuple[State, frozenset[tuple[str, State]]]:
-    """Along an edge where the IRQL saved in the variable `tested` lies in [lo, hi]: the
-    current state (limited too when it is still the saved IRQL) and the variables (the
-    saved state limited). The current IRQL is the saved one when both states are the same,
-    or both hold entry atoms only: each is then the function's entry IRQL on every path,
-    however the tests on the way split its range. No state left: no path takes the edge
-    (as with a test of `KeGetCurrentIrql()`).
-
-    Nothing changes unless every path here saved an IRQL in the variable: a path that
-    wrote it otherwise (assigned it, gave its address to a call) joins an unknown atom in."""
-    held = dict(vs).get(tested)
-    if held is None or any(a[0] == "u" for a in held):
-        return cur, vs
-    narrowed = _clamp_state(held, lo, hi)
-    if not narrowed:
-        return frozenset(), vs
-    same = cur == held or (all(a[0] == "e" for a in cur) and all(a[0] == "e" for a in held))
-    carried = _clamp_state(cur, lo, hi) if same else cur
-    return carried, frozenset({**dict(vs), tested: narrowed}.items())
-
-
-def _subst(ex: State, before: State) -> set[Atom]:
-    """A callee's exit state (relative to its entry) seen from the caller."""
-    out: set[Atom] = set()
-    for a in ex:
-        if a[0] == "e":
-            out |= _clamp_state(before, a[1], a[2])
-        else:
-            out.add(a)
-    return out
-
-
-def _join(a: State, b: State) -> State:
-    """The state where paths in `a` and in `b` meet. Atoms that differ only in their
-    guards become one, guarded by what both guards say: the conditions known on every
-    path that reaches it. Keeping them apart would keep every combination of the flags a
-    function sets (one function of classpnp reached 2,937 atoms in one state, and took
-    1.4 s); one atom per IRQL and origin is what the checks read, and a test of a flag
-    still drops an atom whose every path set the flag otherwise."""
-    if b <= a:
-        return a
-    u = a | b
-    guards: dict[tuple[str, int, int, Origin | None], Guard] = {}
-    for atom in u:
-        base = atom[:4]
-        g = guards.get(base)
-        guards[base] = atom[4] if g is None else g & atom[4]
-    if len(guards) == len(u):
-        return u
-    return frozenset((*base, g) for base, g in guards.items())
-
-
-def _join_vars(a: frozenset[tuple[str, State]],
-               b: frozenset[tuple[str, State]]) -> frozenset[tuple[str, State]]:
-    if a == b:
-        return a
-    da, db = dict(a), dict(b)
-    out = dict(da)
-    for k, v in db.items():
-        out[k] = _join(out[k], v) if k in out else v
-    return frozenset(out.items())
 
 
 def _atom_key(a: Atom) -> tuple[int, str, int, int, str]:

@@ -21,16 +21,19 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ddilint.analyzer.cfg import Block, Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.analyzer.mode import call_mode, header_mode
 from ddilint.analyzer.preprocess import blank, int_value, split_macro_args
 from ddilint.knowledge import IRQL_ORDER, Knowledge
+
+if TYPE_CHECKING:
+    from ddilint.analyzer.irql_solve import Solution
 
 Origin = tuple[str, int, int, str]  # path, line, column, what happened there
 # A branch condition the path took to reach a raise: (condition text, truth value).
@@ -129,6 +132,9 @@ class IrqlGraph:
     # text, the parameter's position, how it is tested (`flag_tests`)). What a caller
     # passes there as a constant tells which way such a test goes.
     param_tests: tuple[tuple[str, int, str, str], ...] = ()
+    # The graph solved for the function alone, as if no callee changed the IRQL
+    # (`irql_solve.solve_graph`): what the project model takes unless one does.
+    alone: Solution | None = None
 
 
 class FunctionSummary(NamedTuple):
@@ -511,8 +517,12 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
     param_tests = tuple(sorted(
         (key, params.index(var), op, other) for var, tests in flags.items()
         if var in params and var not in written_anywhere for key, op, other in tests))
-    return IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges), params,
-                     param_tests)
+    graph = IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges),
+                      params, param_tests)
+    # Solved here, in phase one (in parallel): the project model's solve of most graphs.
+    from ddilint.analyzer.irql_solve import no_callee_exit, solve_graph
+
+    return replace(graph, alone=solve_graph(graph, no_callee_exit))
 
 
 def _call_event(
