@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from operator import attrgetter
@@ -39,6 +39,7 @@ from ddilint.analyzer.mode import shared_folders
 from ddilint.analyzer.summary import (
     ENTRY,
     Atom,
+    CallInfo,
     FileSummary,
     FunctionSummary,
     Guard,
@@ -162,10 +163,9 @@ class Project:
         and indirect (nothing else flows into them), and the exits over what those call;
         only the calls of those functions are linked, and only the references that name
         one of them looked at. The answers about the focused files are the same as in the
-        whole model. `reader` gives a
-        file's IR again (parsed as phase one did, or None), for the rare question about
-        another function's code that the summaries do not answer (`file_ir`); without
-        one, such questions get no answer."""
+        whole model. `reader` gives a file's IR again (parsed as phase one did, or None),
+        for the rare question about another function's code that the summaries do not
+        answer (`file_ir`); without one, such questions get no answer."""
         self.knowledge = knowledge
         self._reader = reader
         self._irs: dict[str, FileIR | None] = {}
@@ -315,22 +315,12 @@ class Project:
         it is written with, or (through a pointer field) of a name assigned to that field,
         and a lambda is called by the function around it."""
         nodes, files = self.nodes, self.files
-        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
         calls_of: dict[str, list[tuple[int, int]]] = {}  # name -> (caller node, call index)
-        parent_of: dict[int, int] = {}  # lambda node -> the node of its function
-        for n, node in enumerate(nodes):
-            calls = files[node.file].calls
-            f = node.summary
-            for ci in f.calls:
-                call = calls[ci]
-                name = call.callee
-                if name in by_name or name in static_names or (
-                        call.indirect and name in fields):
-                    calls_of.setdefault(name, []).append((n, ci))
-            if f.kind == "lambda" and f.parent >= 0:
-                parent_of[n] = self.node_of[(node.file, f.parent)]
+        for n in range(len(nodes)):
+            for call in self._project_calls(n):
+                calls_of.setdefault(call.callee, []).append((n, call.index))
         fields_of: dict[str, set[str]] = {}  # function name -> fields it is assigned to
-        for key, assigned in fields.items():
+        for key, assigned in self.field_targets.items():
             for _fi, name in assigned:
                 fields_of.setdefault(name, set()).add(key)
         seen = set(seeds)
@@ -341,8 +331,8 @@ class Project:
             found = list(calls_of.get(name, ()))
             for key in fields_of.get(name, ()):
                 found.extend(calls_of.get(key, ()))
-            parent = parent_of.get(x)
-            if parent is not None:
+            parent = self._lambda_parent(x)
+            if parent >= 0:
                 found.append((parent, -1))
             for n, ci in found:
                 if n in seen:
@@ -360,58 +350,64 @@ class Project:
     def _callees_of(self, start: Collection[int]) -> set[int]:
         """`start` and every function they call, directly or not (`_reach(start,
         "callees")` once every call is linked), resolving only their calls."""
-        nodes, files = self.nodes, self.files
-        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        nodes = self.nodes
         lambdas: dict[int, list[int]] = {}  # node -> the nodes of its lambdas
-        for n, node in enumerate(nodes):
-            f = node.summary
-            if f.kind == "lambda" and f.parent >= 0:
-                lambdas.setdefault(self.node_of[(node.file, f.parent)], []).append(n)
+        for n in range(len(nodes)):
+            parent = self._lambda_parent(n)
+            if parent >= 0:
+                lambdas.setdefault(parent, []).append(n)
         seen = set(start)
         work = deque(sorted(start))
         while work:
             n = work.popleft()
             node = nodes[n]
-            calls = files[node.file].calls
             reached: list[int] = list(lambdas.get(n, ()))
-            for ci in node.summary.calls:
-                call = calls[ci]
-                name = call.callee
-                if name in by_name or name in static_names or (
-                        call.indirect and name in fields):
-                    reached.extend(self._targets(name, node.file, node.summary,
-                                                 call.indirect, call.scope))
+            for call in self._project_calls(n):
+                reached.extend(self._targets(call.callee, node.file, node.summary,
+                                             call.indirect, call.scope))
             for t in reached:
                 if t not in seen:
                     seen.add(t)
                     work.append(t)
         return seen
 
+    def _project_calls(self, n: int) -> Iterator[CallInfo]:
+        """The calls of function node `n` that may reach a project function
+        (`_may_reach`, inline: this is every call of the project, and most are of a
+        documented routine or through a variable)."""
+        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        node = self.nodes[n]
+        calls = self.files[node.file].calls
+        for ci in node.summary.calls:
+            call = calls[ci]
+            name = call.callee
+            if name in by_name or name in static_names or (call.indirect and name in fields):
+                yield call
+
+    def _lambda_parent(self, n: int) -> int:
+        """The node of the function a lambda node `n` is written in (-1: not a lambda)."""
+        node = self.nodes[n]
+        f = node.summary
+        return self.node_of[(node.file, f.parent)] if f.kind == "lambda" and f.parent >= 0 else -1
+
     def _link_calls(self, only: Collection[int] | None = None) -> None:
         """Fill every function's callees and callers; with `only`, those of the functions
         in it (a set closed under callees: the callers lists then hold the callers among
         them, in the same order as in the whole model)."""
-        # `_may_reach` inline: this is every call of the project, and most stop here.
-        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
         targets_of = self._targets
         nodes = self.nodes
         for n in range(len(nodes)) if only is None else sorted(only):
             node = nodes[n]
-            calls = self.files[node.file].calls
             f = node.summary
-            for ci in f.calls:
-                call = calls[ci]
-                name, indirect = call.callee, call.indirect
-                if name not in by_name and name not in static_names and not (
-                        indirect and name in fields):
-                    continue  # a documented routine or a variable: most calls
-                for t in targets_of(name, node.file, f, indirect, call.scope):
+            for call in self._project_calls(n):
+                ci = call.index
+                for t in targets_of(call.callee, node.file, f, call.indirect, call.scope):
                     node.callees.append((t, ci))
                     nodes[t].callers.append((n, ci))
-            if f.kind == "lambda" and f.parent >= 0:
-                parent = self.node_of[(node.file, f.parent)]
+            parent = self._lambda_parent(n)
+            if parent >= 0:
                 # A lambda runs where its enclosing function hands it over: same context.
-                self.nodes[parent].callees.append((n, -1))
+                nodes[parent].callees.append((n, -1))
                 node.callers.append((parent, -1))
 
     # -- roles --------------------------------------------------------------------------
