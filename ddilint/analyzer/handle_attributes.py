@@ -460,8 +460,8 @@ def _handed_to_requester(model: Project, n: int, param: int,
             return False
         arg = site.args[param]
         exprs, reply = _reply_places_of(model, g, fn)
-        if _into_reply(arg, reply) or _pointer_from_copy(arg, _request_copies_of(model, g, fn,
-                                                                                  reply)):
+        if _into_reply(arg, reply) or _pointer_from_copy(
+                arg, _request_copies_of(model, g, fn, reply)):
             continue
         var = address_of_name(arg)
         if var is not None:

@@ -60,8 +60,9 @@ def asks_for_outputs(call: Expr, routine: Routine) -> bool:
     for is written when the buffer is too small, which is how the caller learns the size
     to allocate."""
     args = call.args
-    asked = [not (i < len(args) and is_null(args[i])) for i, _name in _output_params(routine)]
-    results = [a for a, (_i, name) in zip(asked, _output_params(routine), strict=True)
+    outputs = _output_params(routine)
+    asked = [not (i < len(args) and is_null(args[i])) for i, _name in outputs]
+    results = [a for a, (_i, name) in zip(asked, outputs, strict=True)
                if not _LENGTH_OUTPUT.search(name)]
     if results and len(results) < len(asked) and not any(results):
         return False  # a size query

@@ -520,6 +520,7 @@ def build_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge)
     graph = IrqlGraph(ids[cfg.entry.id], ids[cfg.exit.id], tuple(events), tuple(edges),
                       params, param_tests)
     # Solved here, in phase one (in parallel): the project model's solve of most graphs.
+    # (Imported here: irql_solve imports this module.)
     from ddilint.analyzer.irql_solve import no_callee_exit, solve_graph
 
     return replace(graph, alone=solve_graph(graph, no_callee_exit))
