@@ -338,3 +338,52 @@ def test_power_entries_nearest_first_with_a_shared_dispatchers_power_side() -> N
     text, steps = model.entry_story(entries[1], node["ReadPolicy"], "dispatch", "IRP_MJ_POWER")
     assert "on its IRP_MJ_POWER path" in text and "Refresh" in text
     assert [s.message for s in steps][1:] == ["calls Refresh", "calls ReadPolicy"]
+
+
+RAISING = """
+#include <ntddk.h>
+KSPIN_LOCK g_Lock;
+
+VOID Touch(VOID) { }
+VOID Raise(PKIRQL Old) { KeAcquireSpinLock(&g_Lock, Old); }
+VOID Lower(KIRQL Old) { KeReleaseSpinLock(&g_Lock, Old); }
+VOID Locked(VOID)
+{
+    KIRQL old;
+    Raise(&old);
+    Touch();
+    ZwClose(NULL);
+    KeReleaseSpinLock(&g_Lock, old);
+}
+VOID Alone(VOID)
+{
+    KIRQL old;
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    Touch();
+    KeLowerIrql(old);
+}
+"""
+
+
+def test_a_graph_solved_alone_in_phase_one_is_what_the_model_would_solve() -> None:
+    from functools import partial
+
+    from ddilint.analyzer.irql_solve import no_callee_exit, solve_graph
+
+    k = load_knowledge()
+    fir = parse_text(RAISING)
+    summary = pickle.loads(pickle.dumps(summarize(fir, k)))  # as a worker sends it
+    model = Project([summary], k)
+    graphs = {node.summary.name: (n, node.summary.graph) for n, node in enumerate(model.nodes)
+              if node.summary.graph is not None}
+    assert {"Raise", "Lower", "Locked", "Alone"} <= set(graphs)
+    for name, (n, g) in graphs.items():
+        assert g.alone == solve_graph(g, no_callee_exit), name
+        fresh = solve_graph(g, partial(model._callee_exit, n))
+        # Where no callee changes the IRQL, the model took the phase-one solution; where
+        # one does (Locked calls Raise), it solved again with the callee's exit.
+        assert (fresh == g.alone) == (name != "Locked"), name
+        assert model.call_states.get(n, {}) == dict(fresh.states), name
+    # ZwClose in Locked runs with the spin lock Raise took held.
+    zw = next(i for i, c in enumerate(summary.calls) if c.callee == "ZwClose")
+    assert model.call_irql_max(summary.path, zw) == 2

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     knowledge = load_knowledge()
     count = [0]
     slowest = [0.0]
-    slowest_input = [b"", ""]  # its bytes, and the name it was checked under
+    slowest_raw = [b""]
+    slowest_name = [""]  # the file name it was checked under
     started = time.perf_counter()
 
     def one(raw: bytes, path: str) -> None:
@@ -56,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         took = time.perf_counter() - t
         if took > slowest[0]:
-            slowest[0] = took
-            slowest_input[:] = [raw, path]
+            slowest[0], slowest_raw[0], slowest_name[0] = took, raw, path
 
     strategy = st.one_of(mutated(seeds), st.binary(max_size=8192))
     prop = settings(max_examples=args.examples, deadline=None, database=None,
@@ -75,11 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{count[0]} examples from {len(seeds)} seeds in "
           f"{time.perf_counter() - started:.1f}s; slowest {slowest[0]:.2f}s "
-          f"(as {slowest_input[1]}), no failure")
+          f"(as {slowest_name[0]}), no failure")
     if args.slowest is not None:
-        raw = slowest_input[0]
-        assert isinstance(raw, bytes)
-        args.slowest.write_bytes(raw)
+        args.slowest.write_bytes(slowest_raw[0])
         print(f"slowest example written to {args.slowest}")
     return 0
 
