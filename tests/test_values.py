@@ -282,6 +282,11 @@ def test_mode_from_what_the_file_calls_when_headers_say_nothing() -> None:
     # Headers still decide first.
     assert detect_mode(["ntddk.h"], called=["CreateFileW"]) == "kernel"
     assert detect_mode(["strsafe.h"]) == "user"
+    # But a program's entry point beside a kernel header is a native application; with a
+    # DriverEntry, or with only a DllMain, it stays a driver's file.
+    assert detect_mode(["ntifs.h"], defined=["main"], called=["NtClose"]) == "user"
+    assert detect_mode(["ntifs.h"], defined=["main", "DriverEntry"]) == "kernel"
+    assert detect_mode(["ntddk.h"], defined=["DllMain"]) == "kernel"
 
 
 

@@ -7,7 +7,9 @@ Win32 header: a UMDF 2 driver includes `windows.h` and `wdf.h` (its `wdf.h` pull
 `wudfwdm.h` in), and no kernel-mode driver can include `windows.h`.
 
 "Includes" means what the compiler sees, as far as the project's own files tell:
-1. the file's own `#include`s decide when they name a kernel or user header;
+1. the file's own `#include`s decide when they name a kernel or user header (but a file
+   that defines a program's `main` and no `DriverEntry` is user-mode code even beside a
+   kernel header: a native application, `native_program`);
 2. else the project headers it includes decide, nearest first (`include_modes`): a tool
    that includes only `"precomp.h"`, which includes `<windows.h>`, is user-mode code; a
    kernel header beats a user header at the same depth. A header that includes nothing
@@ -54,6 +56,18 @@ USER_HEADERS = frozenset({
 USER_ENTRY_POINTS = frozenset({
     "main", "wmain", "_tmain", "WinMain", "wWinMain", "_tWinMain", "DllMain",
 })
+# Those of a program: no driver defines one, whatever headers it includes.
+PROGRAM_ENTRY_POINTS = USER_ENTRY_POINTS - {"DllMain"}
+
+
+def native_program(defined: Iterable[str]) -> bool:
+    """Does a file whose functions are `defined` hold a program's entry point and no
+    driver's (`main` without `DriverEntry`)? Such a file is user-mode code even where its
+    own includes name a kernel header: a native application built with the WDK's headers
+    for their types (`<ntifs.h>`, then `NtCreateFile` and `NtDeviceIoControlFile` from
+    `main`; a kernel driver never defines `main`)."""
+    names = set(defined)
+    return bool(names & PROGRAM_ENTRY_POINTS) and "DriverEntry" not in names
 # Win32 and C runtime routines that kernel-mode code cannot call.
 USER_ONLY_CALLS = frozenset({
     "CreateFileA", "CreateFileW", "CloseHandle", "GetLastError", "SetLastError",
@@ -110,7 +124,11 @@ def detect_mode(
     `defined` and calling the routines `called` (steps 1, 3 and 4 of the module doc)."""
     if override in ("kernel", "user"):
         return override
-    return header_mode(includes) or call_mode(defined, called) or "kernel"
+    defined = list(defined)
+    shown = header_mode(includes)
+    if shown == "kernel" and native_program(defined):
+        shown = "user"
+    return shown or call_mode(defined, called) or "kernel"
 
 
 def include_modes(
