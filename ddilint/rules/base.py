@@ -521,7 +521,9 @@ class FileContext:
                        finding, tuple(data))
 
     def routine_of(self, call: CallSite) -> Routine | None:
-        """The facts that apply to a call: the documented routine of that name, else None.
+        """The facts that apply to a call: the documented routine of that name, else None
+        (also for a name written with a class or namespace: the WDK's routines are in the
+        global one, and `::ZwClose` is theirs).
 
         Given a project model (`FileContext(..., project=...)`), the entry made from the
         IRQL annotation of the project function the call reaches comes first
@@ -532,6 +534,8 @@ class FileContext:
             own = self.view.project_routines().get(self.call_index(call))
             if own is not None:
                 return own
+        if call.scope:
+            return None  # `Undocumented::NtClose(h)`: a namespace's or class's own function
         return self.knowledge.routines.get(call.callee)
 
     def calls(self) -> Iterator[tuple[CallSite, Routine]]:

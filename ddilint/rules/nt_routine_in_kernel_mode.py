@@ -47,8 +47,8 @@ class NtRoutineInKernelMode(Rule):
             return
         for call in ctx.file.calls:
             name = call.callee
-            if not name.startswith("Nt") or call.indirect:
-                continue
+            if not name.startswith("Nt") or call.indirect or call.scope:
+                continue  # (`Undocumented::NtClose`: not the system service, see routine_of)
             if ctx.mode_at(call.name_start) != "kernel":
                 continue  # in a branch the other mode compiles (`#ifndef KERNEL_MODE`)
             zw = ctx.knowledge.zw_twin(name)
