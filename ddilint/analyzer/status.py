@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ddilint.analyzer.cfg import Edge, Element
-from ddilint.analyzer.dataflow import join_sets, solve
+from ddilint.analyzer.dataflow import solve
 from ddilint.analyzer.ir import Expr, Function
 from ddilint.analyzer.requirements import is_null
 from ddilint.analyzer.values import Def, FunctionValues, Read, State, lvalue_key
@@ -136,7 +136,7 @@ def lost_statuses(fv: FunctionValues, is_status: StatusRoutine) -> list[StatusLo
         for el, state in sol.before_each(block):
             if state is None:
                 continue
-            pending = set(state)
+            pending = {d for d, _guard in state[0]}
             for ev in fv.events(el):
                 if isinstance(ev, Read):
                     pending = {d for d in pending if d.var != ev.var}
@@ -153,7 +153,7 @@ def lost_statuses(fv: FunctionValues, is_status: StatusRoutine) -> list[StatusLo
                 if analysis.relevant(el, ev):
                     pending.add(ev)
     at_exit = sol.entry.get(cfg.exit.id)
-    for d in sorted(at_exit or (), key=lambda d: d.start):
+    for d in sorted({d for d, _guard in at_exit[0]} if at_exit else (), key=lambda d: d.start):
         if id(d) in seen:
             continue
         seen.add(id(d))
@@ -162,16 +162,29 @@ def lost_statuses(fv: FunctionValues, is_status: StatusRoutine) -> list[StatusLo
     return out
 
 
-PendingState = frozenset[Def] | None
+# The flags a path has tested: (local variable, the value its test found).
+Facts = frozenset[tuple[str, bool]]
+# Stores of a status not read yet, each with the flags tested on the way to it (on every
+# path), and the flags tested on the path so far. None: not reached.
+PendingState = tuple[frozenset[tuple[Def, Facts]], Facts] | None
 
 
 class _UnreadStores:
-    """Forward analysis: stores of a status not yet read (on some path)."""
+    """Forward analysis: stores of a status not yet read (on some path).
+
+    A store made where a local flag was tested one way is not pending on a path that then
+    finds the flag the other way, the flag unchanged: `if (Debugged) { s = ZwX(...); }`
+    and later `if (Debugged && NT_SUCCESS(s))` read it on every path that stored it. (The
+    flag's second test would otherwise be a way around the read that no run takes.)"""
 
     def __init__(self, fv: FunctionValues, is_status: StatusRoutine) -> None:
         self.fv = fv
         self.is_status = is_status
         self.stores: dict[int, tuple[Expr, Routine]] = {}
+        # The variables whose tests say something of the path: the function's locals and
+        # parameters passed by value, when no address of theirs is taken.
+        self.flags = (fv.declared | {p.name for p in fv.fn.params if "&" not in p.type_text}
+                      ) - fv.escaped
 
     def relevant(self, el: Element, d: Def) -> bool:
         """A store of an interesting status into a plain local whose value is not used by
@@ -196,13 +209,24 @@ class _UnreadStores:
         return True
 
     def initial(self) -> PendingState:
-        return frozenset()
+        return frozenset(), frozenset()
 
     def bottom(self) -> PendingState:
         return None
 
     def join(self, a: PendingState, b: PendingState) -> PendingState:
-        return join_sets(a, b)
+        if a is None:
+            return b
+        if b is None:
+            return a
+        if a == b:
+            return a
+        # A store pending on both sides keeps only the flags tested on both ways to it.
+        guards: dict[int, tuple[Def, Facts]] = {id(d): (d, g) for d, g in a[0]}
+        for d, g in b[0]:
+            known = guards.get(id(d))
+            guards[id(d)] = (d, g if known is None else known[1] & g)
+        return frozenset(guards.values()), a[1] & b[1]
 
     def transfer(self, element: Element, state: PendingState) -> PendingState:
         if state is None:
@@ -210,15 +234,44 @@ class _UnreadStores:
         events = self.fv.events(element)
         if not events:
             return state
-        pending = set(state)
+        pending, facts = state
         for ev in events:
-            pending = {d for d in pending if d.var != ev.var}
-            if isinstance(ev, Def) and self.relevant(element, ev):
-                pending.add(ev)
-        return frozenset(pending)
+            var = ev.var
+            pending = frozenset(p for p in pending if p[0].var != var)
+            if isinstance(ev, Def):
+                # A flag written again says nothing more about the paths before.
+                if any(f[0] == var for f in facts):
+                    facts = frozenset(f for f in facts if f[0] != var)
+                if any(f[0] == var for _d, g in pending for f in g):
+                    pending = frozenset((d, frozenset(f for f in g if f[0] != var))
+                                        for d, g in pending)
+                if self.relevant(element, ev):
+                    pending = pending | {(ev, facts)}
+        return pending, facts
 
     def edge(self, edge: Edge, state: PendingState) -> PendingState:
-        return state
+        if state is None or edge.kind not in ("true", "false") or edge.cond is None:
+            return state
+        tested = _tested_flag(edge.cond)
+        if tested is None:
+            return state
+        var, value = tested
+        if var not in self.flags:
+            return state
+        value = value == (edge.kind == "true")
+        pending, facts = state
+        pending = frozenset(p for p in pending if (var, not value) not in p[1])
+        return pending, facts | {(var, value)}
+
+
+def _tested_flag(cond: Expr) -> tuple[str, bool] | None:
+    """(`v`, True) for a condition that is a plain name `v`, (`v`, False) for `!v`."""
+    e = cond.strip()
+    value = True
+    while e.kind == "unary" and e.op == "!" and e.children:
+        e = e.children[0].strip()
+        value = not value
+    return (e.text, value) if e.kind == "name" else None
 
 
 @dataclass(slots=True)
