@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddilint.analyzer.preprocess import _directive_lines, preprocess
+from ddilint.analyzer.preprocess import _directive_lines, needs_rare_edits, preprocess
 from ddilint.analyzer.source import SourceText, decode_bytes
 from tests.conftest import parse_text
 
@@ -586,3 +586,17 @@ def test_word_starts_are_what_a_leading_word_boundary_finds(tokens: list[str], p
     for word in (rb"(WHILE|CONST)\b", rb"try\b(?=\s*\{)"):
         found = [m.span() for m in _word_starts(re.compile(word), data, pos)]
         assert found == [m.span() for m in re.compile(rb"\b" + word).finditer(data, pos)]
+
+
+def test_a_statement_given_whole_to_a_macro_reads_as_its_argument() -> None:
+    # `IF_LOUD(DbgPrint("...");)`: the `;` and the `)` trade places, in files with a parse
+    # error only (a rare edit); a `for (;;)` head is left alone.
+    text = (b"void F(int n) {\n    IF_LOUD(DbgPrint(\"%d\\n\", Count(n));)\n"
+            b"    TRACE(Log(\"x\"); )\n    for (;;) { break; }\n    for (n = 0; n < 2;) n++;\n}\n")
+    assert needs_rare_edits(text)
+    view = preprocess(text, rare=True).view
+    assert b'IF_LOUD(DbgPrint("%d\\n", Count(n)));' in view
+    assert b'TRACE(Log("x")) ;' in view
+    assert b"for (;;)" in view and b"for (n = 0; n < 2;)" in view
+    assert len(view) == len(text)
+    assert b";)" in preprocess(text).view  # not an edit a readable file needs

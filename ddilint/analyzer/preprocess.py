@@ -254,6 +254,7 @@ def preprocess(
         if code.find(b"ASSERT") >= 0 or code.find(b"VERIFY3") >= 0:
             _comparison_macros(code, buf)
         _unparenthesized_tests(code, result)
+        _statement_arguments(code, buf)
         if cplusplus:
             _comma_assignments(code, result)
     _declaration_macros(code, buf)
@@ -803,6 +804,25 @@ def _integer_suffixes(code: bytes | bytearray, buf: bytearray) -> None:
         buf[s:e] = b" " * (e - s)
 
 
+# A statement given whole to a macro, its `;` inside the parentheses (WinPcap's debug macro
+# `IF_LOUD(DbgPrint("...");)`, in SoftEther's packet driver): the macro expands to the
+# statement, but the grammar wants an expression there, and the function around it
+# became unreadable. The `;` and the `)` after it trade places: `IF_LOUD(DbgPrint(...));`
+# reads as a call of the macro with the call as its argument (calls in a macro's
+# arguments are found). Only an upper-case name's arguments, two levels of parentheses
+# deep at most; a `for (;;)` head is a keyword's.
+_STATEMENT_ARGUMENT = re.compile(
+    rb"\b[A-Z][A-Z0-9_]*[ \t]*\((?:[^();{}]|\((?:[^(){}]|\([^(){}]*\))*\))*;[ \t]*\)")
+
+
+def _statement_arguments(code: bytes | bytearray, buf: bytearray) -> None:
+    for m in _STATEMENT_ARGUMENT.finditer(code):
+        close = m.end() - 1
+        semi = code.rfind(b";", m.start(), close)
+        buf[semi] = 41  # ')'
+        buf[close] = 59  # ';'
+
+
 # `if NT_SUCCESS(status) {` without parentheses of its own (Cheat Engine's kernel driver;
 # `FAILED`/`SUCCEEDED` in user-mode code): the compiler takes it, because the macro expands
 # to a parenthesized test; the grammar does not. The parser reads `(NT_SUCCESS(status))`:
@@ -830,14 +850,15 @@ _RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\("
                         rb"|\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)[uU]?[iI](?:8|16|32|64)\b"
                         rb"|offsetof\s*\([^,()]+,\s*\w+\s*(?:\.|\[|->)"
                         rb"|(?:ASSERT|VERIFY)(?:3[USPB]F?|IRQL)[ \t]*\("
-                        rb"|\b(?:if|while)[ \t]*(?:NT_[A-Z]+|FAILED|SUCCEEDED)[ \t]*\(")
+                        rb"|\b(?:if|while)[ \t]*(?:NT_[A-Z]+|FAILED|SUCCEEDED)[ \t]*\("
+                        rb"|\);[ \t]*\)")
 
 
 # Words one of which each rare edit's text holds: looked for first (a plain word is found
 # fast; the hint, with no fixed start, is tried at every byte).
 _RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8", b"I64",
                b"I32", b"I16", b"I8", b"ASSERT3", b"VERIFY3", b"ASSERTIRQL", b"if NT_",
-               b"while NT_", b"if FAILED", b"if SUCCEEDED")
+               b"while NT_", b"if FAILED", b"if SUCCEEDED", b";)", b"; )")
 
 
 def needs_rare_edits(data: bytes, cplusplus: bool = False) -> bool:
@@ -1037,12 +1058,14 @@ def _brace_pairs(code: bytes | bytearray) -> dict[int, int]:
 
 # A string literal followed by a macro's name, which C++ reads as one string when the
 # macro is one (`L"\\" SBIESVC_EXE`, `"%" PRIu64`): C's grammar takes it, C++'s does not,
-# and the function around it lost its handle checks (Sandboxie's service). In C++ the name
-# is blanked: what the string says is never a finding. A name then, in `code` (the strings'
-# insides blanked), can only follow a closing quote. Left alone: `extern "C" NTSTATUS`, a
-# name that prefixes the next string (`L"a" L"b"`), a call (`"a" _T("b")`), and a literal
-# suffix (`"a"_x`: no blank, lower case).
-_STRING_THEN_NAME = re.compile(rb'"[ \t]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ \t]*\()(?![\'"])')
+# and the function around it lost its handle checks (Sandboxie's service). The name may be
+# on the next line (ImDisk: `L"Error creating device '"`, then `IMDISK_CTL_DEVICE_NAME`
+# below it). In C++ the name is blanked: what the string says is never a finding. A name
+# then, in `code` (the strings' insides blanked), can only follow a closing quote. Left
+# alone: `extern "C" NTSTATUS`, a name that prefixes the next string (`L"a" L"b"`), a call
+# (`"a" _T("b")`), and a literal suffix (`"a"_x`: no blank, lower case).
+_STRING_THEN_NAME = re.compile(
+    rb'"[ \t\r\n]*((?:[A-Z]|_[A-Z_])[A-Za-z0-9_]*)\b(?![ \t]*\()(?![\'"])')
 _EXTERN_BEFORE = re.compile(rb"\bextern[ \t\r\n]*\Z")
 
 
