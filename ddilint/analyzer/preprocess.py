@@ -858,7 +858,7 @@ _RARE_HINT = re.compile(rb"_(?:BEGIN|END)_DECLS\b|EXCEPT\s*\("
 # fast; the hint, with no fixed start, is tried at every byte).
 _RARE_WORDS = (b"_DECLS", b"EXCEPT", b"offsetof", b"i64", b"i32", b"i16", b"i8", b"I64",
                b"I32", b"I16", b"I8", b"ASSERT3", b"VERIFY3", b"ASSERTIRQL", b"if NT_",
-               b"while NT_", b"if FAILED", b"if SUCCEEDED", b";)", b"; )")
+               b"while NT_", b"if FAILED", b"if SUCCEEDED", b");)", b"); )")
 
 
 def needs_rare_edits(data: bytes, cplusplus: bool = False) -> bool:
