@@ -316,9 +316,17 @@ class Project:
         and a lambda is called by the function around it."""
         nodes, files = self.nodes, self.files
         calls_of: dict[str, list[tuple[int, int]]] = {}  # name -> (caller node, call index)
-        for n in range(len(nodes)):
-            for call in self._project_calls(n):
-                calls_of.setdefault(call.callee, []).append((n, call.index))
+        # Every call of the project once, file by file (the filter of `_project_calls`,
+        # without a generator for each of the tree's functions).
+        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        node_of = self.node_of
+        for fi, s in enumerate(files):
+            for call in s.calls:
+                name = call.callee
+                if call.function >= 0 and (name in by_name or name in static_names or (
+                        call.indirect and name in fields)):
+                    calls_of.setdefault(name, []).append((node_of[(fi, call.function)],
+                                                          call.index))
         fields_of: dict[str, set[str]] = {}  # function name -> fields it is assigned to
         for key, assigned in self.field_targets.items():
             for _fi, name in assigned:
