@@ -165,6 +165,12 @@ def test_edits_asked_at_many_places_stay_linear() -> None:
     assert preprocess(unclosed, cplusplus=True, rare=True).rewrites == []
     unclosed = b"int g() {\n" + b"ASSERT3U(a + " * 20000 + b"_In_reads_(n + " * 20000 + b"\n}\n"
     assert preprocess(unclosed, rare=True).annotations == []
+    # Statements in a macro's parentheses: each use found once; a run of unclosed `A(`
+    # (two levels deep at most, each try stops at the third) only at its innermost use.
+    loud = b"int g() {\n" + b'IF_LOUD(DbgPrint("x");)\n' * 20000 + b"}\n"
+    assert preprocess(loud, rare=True).view.count(b'DbgPrint("x"));') == 20000
+    nested = b"int g() {\n" + b"A(" * 100000 + b";)\n}\n"
+    assert preprocess(nested, rare=True).view == nested.replace(b";)", b");")
     quotes = StringScanner(b'a "b \\" c" d\n"e')
     assert [quotes.inside(i) for i in (1, 4, 9, 12, 15)] == [False, True, True, False, True]
 
