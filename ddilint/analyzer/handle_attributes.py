@@ -11,9 +11,9 @@ attributes, the documented routine that does (`NtOpenProcessToken` -> `NtOpenPro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ddilint.analyzer.handles import address_of_name
 from ddilint.analyzer.ir import CallSite, Expr, FileIR, Function
@@ -520,17 +520,22 @@ def _copies_into_reply(model: Project, h: int, param: int) -> bool:
 
 def _reply_places_of(model: Project, n: int, fn: Function) -> tuple[list[Expr], set[str]]:
     """`_reply_places` of function node `n` (whose IR is `fn`), once per model."""
-    kept: dict[int, tuple[list[Expr], set[str]]] = model.memo.setdefault("reply_places", {})
-    if n not in kept:
-        kept[n] = _reply_places(fn)
-    return kept[n]
+    return _once(model, "reply_places", n, lambda: _reply_places(fn))
 
 
 def _request_copies_of(model: Project, n: int, fn: Function, reply: set[str]) -> set[str]:
     """`_request_copies` of function node `n` (whose IR is `fn`), once per model."""
-    kept: dict[int, set[str]] = model.memo.setdefault("request_copies", {})
+    return _once(model, "request_copies", n, lambda: _request_copies(fn, reply))
+
+
+_T = TypeVar("_T")
+
+
+def _once(model: Project, what: str, n: int, compute: Callable[[], _T]) -> _T:
+    """`compute()` for function node `n`, kept in `model.memo[what]` for the next question."""
+    kept: dict[int, _T] = model.memo.setdefault(what, {})
     if n not in kept:
-        kept[n] = _request_copies(fn, reply)
+        kept[n] = compute()
     return kept[n]
 
 

@@ -125,10 +125,14 @@ def detect_mode(
     if override in ("kernel", "user"):
         return override
     defined = list(defined)
+    return own_mode(includes, defined) or call_mode(defined, called) or "kernel"
+
+
+def own_mode(includes: Iterable[str], defined: Iterable[str]) -> str | None:
+    """Step 1 of the module doc: the mode a file's own `#include`s show (`header_mode`),
+    but user mode for a native program beside a kernel header (`native_program`)."""
     shown = header_mode(includes)
-    if shown == "kernel" and native_program(defined):
-        shown = "user"
-    return shown or call_mode(defined, called) or "kernel"
+    return "user" if shown == "kernel" and native_program(defined) else shown
 
 
 def include_modes(

@@ -316,17 +316,12 @@ class Project:
         and a lambda is called by the function around it."""
         nodes, files = self.nodes, self.files
         calls_of: dict[str, list[tuple[int, int]]] = {}  # name -> (caller node, call index)
-        # Every call of the project once, file by file (the filter of `_project_calls`,
-        # without a generator for each of the tree's functions).
-        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
         node_of = self.node_of
-        for fi, s in enumerate(files):
-            for call in s.calls:
-                name = call.callee
-                if call.function >= 0 and (name in by_name or name in static_names or (
-                        call.indirect and name in fields)):
-                    calls_of.setdefault(name, []).append((node_of[(fi, call.function)],
-                                                          call.index))
+        for fi, s in enumerate(files):  # every call once, file by file
+            for call in self._linkable(s.calls):
+                if call.function >= 0:
+                    calls_of.setdefault(call.callee, []).append(
+                        (node_of[(fi, call.function)], call.index))
         fields_of: dict[str, set[str]] = {}  # function name -> fields it is assigned to
         for key, assigned in self.field_targets.items():
             for _fi, name in assigned:
@@ -380,14 +375,17 @@ class Project:
         return seen
 
     def _project_calls(self, n: int) -> Iterator[CallInfo]:
-        """The calls of function node `n` that may reach a project function
-        (`_may_reach`, inline: this is every call of the project, and most are of a
-        documented routine or through a variable)."""
-        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        """The calls of function node `n` that may reach a project function."""
         node = self.nodes[n]
-        calls = self.files[node.file].calls
-        for ci in node.summary.calls:
-            call = calls[ci]
+        return self._linkable(map(self.files[node.file].calls.__getitem__,
+                                  node.summary.calls))
+
+    def _linkable(self, calls: Iterable[CallInfo]) -> Iterator[CallInfo]:
+        """Those of `calls` that may reach a project function (`_may_reach`, inline: this
+        is every call of the project, and most are of a documented routine or through a
+        variable)."""
+        by_name, static_names, fields = self.by_name, self._static_names, self.field_targets
+        for call in calls:
             name = call.callee
             if name in by_name or name in static_names or (call.indirect and name in fields):
                 yield call

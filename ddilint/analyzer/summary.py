@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ddilint.analyzer.cfg import Block, Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
-from ddilint.analyzer.mode import call_mode, header_mode, native_program
+from ddilint.analyzer.mode import call_mode, own_mode
 from ddilint.analyzer.preprocess import blank, int_value, split_macro_args
 from ddilint.knowledge import IRQL_ORDER, Knowledge
 
@@ -306,10 +306,7 @@ def summarize(fir: FileIR, knowledge: Knowledge) -> FileSummary:
     storport = any(inc.lower().rsplit("/", 1)[-1] in _STORPORT_HEADERS for inc in fir.includes)
     storport = storport or any(c.callee == "StorPortInitialize" for c in fir.calls)
     told = mode_includes(fir)
-    shown = header_mode(told) or ""
-    if shown == "kernel" and native_program(
-            f.name for f in fir.functions if f.kind == "function"):
-        shown = "user"
+    shown = own_mode(told, (f.name for f in fir.functions if f.kind == "function")) or ""
     return FileSummary(path, tuple(functions), tuple(calls), tuple(refs), tuple(role_decls),
                        prototypes, storport, b"DO_POWER_PAGABLE" in code,
                        tuple(told), shown, file_call_mode(fir) or "",
