@@ -28,7 +28,7 @@ from ddilint.analyzer.values import (
     source_text,
 )
 from ddilint.findings import Fix, TextEdit
-from ddilint.knowledge import Knowledge, Routine
+from ddilint.knowledge import Knowledge, Routine, call_routines
 
 if TYPE_CHECKING:
     from ddilint.analyzer.project import Project
@@ -114,10 +114,10 @@ def missing_kernel_handle(fir: FileIR, knowledge: Knowledge) -> list[MissingFlag
     fv = file_values(fir, knowledge)
     flag = fv.constants.get(KERNEL_HANDLE_FLAG) or 0
     out: list[MissingFlag] = []
-    for site in fir.calls:
-        if site.indirect or site.function is None:
+    for site, documented in zip(fir.calls, call_routines(fir, knowledge), strict=True):
+        if documented is None or site.indirect or site.function is None:
             continue
-        routine = fv.routine(site.callee)
+        routine = fv.routine(site.callee)  # None where the file defines the name
         if routine is None:
             continue
         index = routine.attributes_param

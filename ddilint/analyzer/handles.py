@@ -33,7 +33,7 @@ from typing import NamedTuple
 from ddilint.analyzer.cfg import CFG, Block, Edge, Element
 from ddilint.analyzer.dataflow import join_sets, solve
 from ddilint.analyzer.ir import CallSite, Expr, FileIR, Function
-from ddilint.knowledge import Knowledge, Routine
+from ddilint.knowledge import Knowledge, Routine, call_routines
 
 NONE, OPEN, FAILED, RELEASED, ESCAPED = "none", "open", "failed", "released", "escaped"
 
@@ -877,11 +877,13 @@ class _FileAnalysis:
             if f.kind != "lambda":
                 self.defined.setdefault(f.name, []).append(f)
         self.calls_by_start: dict[tuple[int, str], CallSite] = {}
-        self.calls_by_function: dict[int, list[CallSite]] = {}
-        for c in fir.calls:
+        # Function id -> its calls of a routine that opens or closes a handle, with it.
+        self.handle_calls: dict[int, list[tuple[CallSite, Routine]]] = {}
+        for c, r in zip(fir.calls, call_routines(fir, knowledge), strict=True):
             self.calls_by_start.setdefault((c.start, c.callee), c)
-            if c.function is not None:
-                self.calls_by_function.setdefault(id(c.function), []).append(c)
+            if (r is not None and c.function is not None and not c.indirect
+                    and c.callee not in self.defined and _opens_or_closes(r)):
+                self.handle_calls.setdefault(id(c.function), []).append((c, r))
         self.summaries: dict[tuple[str, int], str] = {}
         self.in_progress: set[tuple[str, int]] = set()
         self.shapes: dict[int, _FunctionShape] = {}
@@ -894,6 +896,8 @@ class _FileAnalysis:
         fn = call.children[0] if call.children else None
         if fn is not None and fn.kind == "field":
             return None  # obj->Fn(...): not the documented routine
+        if call.scoped_callee:
+            return None  # Ns::Fn(...): the namespace's own (`call_routines`)
         return self.knowledge.get(callee)
 
     def is_quiet(self, call: Expr) -> bool:
@@ -1057,16 +1061,13 @@ class _FileAnalysis:
         facts = HandleFacts()
         seen_misuse: set[tuple[str, int]] = set()
         for fn in self.fir.functions:
-            calls = self.calls_by_function.get(id(fn), [])
+            calls = self.handle_calls.get(id(fn))
+            if calls is None:
+                continue
             sites: list[Site] = []
             released_params: set[str] = set()
             param_names = {p.name for p in fn.params if p.name}
-            for c in calls:
-                if c.indirect or c.callee in self.defined:
-                    continue
-                r = self.knowledge.get(c.callee)
-                if r is None or not _opens_or_closes(r):
-                    continue
+            for c, r in calls:
                 if r.handle_out_param is not None:
                     site = self.site_of(fn, c, r)
                     if site is not None:
@@ -1318,11 +1319,11 @@ def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
     same = (id(knowledge), "")
     got = per.get(same)
     if got is None:
-        get = knowledge.get
         # Most files call nothing that opens or closes a handle: no site to start from,
         # and the analysis' per-file indexes would cost more than this scan.
-        sites = [r for c in fir.calls if c.function is not None and not c.indirect
-                 and (r := get(c.callee)) is not None and _opens_or_closes(r)]
+        sites = [r for c, r in zip(fir.calls, call_routines(fir, knowledge), strict=True)
+                 if r is not None and c.function is not None and not c.indirect
+                 and _opens_or_closes(r)]
         got = (_FileAnalysis(fir, knowledge, mode).analyze() if sites else HandleFacts())
         if not any(r.user_mode_only for r in sites):
             per[same] = got

@@ -70,6 +70,15 @@ class Expr:
         return None
 
     @property
+    def scoped_callee(self) -> bool:
+        """For a call: whether its name is written with a class or namespace (`Ns::Fn()`,
+        `Cls<T>::Make()`; not `::Fn()`), what `CallSite.scope` tells of a call site."""
+        fn = self.children[0] if self.kind == "call" and self.children else None
+        # A qualified name keeps its whole text in `op`; `::Fn` is its name and the colons.
+        return fn is not None and fn.kind == "name" and bool(fn.op) and (
+            fn.op.lstrip(": \t") != fn.text)
+
+    @property
     def args(self) -> tuple[Expr, ...]:
         """For a call: the argument expressions."""
         return self.children[1:] if self.kind == "call" else ()

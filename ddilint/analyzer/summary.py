@@ -30,7 +30,7 @@ from ddilint.analyzer.cfg import Block, Edge, assertion
 from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
 from ddilint.analyzer.mode import call_mode, own_mode
 from ddilint.analyzer.preprocess import blank, int_value, split_macro_args
-from ddilint.knowledge import IRQL_ORDER, Knowledge
+from ddilint.knowledge import IRQL_ORDER, Knowledge, call_routines
 
 if TYPE_CHECKING:
     from ddilint.analyzer.irql_solve import Solution
@@ -379,13 +379,13 @@ def _needs_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge
     """Does the IRQL analysis need `fn`'s graph: does it change, read or test the IRQL,
     or call a routine of a low IRQL behind a test of a parameter (a caller passing a
     constant there may rule the call out: `IrqlGraph.param_tests`)?"""
-    get = knowledge.routines.get
+    routines = call_routines(fir, knowledge)
+    calls = fir.calls
     low = False
     for i in own:
-        name = fir.calls[i].callee
-        if name == "KeGetCurrentIrql":
+        if calls[i].callee == "KeGetCurrentIrql":
             return True
-        r = get(name)
+        r = routines[i]
         if r is not None:
             if r.irql is not None:
                 return True
@@ -535,7 +535,7 @@ def _call_event(
     name = c.callee
     if name is None:
         return None
-    r = knowledge.routines.get(name)
+    r = None if c.scoped_callee else knowledge.routines.get(name)
     args = c.args
     line, col = fir.position(c.children[0].start if c.children else c.start)
     eff = r.irql if r is not None else None

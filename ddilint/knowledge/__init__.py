@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ddilint.analyzer.ir import FileIR
 
 HERE = Path(__file__).resolve().parent
 ROUTINES_JSON = HERE / "routines.json"
@@ -205,6 +208,21 @@ class Knowledge:
     def handle_releasers(self) -> frozenset[str]:
         """Routines that close the handle given to them."""
         return frozenset(n for n, r in self.routines.items() if r.closes_handle_param is not None)
+
+
+def call_routines(fir: FileIR, knowledge: Knowledge) -> list[Routine | None]:
+    """The documented routine each call of `fir` names, in the order of `fir.calls`; None
+    for a call of anything else, and for a name written with a class or namespace
+    (`Undocumented::NtClose(h)` is that scope's own function; `::ZwClose` is the WDK's).
+    Looked up once per file: the summary, the handle analysis and the rules each go
+    through every call of the file for the few that name a routine."""
+    memo = fir.memo.get("call_routines")
+    if memo is not None and memo[0] is knowledge:
+        return memo[1]  # type: ignore[no-any-return]
+    get = knowledge.routines.get
+    found = [None if c.scope else get(c.callee) for c in fir.calls]
+    fir.memo["call_routines"] = (knowledge, found)
+    return found
 
 
 _ROUTINE_FIELDS = {f.name for f in fields(Routine)}

@@ -32,7 +32,7 @@ from ddilint.analyzer.ir import CallSite, FileIR, Function, compact_pickle
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.summary import CallInfo, summarize
 from ddilint.findings import Citation, Finding, Fix, Location, Severity, TextEdit, TraceStep
-from ddilint.knowledge import Knowledge, Routine
+from ddilint.knowledge import Knowledge, Routine, call_routines
 
 __all__ = ["Citation", "FileContext", "Pending", "ProjectView", "Rule", "cite_fact"]
 
@@ -544,9 +544,14 @@ class FileContext:
         # Every rule asks; most calls reach no known routine: look them up once per file.
         known = self._known_calls
         if known is None:
-            routine_of = self.routine_of
-            known = [(call, r) for call in self.file.calls
-                     if (r := routine_of(call)) is not None]
+            if self.project is None:
+                known = [(call, r) for call, r in zip(
+                    self.file.calls, call_routines(self.file, self.knowledge), strict=True)
+                    if r is not None]
+            else:
+                routine_of = self.routine_of
+                known = [(call, r) for call in self.file.calls
+                         if (r := routine_of(call)) is not None]
             self._known_calls = known
         yield from known
 

@@ -9,6 +9,7 @@ from ddilint.analyzer.handle_attributes import KERNEL_HANDLE_FLAG, attributes_fo
 from ddilint.analyzer.ir import CallSite
 from ddilint.findings import Finding, Fix, Severity, TextEdit
 from ddilint.hookspecs import hookimpl
+from ddilint.knowledge import call_routines
 from ddilint.rules.base import FileContext, Pending, ProjectView, Rule, complete
 
 
@@ -41,8 +42,9 @@ class TokenOpenWithoutAttributes(Rule):
     def check_file(self, ctx: FileContext) -> Iterator[Pending]:
         if not ctx.has_mode("kernel"):
             return
-        for call in ctx.file.calls:
-            if call.indirect or call.function is None:
+        routines = call_routines(ctx.file, ctx.knowledge)
+        for call, documented in zip(ctx.file.calls, routines, strict=True):
+            if documented is None or call.indirect or call.function is None:
                 continue
             ex = attributes_form(ctx.knowledge, call.callee)
             if ex is None or ctx.defines_function(call.callee):
