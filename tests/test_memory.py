@@ -38,3 +38,28 @@ def test_no_file_leaves_a_reference_cycle(builtin_rules: list[Rule],
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_loading_cached_results_pauses_the_collector_and_freezes_what_it_loaded() -> None:
+    # The collector is off while cached results are unpickled and back on after, even when
+    # loading fails; in a run (`quiet_gc` froze what lived before it) what was loaded is
+    # frozen too, so later collections never walk it.
+    import pickle
+
+    from ddilint.analyzer.engine import loading_without_gc, quiet_gc
+
+    assert gc.isenabled()
+    try:
+        with loading_without_gc():
+            assert not gc.isenabled()
+            raise ValueError("a broken value")
+    except ValueError:
+        pass
+    assert gc.isenabled()
+    blob = pickle.dumps([[i] for i in range(1000)])
+    with quiet_gc():
+        frozen = gc.get_freeze_count()
+        with loading_without_gc():
+            loaded = pickle.loads(blob)
+        assert gc.get_freeze_count() >= frozen + len(loaded)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
