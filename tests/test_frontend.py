@@ -594,29 +594,6 @@ def test_word_starts_are_what_a_leading_word_boundary_finds(tokens: list[str], p
         assert found == [m.span() for m in re.compile(rb"\b" + word).finditer(data, pos)]
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from([
-    "IN", "OUT", "OPTIONAL", "NTAPI", "DECLSPEC_", "NOINLINE", "PAGED", "NONPAGED", "_CODE_SEG",
-    "_END", "_In_", "_Out_opt_", "_X_", "__drv_", "in", "__in_opt", "__declspec", "_Pragma",
-    "_", "A", "b", "7", " ", "(", ",", "\n", "\xc3\xa9"]), max_size=24))
-def test_decorations_are_what_one_alternation_behind_a_word_boundary_finds(
-        tokens: list[str]) -> None:
-    # `_decoration_matches` scans for the underscore-led words and for each word in
-    # capitals apart; it must find what one alternation of them all finds at word starts
-    # (the pattern it replaced, written here from the same alternatives).
-    from ddilint.analyzer.preprocess import (
-        _SAL_DECORATION,
-        _WORD_DECORATIONS,
-        _decoration_matches,
-    )
-
-    sal = _SAL_DECORATION.pattern.replace(rb"_(?<![A-Za-z0-9_]_)(?:", rb"_(?:", 1)[:-2]
-    words = b"|".join(p.pattern[:-2] for p in _WORD_DECORATIONS)
-    one = re.compile(rb"\b(?:" + sal + b"|" + words + rb")\b")
-    data = "".join(tokens).encode()
-    assert [m.span() for m in _decoration_matches(data)] == [m.span() for m in one.finditer(data)]
-
-
 def test_a_statement_given_whole_to_a_macro_reads_as_its_argument() -> None:
     # `IF_LOUD(DbgPrint("...");)`: the `;` and the `)` trade places, in files with a parse
     # error only (a rare edit); a `for (;;)` head is left alone.
