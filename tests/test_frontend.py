@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ddilint.analyzer.preprocess import _directive_lines, needs_rare_edits, preprocess
@@ -592,6 +592,21 @@ def test_word_starts_are_what_a_leading_word_boundary_finds(tokens: list[str], p
     for word in (rb"(WHILE|CONST)\b", rb"try\b(?=\s*\{)"):
         found = [m.span() for m in _word_starts(re.compile(word), data, pos)]
         assert found == [m.span() for m in re.compile(rb"\b" + word).finditer(data, pos)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["0", "7", "0x", "0X", "Ff", "u", "U", "i", "I", "8", "16", "32",
+                                 "64", "x", "_", " ", "(", "\n", "\xc3\xa9"]), max_size=24))
+@example(["7", "x", "i", "8", " ", "0x", "Ff", "U", "i", "64", " ", "x", "7", "i", "8"])
+@example(["7", "i", "8", "i", "8", "(", "0X", "u", "I", "16", "_", " ", "0", "u", "i", "32"])
+def test_sized_suffixes_are_what_the_whole_number_pattern_finds(tokens: list[str]) -> None:
+    # `_sized_suffixes` searches for the suffix and reads the number back from it; it must
+    # find the suffixes of the numbers a pattern led by a word boundary finds.
+    from ddilint.analyzer.preprocess import _sized_suffixes
+
+    data = "".join(tokens).encode()
+    whole = re.compile(rb"\b(?:0[xX][0-9A-Fa-f]+|[0-9]+)([uU]?[iI](?:8|16|32|64))\b")
+    assert list(_sized_suffixes(data)) == [m.span(1) for m in whole.finditer(data)]
 
 
 def test_a_statement_given_whole_to_a_macro_reads_as_its_argument() -> None:
