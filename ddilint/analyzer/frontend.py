@@ -134,15 +134,6 @@ def query(lang: str, source: str) -> Query:
     return Query(language(lang), source)
 
 
-def compile_queries() -> None:
-    """Compile every query of the frontend now (each is compiled once per process, about
-    0.08 s for them all): before a run forks its workers, which then share them."""
-    for lang in ("c", "cpp"):
-        parser(lang)
-        for source in (_FILE_QUERY[lang], _CALL_QUERY, _ASSIGN_QUERY):
-            query(lang, source)
-
-
 def captures(lang: str, source: str, root: Node, ordered: bool = True) -> dict[str, list[Node]]:
     """The nodes each capture of query `source` finds under `root`, in document order
     (start, outermost first). tree-sitter's own order of a capture's nodes is not stable:

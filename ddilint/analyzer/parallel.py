@@ -38,7 +38,6 @@ from ddilint.analyzer.engine import (
     notice,
     read_and_facts,
 )
-from ddilint.analyzer.frontend import compile_queries
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
 
@@ -106,7 +105,6 @@ def facts_in_parallel(
     unpickled took CPU time from the workers)."""
     queue = deque(batches(todo, sizes))
     knowledge.load()  # once, here: the forked workers share what this process read
-    compile_queries()  # and what it compiled
     ctx = _context()
     conns: list[Connection] = []
     procs = []
