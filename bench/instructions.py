@@ -11,8 +11,9 @@ of ddilint (`--tree`, default: the one it belongs to) on the same files, side by
   C/C++ file of CORPUS, in one process, start-up included (`ddilint.analyzer.engine`'s
   `read_and_facts`, as a worker runs it).
 - `--run`: a whole `ddilint check CORPUS --no-cache -j 2`, every process counted (the
-  main process alone is phases two and three plus its part of phase one); use a small
-  corpus, Valgrind runs the program fifty times slower.
+  main process alone is phases two and three plus its part of phase one; a worker, what
+  it ran after the fork); use a small corpus, Valgrind runs the program fifty times
+  slower.
 
 Needs `valgrind` on PATH. Each tree's bytecode is compiled first, as an installed
 package has it.
@@ -46,7 +47,9 @@ with engine.quiet_gc():
             engine.collect_garbage()
 """
 
-_COLLECTED = re.compile(r"==(\d+)== Collected : (\d+)")
+# A process's count, in each of its profile files (`cg.<pid>`, and `cg.<pid>.<n>` for the
+# parts dumped before a fork).
+_SUMMARY = re.compile(r"^summary:\s*(\d+)", re.M)
 
 
 def count(tree: Path, command: list[str], children: bool) -> dict[int, int]:
@@ -58,12 +61,21 @@ def count(tree: Path, command: list[str], children: bool) -> dict[int, int]:
     # A fixed hash seed: the order of a set of names, and with it some of the work, follows
     # the seed; a count compared with another run's should not depend on it.
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    # A forked process starts with a copy of callgrind's counters, so its own total (the
+    # "Collected" line) holds what its parent ran before the fork: imports, the knowledge
+    # table, the queries, all counted once per worker again. The counters are dumped and
+    # zeroed before each fork, and each process's profile files summed.
+    found: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--trace-children={'yes' if children else 'no'}",
-             f"--callgrind-out-file={tmp}/cg.%p", *command],
+             "--dump-before=fork", f"--callgrind-out-file={tmp}/cg.%p", *command],
             cwd=tree, env=env, capture_output=True, text=True, check=False)
-    found = {int(pid): int(n) for pid, n in _COLLECTED.findall(proc.stderr)}
+        for path in Path(tmp).iterdir():
+            m = _SUMMARY.search(path.read_text(encoding="utf-8", errors="replace"))
+            if m is not None:
+                pid = int(path.name.split(".")[1])
+                found[pid] = found.get(pid, 0) + int(m.group(1))
     if not found:
         sys.exit(f"instructions.py: valgrind counted nothing:\n{proc.stderr[-2000:]}")
     return found

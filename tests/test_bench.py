@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from tests.conftest import FIXTURES, ROOT
 
 
@@ -34,3 +36,21 @@ def test_bench_measures_every_row_and_leaves_the_corpus_alone(tmp_path: Path) ->
     assert summary["files"] == len([p for p in before if p.suffix in (".c", ".cpp")])
     assert {p: p.read_bytes() for p in corpus.rglob("*") if p.is_file()} == before
     assert not (corpus / ".git").exists()
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_instruction_counts_give_a_forked_process_only_its_own_work(tmp_path: Path) -> None:
+    # Callgrind hands a forked child a copy of its counters: without the dump before the
+    # fork, a worker that does nothing was counted with all its parent had run.
+    spec = importlib.util.spec_from_file_location("ddilint_instructions",
+                                                  ROOT / "bench" / "instructions.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    script = tmp_path / "fork.py"
+    script.write_text("import os\nx = sum(range(400_000))\npid = os.fork()\n"
+                      "if pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n")
+    counts = mod.count(ROOT, [sys.executable, str(script)], children=True)
+    parent, child = min(counts), max(counts)
+    assert len(counts) == 2
+    assert counts[child] * 100 < counts[parent]
