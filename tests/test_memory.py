@@ -8,6 +8,8 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import pytest
+
 from ddilint.analyzer.engine import Options, file_facts
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
@@ -49,12 +51,9 @@ def test_loading_cached_results_pauses_the_collector_and_freezes_what_it_loaded(
     from ddilint.analyzer.engine import loading_without_gc, quiet_gc
 
     assert gc.isenabled()
-    try:
-        with loading_without_gc():
-            assert not gc.isenabled()
-            raise ValueError("a broken value")
-    except ValueError:
-        pass
+    with pytest.raises(ValueError), loading_without_gc():
+        assert not gc.isenabled()
+        raise ValueError("a broken value")
     assert gc.isenabled()
     blob = pickle.dumps([[i] for i in range(1000)])
     with quiet_gc():

@@ -881,8 +881,7 @@ class _FileAnalysis:
         self.handle_calls: dict[int, list[tuple[CallSite, Routine]]] = {}
         for c, r in zip(fir.calls, call_routines(fir, knowledge), strict=True):
             self.calls_by_start.setdefault((c.start, c.callee), c)
-            if (r is not None and c.function is not None and not c.indirect
-                    and c.callee not in self.defined and _opens_or_closes(r)):
+            if r is not None and _starts_analysis(c, r) and c.callee not in self.defined:
                 self.handle_calls.setdefault(id(c.function), []).append((c, r))
         self.summaries: dict[tuple[str, int], str] = {}
         self.in_progress: set[tuple[str, int]] = set()
@@ -1322,8 +1321,7 @@ def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
         # Most files call nothing that opens or closes a handle: no site to start from,
         # and the analysis' per-file indexes would cost more than this scan.
         sites = [r for c, r in zip(fir.calls, call_routines(fir, knowledge), strict=True)
-                 if r is not None and c.function is not None and not c.indirect
-                 and _opens_or_closes(r)]
+                 if r is not None and _starts_analysis(c, r)]
         got = (_FileAnalysis(fir, knowledge, mode).analyze() if sites else HandleFacts())
         if not any(r.user_mode_only for r in sites):
             per[same] = got
@@ -1331,10 +1329,11 @@ def handle_facts(fir: FileIR, knowledge: Knowledge, mode: str) -> HandleFacts:
     return got
 
 
-def _opens_or_closes(r: Routine) -> bool:
-    """Whether a documented routine opens a handle or closes one: where the analysis of a
-    function starts."""
-    return r.handle_out_param is not None or r.closes_handle_param is not None
+def _starts_analysis(c: CallSite, r: Routine) -> bool:
+    """Whether `c`, a call of the documented routine `r`, is a direct call in a function
+    that opens a handle or closes one: where the analysis of a function starts."""
+    return (c.function is not None and not c.indirect
+            and (r.handle_out_param is not None or r.closes_handle_param is not None))
 
 
 def iter_leaks(facts: HandleFacts) -> Iterator[Leak]:

@@ -160,6 +160,17 @@ def _render(e: Expr, depth: int = 0) -> str:
     return e.text
 
 
+def tested_name(cond: Expr) -> tuple[str, bool] | None:
+    """(`v`, True) for a condition that is a plain name `v`, (`v`, False) for `!v`, and so
+    on through any number of `!`; None for any other condition."""
+    e = cond.strip()
+    value = True
+    while e.kind == "unary" and e.op == "!" and e.children:
+        e = e.children[0].strip()
+        value = not value
+    return (e.text, value) if e.kind == "name" else None
+
+
 @dataclass(slots=True)
 class Decl:
     """A local variable declared in a statement, with its initializer if any."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ddilint.analyzer.cfg import Edge, Element
 from ddilint.analyzer.dataflow import solve
-from ddilint.analyzer.ir import Expr, Function
+from ddilint.analyzer.ir import Expr, Function, tested_name
 from ddilint.analyzer.requirements import is_null
 from ddilint.analyzer.values import Def, FunctionValues, Read, State, lvalue_key
 from ddilint.knowledge import Routine
@@ -252,7 +252,7 @@ class _UnreadStores:
     def edge(self, edge: Edge, state: PendingState) -> PendingState:
         if state is None or edge.kind not in ("true", "false") or edge.cond is None:
             return state
-        tested = _tested_flag(edge.cond)
+        tested = tested_name(edge.cond)
         if tested is None:
             return state
         var, value = tested
@@ -262,16 +262,6 @@ class _UnreadStores:
         pending, facts = state
         pending = frozenset(p for p in pending if (var, not value) not in p[1])
         return pending, facts | {(var, value)}
-
-
-def _tested_flag(cond: Expr) -> tuple[str, bool] | None:
-    """(`v`, True) for a condition that is a plain name `v`, (`v`, False) for `!v`."""
-    e = cond.strip()
-    value = True
-    while e.kind == "unary" and e.op == "!" and e.children:
-        e = e.children[0].strip()
-        value = not value
-    return (e.text, value) if e.kind == "name" else None
 
 
 @dataclass(slots=True)

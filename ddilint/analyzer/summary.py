@@ -27,7 +27,14 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ddilint.analyzer.cfg import Block, Edge, assertion
-from ddilint.analyzer.ir import Expr, FileIR, Function, FunctionRef, compact_pickle
+from ddilint.analyzer.ir import (
+    Expr,
+    FileIR,
+    Function,
+    FunctionRef,
+    compact_pickle,
+    tested_name,
+)
 from ddilint.analyzer.mode import call_mode, own_mode
 from ddilint.analyzer.preprocess import blank, int_value, split_macro_args
 from ddilint.knowledge import IRQL_ORDER, Knowledge, call_routines
@@ -839,14 +846,11 @@ def _saved_irql_test(edge: Edge, flags: Mapping[str, Expr | None]) -> tuple[str,
     if edge.kind not in ("true", "false") or cond is None:
         return "", _ANY
     e = cond.strip()
-    holds = edge.kind == "true"
-    flag = e
-    while flag.kind == "unary" and flag.op == "!" and flag.children:
-        flag, holds = flag.children[0].strip(), not holds
-    test = flags.get(flag.text) if flag.kind == "name" else None
-    if test is not None:
-        ranges = _irql_ranges(test.strip(), holds)
-        return ("", _ANY) if ranges == _ANY else (flag.text, ranges)
+    tested = tested_name(e)
+    test = flags.get(tested[0]) if tested is not None else None
+    if tested is not None and test is not None:
+        ranges = _irql_ranges(test.strip(), tested[1] == (edge.kind == "true"))
+        return ("", _ANY) if ranges == _ANY else (tested[0], ranges)
     if e.kind != "binary" or len(e.children) != 2:
         return "", _ANY
     left, right = e.children[0].strip(), e.children[1].strip()

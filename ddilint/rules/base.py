@@ -544,14 +544,12 @@ class FileContext:
         # Every rule asks; most calls reach no known routine: look them up once per file.
         known = self._known_calls
         if known is None:
-            if self.project is None:
-                known = [(call, r) for call, r in zip(
-                    self.file.calls, call_routines(self.file, self.knowledge), strict=True)
-                    if r is not None]
-            else:
-                routine_of = self.routine_of
-                known = [(call, r) for call in self.file.calls
-                         if (r := routine_of(call)) is not None]
+            # What `routine_of` answers for each call: the project's entry, else the
+            # documented routine.
+            own = self.view.project_routines() if self.project is not None else {}
+            documented = call_routines(self.file, self.knowledge)
+            known = [(call, r) for i, call in enumerate(self.file.calls)
+                     if (r := own.get(i, documented[i])) is not None]
             self._known_calls = known
         yield from known
 
