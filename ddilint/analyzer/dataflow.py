@@ -32,6 +32,16 @@ def join_sets(a: frozenset[T] | None, b: frozenset[T] | None) -> frozenset[T] | 
     return a | b
 
 
+def join_reached(a: T | None, b: T | None, merge: Callable[[T, T], T]) -> T | None:
+    """The join of two states of a lattice whose bottom (a state no path reaches) is None:
+    the one reached when the other is not, either when they are equal, else `merge`."""
+    if a is None:
+        return b
+    if b is None or a == b:
+        return a
+    return merge(a, b)
+
+
 class Analysis(Protocol[S]):
     """What an analysis tells the solver."""
 

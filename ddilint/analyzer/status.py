@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ddilint.analyzer.cfg import Edge, Element
-from ddilint.analyzer.dataflow import solve
+from ddilint.analyzer.dataflow import join_reached, solve
 from ddilint.analyzer.ir import Expr, Function, tested_name
 from ddilint.analyzer.requirements import is_null
 from ddilint.analyzer.values import Def, FunctionValues, Read, State, lvalue_key
@@ -165,8 +165,19 @@ def lost_statuses(fv: FunctionValues, is_status: StatusRoutine) -> list[StatusLo
 # The flags a path has tested: (local variable, the value its test found).
 Facts = frozenset[tuple[str, bool]]
 # Stores of a status not read yet, each with the flags tested on the way to it (on every
-# path), and the flags tested on the path so far. None: not reached.
-PendingState = tuple[frozenset[tuple[Def, Facts]], Facts] | None
+# path), and the flags tested on the path so far; as a state, None: not reached.
+PendingStores = tuple[frozenset[tuple[Def, Facts]], Facts]
+PendingState = PendingStores | None
+
+
+def _merge_pending(a: PendingStores, b: PendingStores) -> PendingStores:
+    """Two different reached states of `_UnreadStores`: a store pending on both sides
+    keeps only the flags tested on both ways to it."""
+    guards: dict[int, tuple[Def, Facts]] = {id(d): (d, g) for d, g in a[0]}
+    for d, g in b[0]:
+        known = guards.get(id(d))
+        guards[id(d)] = (d, g if known is None else known[1] & g)
+    return frozenset(guards.values()), a[1] & b[1]
 
 
 class _UnreadStores:
@@ -215,18 +226,7 @@ class _UnreadStores:
         return None
 
     def join(self, a: PendingState, b: PendingState) -> PendingState:
-        if a is None:
-            return b
-        if b is None:
-            return a
-        if a == b:
-            return a
-        # A store pending on both sides keeps only the flags tested on both ways to it.
-        guards: dict[int, tuple[Def, Facts]] = {id(d): (d, g) for d, g in a[0]}
-        for d, g in b[0]:
-            known = guards.get(id(d))
-            guards[id(d)] = (d, g if known is None else known[1] & g)
-        return frozenset(guards.values()), a[1] & b[1]
+        return join_reached(a, b, _merge_pending)
 
     def transfer(self, element: Element, state: PendingState) -> PendingState:
         if state is None:

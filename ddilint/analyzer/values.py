@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ddilint.analyzer.cfg import Block, Edge, Element
-from ddilint.analyzer.dataflow import solve
+from ddilint.analyzer.dataflow import join_reached, solve
 from ddilint.analyzer.ir import CallSite, Decl, Expr, FileIR, Function
 from ddilint.knowledge import Knowledge, Routine
 from ddilint.knowledge.constants import AttributesInitializer, Constants, load_constants
@@ -713,12 +713,10 @@ class _ReachingDefs:
         return None
 
     def join(self, a: State, b: State) -> State:
-        if a is None:
-            return b
-        if b is None:
-            return a
-        if a == b:
-            return a
+        return join_reached(a, b, self._merge)
+
+    def _merge(self, a: dict[str, frozenset[Def]], b: dict[str, frozenset[Def]]
+               ) -> dict[str, frozenset[Def]]:
         out = dict(a)
         for var, defs in b.items():
             mine = out.get(var)
