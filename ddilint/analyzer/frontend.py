@@ -260,6 +260,9 @@ class _FileBuilder:
         # in both), without turning the node's place into an offset in the file.
         self.spans: list[tuple[int, int]] = []
         self.parsed_spans: list[tuple[int, int]] = []
+        # Their starts alone (`_around` bisects a list of integers).
+        self.starts: list[int] = []
+        self.parsed_starts: list[int] = []
         self.function_index: dict[int, int] = {}  # id of a function -> its place there
         self.by_node: dict[int, Function] = {}
         self.budget = ExpansionBudget(len(view.view))
@@ -333,6 +336,8 @@ class _FileBuilder:
             self.spans.append((fn.start, fn.end))
             self.parsed_spans.append((node.start_byte, node.end_byte))
         self.function_index = {id(f): i for i, f in enumerate(self.fir.functions)}
+        self.starts = [start for start, _end in self.spans]
+        self.parsed_starts = [start for start, _end in self.parsed_spans]
 
     def _function(
         self,
@@ -391,14 +396,16 @@ class _FileBuilder:
 
     def enclosing(self, offset: int) -> Function | None:
         """The innermost function whose text contains `offset`."""
-        i = self._around(self.spans, offset)
+        i = self._around(self.spans, self.starts, offset)
         return self.fir.functions[i] if i >= 0 else None
 
-    def _around(self, spans: list[tuple[int, int]], at: int, last: int | None = None) -> int:
-        """The index of the innermost function whose span in `spans` (one text's)
-        contains `at`, -1 for none. `last`, when the caller knows it: the last function
-        that starts at or before `at` (the others around `at` are among its parents)."""
-        i = bisect_right(spans, (at, _NO_END)) - 1 if last is None else last
+    def _around(self, spans: list[tuple[int, int]], starts: list[int], at: int,
+                last: int | None = None) -> int:
+        """The index of the innermost function whose span in `spans` (one text's;
+        `starts`, their starts) contains `at`, -1 for none. `last`, when the caller knows
+        it: the last function that starts at or before `at` (the others around `at` are
+        among its parents)."""
+        i = bisect_right(starts, at) - 1 if last is None else last
         functions = self.fir.functions
         while i >= 0:
             start, end = spans[i]
@@ -422,7 +429,7 @@ class _FileBuilder:
         # that starts at or before the call. Nearly always it is the one around the call.
         spans = self.parsed_spans
         functions = self.fir.functions
-        starts = [s for s, _e in spans]
+        starts = self.parsed_starts
         count = len(starts)
         last = -1
         for call in calls:
@@ -436,7 +443,7 @@ class _FileBuilder:
             at = call.start_byte
             while last + 1 < count and starts[last + 1] <= at:
                 last += 1
-            i = last if last >= 0 and at < spans[last][1] else self._around(spans, at, last)
+            i = last if last >= 0 and at < spans[last][1] else self._around(spans, starts, at, last)
             enclosing = functions[i] if i >= 0 else None
             if name in macros:
                 macro = macros[name]
@@ -534,68 +541,53 @@ class _FileBuilder:
     def _refs(self) -> None:
         caps = self.caps
         src = self.src
+        parsed = src.parsed
         out = self.fir.refs
         functions = self.fir.functions
-        spans = self.parsed_spans
+        spans, starts = self.parsed_spans, self.parsed_starts
         seen: set[int] = set()
         # Argument list id -> its callee and argument texts, shared by every name in it.
         calls: _ArgLists = {}
         # Function index -> the names its parameters and its blocks declare as variables.
         local_names = [{p.name for p in f.params} for f in functions]
         for decl in caps.get("local", []):
-            at = decl.start_byte
-            owner = self._around(spans, at)
+            owner = self._around(spans, starts, decl.start_byte)
             if owner >= 0:
                 local_names[owner].add(src.name(decl))
-        # Whether a name is all capitals, digits and underscores (a file's arguments name
-        # the same few variables and constants again and again).
-        constant: dict[str, bool] = {}
+        # A name's bytes in the parsed text -> the name, and whether it is all capitals,
+        # digits and underscores (a file's arguments name the same few variables and
+        # constants again and again: each is decoded and classified once).
+        words: dict[bytes, tuple[str, bool]] = {}
         # Flag and IRQL constants given as arguments (`TRUE` is a `true` node in both
         # grammars; an IRQL's name an identifier, below).
         marks = self.fir.constant_marks
         marks.extend(map(src.start, caps.get("k", ())))
         for value in caps.get("v", []):
-            node: Node | None = value
+            node = value
             qualified: Node | None = None  # `Class::Method`: the name is its last part
             innermost: Node | None = None  # `Engine<T>::OnEvent` of `drv::Engine<T>::OnEvent`
-            steps = 0
-            while node is not None and node.type != "identifier":
-                steps += 1
-                if steps > 8:
-                    node = None
-                    break
-                if node.type == "qualified_identifier":
-                    qualified = qualified or node
-                    innermost = node
-                    node = node.child_by_field_name("name")
-                elif node.type == "pointer_expression":
-                    op = node.child_by_field_name("operator")
-                    if op is None or op.type != "&":
-                        node = None
-                        break
-                    node = node.child_by_field_name("argument")
-                elif node.type in ("cast_expression", "parenthesized_expression"):
-                    node = node.child_by_field_name("value") if (
-                        node.type == "cast_expression") else (
-                        node.named_children[0] if node.named_children else None)
-                else:
-                    node = None
-            if node is None:
-                continue
+            if value.type != "identifier":  # (most values are a plain name)
+                named = _value_name(value)
+                if named is None:
+                    continue
+                node, qualified, innermost = named
             anchor = qualified or node
             at = anchor.start_byte  # (offsets in the parsed text: only compared)
             if at in seen:
                 continue
             seen.add(at)
-            name = src.name(node)
-            is_constant = constant.get(name)
-            if is_constant is None:
-                is_constant = constant[name] = _CONSTANT_NAME.match(name) is not None
+            start, end = node.byte_range
+            raw = parsed[start:end]
+            word = words.get(raw)
+            if word is None:
+                name = raw.decode("utf-8", errors="replace")
+                word = words[raw] = (name, _CONSTANT_NAME.match(name) is not None)
+            name, is_constant = word
             if is_constant:
                 if name.endswith("_LEVEL"):
                     marks.append(src.start(node))
                 continue  # constants and macros, never a function
-            i = self._around(spans, at)
+            i = self._around(spans, starts, at)
             if qualified is None and i >= 0 and name in local_names[i]:
                 continue  # a parameter or local variable shadows any function of that name
             refs = _function_refs(anchor, name, src, functions[i].qualname if i >= 0 else "",
@@ -657,9 +649,38 @@ class _FileBuilder:
         self.fir.error_bytes = covered
 
 
+def _value_name(value: Node) -> tuple[Node, Node | None, Node | None] | None:
+    """The name a value that is not a plain name gives (`&Fn`, `(PVOID)Fn`,
+    `Class::Method`): its identifier, the outermost qualified name around it and the
+    innermost; None when it is something else (`*p`, `a + b`) or deeper than a callback is
+    written."""
+    node: Node | None = value
+    qualified: Node | None = None
+    innermost: Node | None = None
+    steps = 0
+    while node is not None and node.type != "identifier":
+        steps += 1
+        if steps > 8:
+            return None
+        if node.type == "qualified_identifier":
+            qualified = qualified or node
+            innermost = node
+            node = node.child_by_field_name("name")
+        elif node.type == "pointer_expression":
+            op = node.child_by_field_name("operator")
+            if op is None or op.type != "&":
+                return None
+            node = node.child_by_field_name("argument")
+        elif node.type in ("cast_expression", "parenthesized_expression"):
+            node = node.child_by_field_name("value") if (
+                node.type == "cast_expression") else (
+                node.named_children[0] if node.named_children else None)
+        else:
+            return None
+    return None if node is None else (node, qualified, innermost)
+
+
 _ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
-# Past any end offset: `(at, _NO_END)` sorts after every span that starts at `at`.
-_NO_END = sys.maxsize
 
 
 def _function_refs(
