@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import logging
 import re
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from ddilint import __version__
 from ddilint.analyzer.engine import (
+    QUIET_GC_THRESHOLD,
     Options,
     analyze_bytes,
     discover,
@@ -513,5 +515,10 @@ def build_server(debounce: float = DEBOUNCE_SECONDS) -> DdilintServer:
 
 def serve(debounce: float = DEBOUNCE_SECONDS) -> int:
     """Run the server on stdin/stdout until the client says exit."""
+    # The server keeps the knowledge table and its projects' summaries for its whole life,
+    # and an analysis allocates hundreds of thousands of short-lived objects: with the
+    # default thresholds the collector walked the long-lived ones several times per
+    # analysis (`QUIET_GC_THRESHOLD`). Cyclic garbage is still collected, less often.
+    gc.set_threshold(*QUIET_GC_THRESHOLD)
     build_server(debounce).start_io()
     return 0
