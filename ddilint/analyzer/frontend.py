@@ -432,15 +432,32 @@ class _FileBuilder:
         starts = self.parsed_starts
         count = len(starts)
         last = -1
+        parsed = src.parsed
+        # A callee's bytes in the parsed text -> its name, interned (see `_callee`): a file
+        # calls the same few names again and again.
+        names: dict[bytes, str] = {}
         for call in calls:
             fn_node = call.child_by_field_name("function")
             if fn_node is None:
                 continue
-            name, name_start, indirect = _callee(fn_node, src)
-            if name is None:
-                continue
-            start, end = src.span(call)
-            at = call.start_byte
+            fn_type = fn_node.type
+            if fn_type == "identifier":
+                # Most calls name their callee: the call starts where the name does.
+                at, name_end = fn_node.byte_range
+                raw = parsed[at:name_end]
+                name = names.get(raw)
+                if name is None:
+                    name = names[raw] = intern(raw.decode("utf-8", errors="replace"))
+                start = name_start = src.start(fn_node)
+                end = src.end(call)
+                indirect = False
+            else:
+                callee, name_start, indirect = _callee(fn_node, src)
+                if callee is None:
+                    continue
+                name = callee
+                start, end = src.span(call)
+                at = call.start_byte
             while last + 1 < count and starts[last + 1] <= at:
                 last += 1
             i = last if last >= 0 and at < spans[last][1] else self._around(spans, starts, at, last)
@@ -458,7 +475,7 @@ class _FileBuilder:
             # (Positional: keywords cost the generated `__init__` a tenth more.)
             out.append(CallSite(name, name_start, start, end, enclosing, "", indirect,
                                 _lazy_expr(conv, call), None,
-                                _scope(fn_node, src) if fn_node.type == "qualified_identifier"
+                                _scope(fn_node, src) if fn_type == "qualified_identifier"
                                 else ""))
         out.sort(key=_CALL_ORDER)
 
