@@ -42,6 +42,25 @@ def test_if_zero_and_first_live_branch() -> None:
     assert len(view) == len(src)
 
 
+def test_if_conditions_nested_past_the_limit_are_unknown() -> None:
+    # The evaluator stops at its own depth, not at Python's recursion limit (which does not
+    # guard the compiled build): past it, a condition is unknown, as a malformed one is.
+    from ddilint.analyzer.preprocess import MAX_CONDITION_DEPTH
+
+    def cond(depth: int, op: str) -> bytes:
+        inner = "(" * depth + "0" + ")" * depth if op == "(" else op * depth + "0"
+        return f"#if {inner}\nA();\n#else\nB();\n#endif\n".encode()
+
+    for op in ("(", "!", "-"):
+        shallow = preprocess(cond(MAX_CONDITION_DEPTH - 1, op)).view
+        assert (b"A()" in shallow) == (op == "!" and (MAX_CONDITION_DEPTH - 1) % 2 == 1)
+        assert (b"B()" in shallow) != (b"A()" in shallow)
+        deep = preprocess(cond(MAX_CONDITION_DEPTH + 1, op)).view
+        assert b"A()" in deep and b"B()" not in deep  # unknown: the first live branch
+    chain = "#if " + "0 ? 1 : " * (MAX_CONDITION_DEPTH + 1) + "0\nA();\n#else\nB();\n#endif\n"
+    assert b"A()" in preprocess(chain.encode()).view
+
+
 def test_config_can_turn_branches_off() -> None:
     src = b"#ifdef LEGACY\nA();\n#else\nB();\n#endif\n#if FEATURE\nC();\n#endif\n"
     view = preprocess(src, defined={"FEATURE": 0}, undefined=frozenset({"LEGACY"})).view

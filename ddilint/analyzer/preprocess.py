@@ -527,6 +527,12 @@ def _evaluate(expr: str, known: Mapping[str, int], undefined: frozenset[str]) ->
     return value != 0
 
 
+# Nesting (parentheses, unary operators, `?:`) deeper than this leaves a condition unknown.
+# The parser stops itself there, not at Python's recursion limit: compiled (setup.py), its
+# frames are C frames, which no RecursionError guards.
+MAX_CONDITION_DEPTH = 100
+
+
 class _CondParser:
     """A tiny recursive-descent evaluator over #if tokens; None means unknown."""
 
@@ -537,6 +543,13 @@ class _CondParser:
         self.pos = 0
         self.known = known
         self.undefined = undefined
+        self.depth = 0
+
+    def deeper(self) -> None:
+        """Enter one more level of nesting (ValueError past MAX_CONDITION_DEPTH)."""
+        self.depth += 1
+        if self.depth > MAX_CONDITION_DEPTH:
+            raise ValueError("condition nested too deep")
 
     def peek(self) -> str:
         return self.tokens[self.pos][1] if self.pos < len(self.tokens) else ""
@@ -547,6 +560,7 @@ class _CondParser:
         return tok
 
     def ternary(self) -> int | None:
+        self.deeper()
         cond = self.logic_or()
         if self.peek() == "?":
             self.take()
@@ -554,9 +568,11 @@ class _CondParser:
             if self.take()[1] != ":":
                 raise ValueError
             b = self.ternary()
+            self.depth -= 1
             if cond is None:
                 return a if a == b else None
             return a if cond else b
+        self.depth -= 1
         return cond
 
     def logic_or(self) -> int | None:
@@ -617,15 +633,13 @@ class _CondParser:
 
     def unary(self) -> int | None:
         kind, text = self.take()
-        if text == "!":
+        if text in ("!", "-", "~"):
+            self.deeper()
             v = self.unary()
-            return None if v is None else int(not v)
-        if text == "-":
-            v = self.unary()
-            return None if v is None else -v
-        if text == "~":
-            v = self.unary()
-            return None if v is None else ~v
+            self.depth -= 1
+            if v is None:
+                return None
+            return int(not v) if text == "!" else -v if text == "-" else ~v
         if text == "(":
             v = self.ternary()
             if self.take()[1] != ")":
