@@ -31,6 +31,7 @@ opened or written is switched off with a warning; it never fails a run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -76,7 +77,7 @@ def _package_fingerprint() -> str:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
-            if name.endswith((".py", ".json", ".toml")):
+            if name.endswith((".py", ".json", ".toml", ".so", ".pyd")):
                 st = os.stat(os.path.join(dirpath, name))
                 h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()
@@ -108,7 +109,7 @@ def run_salt(rules: Sequence[Any], knowledge: Any, options: Any) -> str:
         h.update(f"knowledge {fingerprint};".encode())
     else:
         h.update(pickle.dumps(dict(getattr(knowledge, "routines", knowledge)), protocol=4))
-    fields = dict(vars(options))
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
     fields.pop("debug", None)  # only changes the wording of internal-error notices
     fields.pop("file_timeout", None)  # results that hit the time budget are never stored
     h.update(repr(sorted((k, repr(v)) for k, v in fields.items())).encode())

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.findings import TraceStep
 from ddilint.knowledge import IRQL_NAMES
 
 PASSIVE, APC, DISPATCH, DIRQL, HIGH = 0, 1, 2, 3, 4
 
 
+@compact_pickle
 @dataclass(frozen=True)
 class ExecutionContext:
     """How a function (or a call site) runs.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from ddilint.analyzer.cfg import CFG, Block, Edge, Element
@@ -66,15 +65,18 @@ class Analysis(Protocol[S]):
         ...
 
 
-@dataclass(slots=True)
 class Solution(Generic[S]):
-    """States at block entries and exits; `complete` is False if the visit cap was hit."""
+    """States at block entries and exits; `complete` is False if the visit cap was hit.
+    (A plain class: mypyc cannot compile a generic dataclass.)"""
 
-    cfg: CFG
-    analysis: Analysis[S]
-    entry: dict[int, S] = field(default_factory=dict)
-    exit: dict[int, S] = field(default_factory=dict)
-    complete: bool = True
+    __slots__ = ("analysis", "cfg", "complete", "entry", "exit")
+
+    def __init__(self, cfg: CFG, analysis: Analysis[S]) -> None:
+        self.cfg = cfg
+        self.analysis = analysis
+        self.entry: dict[int, S] = {}
+        self.exit: dict[int, S] = {}
+        self.complete = True
 
     def before_each(self, block: Block) -> list[tuple[Element, S]]:
         """The state just before each element of `block` (replayed from its entry state)."""

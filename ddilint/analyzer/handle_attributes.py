@@ -169,7 +169,7 @@ def _chosen_by_requestor_mode(e: Expr | None) -> bool:
     if e.kind != "cond" or len(e.children) != 3:
         return False
     test, *arms = e.children
-    return (any(KERNEL_HANDLE_FLAG in arm.names() for arm in arms)
+    return (any(n == KERNEL_HANDLE_FLAG for arm in arms for n in arm.names())
             and any(_REQUESTOR_MODE.search(n) for n in test.names()))
 
 

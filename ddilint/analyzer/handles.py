@@ -33,6 +33,7 @@ from typing import NamedTuple
 from ddilint.analyzer.cfg import CFG, Block, Edge, Element
 from ddilint.analyzer.dataflow import join_sets, solve
 from ddilint.analyzer.ir import CallSite, Expr, FileIR, Function
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.knowledge import Knowledge, Routine, call_routines
 
 NONE, OPEN, FAILED, RELEASED, ESCAPED = "none", "open", "failed", "released", "escaped"
@@ -114,6 +115,7 @@ class World(NamedTuple):
 State = frozenset[World] | None
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Site:
     """What creates the tracked handle: a call writing `&var`, or a parameter (helpers)."""
@@ -130,6 +132,7 @@ class Site:
         return self.call_start < 0
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Step:
     """One step of a leak's path: a byte offset and what happens there."""
@@ -138,6 +141,7 @@ class Step:
     message: str
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Leak:
     """A site's handle still open (and owned) where the function leaves or loses it."""
@@ -150,6 +154,7 @@ class Leak:
     trace: tuple[Step, ...]
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Misuse:
     """A release of an already released handle (double close) or a use after release."""
@@ -857,6 +862,7 @@ def _canonical(w: World) -> World:
 # A file
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class _FunctionShape:
     locals: frozenset[str]
@@ -918,7 +924,8 @@ class _FileAnalysis:
         if routine.user_mode_only and self.mode != "user":
             return False
         if routine.closes_handle_flag:
-            return any(routine.closes_handle_flag in e.names() for e in call.args)
+            flag = routine.closes_handle_flag
+            return any(n == flag for e in call.args for n in e.names())
         return True
 
     def param_effect(self, callee: str, call: Expr, routine: Routine | None, i: int) -> str:

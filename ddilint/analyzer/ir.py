@@ -10,16 +10,17 @@ use (and `via` names the macro), so findings point at what the developer wrote.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ddilint.analyzer.budget import ExpansionBudget
 from ddilint.analyzer.preprocess import Annotation, MacroDef
+from ddilint.analyzer.source import SourceText
 
+# The classes that fields name are imported for real: the compiled build (setup.py) looks
+# them up when the module loads. Only CFG is the checker's alone, as cfg imports this module.
 if TYPE_CHECKING:
-    from ddilint.analyzer.budget import ExpansionBudget
     from ddilint.analyzer.cfg import CFG
-    from ddilint.analyzer.source import SourceText
 
 
 class Expr:
@@ -345,26 +346,6 @@ class RoleDecl:
     typedef: str
     start: int
     annotations: tuple[Annotation, ...] = ()
-
-
-_T = TypeVar("_T")
-
-
-def compact_pickle(cls: type[_T]) -> type[_T]:
-    """Pickle a frozen slotted dataclass as `(cls, field values)`.
-
-    The default for such classes (`__getstate__`/`__setstate__` from `dataclasses`) calls
-    `fields()` and `object.__setattr__` per field of every object, in Python: most of the
-    time a worker spends opening the project's summaries. The values go through `__init__`
-    again, so an object comes back equal to the one pickled.
-    """
-    get = attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
-
-    def reduce(self: _T) -> tuple[type[_T], tuple[Any, ...]]:
-        return cls, get(self)
-
-    cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
-    return cls
 
 
 class FunctionRef(NamedTuple):

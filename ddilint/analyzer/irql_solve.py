@@ -41,6 +41,11 @@ class Solution(NamedTuple):
     facts: tuple[tuple[int, Guard], ...]  # call index, what the tests of parameters say
 
 
+# What the walk carries: the state, the variables' states, the tests on the way.
+_Vars = frozenset[tuple[str, State]]
+_Flow = tuple[State, _Vars, Guard]
+
+
 def no_callee_exit(_ci: int) -> Sequence[Exit]:
     """The `callee_exit` of a function alone: no call changes the IRQL."""
     return ()
@@ -52,15 +57,13 @@ def solve_graph(g: IrqlGraph, callee_exit: CalleeExit) -> Solution:
     it tests one: `IrqlGraph.param_tests`). `callee_exit(ci)`: the exits of the project
     functions call `ci` reaches (none: the call leaves the IRQL as it is)."""
     states: dict[int, State] = {}
-    Vars = frozenset[tuple[str, State]]
-    entry_vars: Vars = frozenset()
-    Flow = tuple[State, Vars, Guard]
-    init: Flow = (ENTRY_STATE, entry_vars, NO_GUARD)
+    entry_vars: _Vars = frozenset()
+    init: _Flow = (ENTRY_STATE, entry_vars, NO_GUARD)
     succs: dict[int, list[tuple[int, int, int, str, bool, str]]] = {}
     for src, dst, lo, hi, key, truth, tested in g.edges:
         succs.setdefault(src, []).append((dst, lo, hi, key, truth, tested))
-    at: dict[int, Flow] = {g.entry: init}
-    out_state: dict[int, Flow] = {}
+    at: dict[int, _Flow] = {g.entry: init}
+    out_state: dict[int, _Flow] = {}
     work = deque([g.entry])
     visits: dict[int, int] = {}
     while work:
@@ -86,7 +89,7 @@ def solve_graph(g: IrqlGraph, callee_exit: CalleeExit) -> Solution:
             if not carried:
                 continue
             old = at.get(dst)
-            new: Flow = (carried, carried_vs, path) if old is None else (
+            new: _Flow = (carried, carried_vs, path) if old is None else (
                 _join(old[0], carried), _join_vars(old[1], carried_vs), old[2] & path)
             if old is None or new != old:
                 at[dst] = new

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.analyzer.preprocess import MacroDef
 
 _IDENT = re.compile(r"[A-Za-z_]\w*")
@@ -24,6 +25,7 @@ MAX_EXPANSION = 64 * 1024
 MAX_DEPTH = 8
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Expansion:
     """Expanded text and how to map its offsets back to the file."""

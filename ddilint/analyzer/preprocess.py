@@ -21,6 +21,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from ddilint.analyzer.pickling import compact_pickle
+
 _BLANK = bytes(b if b in (10, 13) else 32 for b in range(256))
 
 
@@ -66,6 +68,7 @@ def _word_starts(pattern: re.Pattern[bytes], scan: bytes | bytearray, pos: int =
             yield m
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Annotation:
     """A SAL annotation or decoration found in the source, e.g. `_IRQL_requires_max_`."""
@@ -76,6 +79,7 @@ class Annotation:
     end: int
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class MacroDef:
     """A `#define`: object-like when `params` is None, function-like otherwise."""
@@ -87,6 +91,7 @@ class MacroDef:
     variadic: bool = False
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Directive:
     """A recorded preprocessor line: `include` with its target, `pragma` with its text."""

@@ -36,6 +36,7 @@ from ddilint.analyzer.irql_solve import (
     solve_graph,
 )
 from ddilint.analyzer.mode import shared_folders
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.analyzer.summary import (
     ENTRY,
     Atom,
@@ -72,6 +73,7 @@ def _shared_dispatcher(sources: Sequence[RoleSource], major: str) -> bool:
     return any(r.major and not _same_major(r.major, major) for r in sources)
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class RoleSource:
     """Why a function has a role: a registration, a declaration, an annotation, config."""

@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ddilint.analyzer.ir import CallSite, Expr
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.knowledge import IrqlCondition, Routine, irql_rank
 
 _NULL_NAMES = frozenset({"NULL", "nullptr", "FALSE"})
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class MaxIrql:
     """The maximum IRQL documented for one call.

@@ -32,10 +32,10 @@ from ddilint.analyzer.ir import (
     FileIR,
     Function,
     FunctionRef,
-    compact_pickle,
     tested_name,
 )
 from ddilint.analyzer.mode import call_mode, own_mode
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.analyzer.preprocess import blank, int_value, split_macro_args
 from ddilint.knowledge import IRQL_ORDER, Knowledge, call_routines
 
@@ -186,6 +186,7 @@ class RoleDeclInfo(NamedTuple):
     column: int
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class FileSummary:
     """Everything the whole-program phase needs from one file."""

@@ -39,6 +39,7 @@ from typing import Protocol
 from ddilint.analyzer.cfg import Block, Edge, Element
 from ddilint.analyzer.dataflow import join_reached, solve
 from ddilint.analyzer.ir import CallSite, Decl, Expr, FileIR, Function
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.knowledge import Knowledge, Routine
 from ddilint.knowledge.constants import AttributesInitializer, Constants, load_constants
 
@@ -49,6 +50,7 @@ MAX_PARAM_DEPTH = 3  # caller levels followed for parameter values
 
 
 # -- values -------------------------------------------------------------------------------
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where a value was set: the defining expression's span and how it was set.
@@ -65,6 +67,7 @@ class Origin:
     expr: Expr | None = field(default=None, compare=False, hash=False)
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Bits:
     """One possible value as known bits: `ones` surely set, `zeros` surely clear."""
@@ -807,7 +810,7 @@ class FileValues:
         this object (`FileIR.dispose`): with those cycles broken the file's IR is freed as
         soon as it is dropped. The analysis is unusable after, as the IR is."""
         self._functions.clear()
-        del self.params
+        self.params = _NoCallers()
 
     def routine(self, name: str) -> Routine | None:
         """Knowledge about a called routine, unless the file defines a function of that name."""
@@ -905,6 +908,13 @@ class FileValues:
             elif hd.kind == "out":
                 out.extend(self._opens_of_def(hv, hd, depth + 1))
         return out
+
+
+class _NoCallers:
+    """The parameter source of a released analysis: it knows nothing."""
+
+    def param_values(self, fn: Function, index: int, depth: int) -> Values | None:
+        return None
 
 
 class _SameFileCallers:

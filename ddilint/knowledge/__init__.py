@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ddilint.analyzer.ir import FileIR
+from ddilint.analyzer.ir import FileIR  # for real, not for the checker: see ir.py
+from ddilint.analyzer.pickling import compact_pickle
 
 HERE = Path(__file__).resolve().parent
 ROUTINES_JSON = HERE / "routines.json"
@@ -44,6 +44,7 @@ def irql_rank(name: str | None) -> int | None:
     return IRQL_ORDER.get(name.strip())
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class IrqlEffect:
     """How a routine changes the IRQL of its caller.
@@ -62,6 +63,7 @@ class IrqlEffect:
     conditional: bool = False
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class IrqlCondition:
     """A lower documented maximum IRQL that holds when an argument has a certain value.
@@ -78,6 +80,7 @@ class IrqlCondition:
     null: bool = False
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Routine:
     """Everything ddilint knows about one routine, and where each fact comes from."""
@@ -134,6 +137,7 @@ class Routine:
         return f"argument {index + 1}"
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class RoleInfo:
     """What a function role means (RULES.md execution-context table): the IRQL range on
@@ -147,6 +151,7 @@ class RoleInfo:
     system: bool = False
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Registration:
     """A routine argument that registers a callback with a role."""
@@ -157,6 +162,7 @@ class Registration:
     otherwise: str = ""  # the role when that argument is not NULL
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Knowledge:
     """The routine table plus the role typedefs and lists rules share."""
@@ -236,8 +242,8 @@ _AS_STORED = frozenset(_ROUTINE_FIELDS - {"name", "irql", "params", "release", "
 def _routine_from(name: str, raw: Mapping[str, Any]) -> Routine:
     kwargs: dict[str, Any] = {k: v for k, v in raw.items() if k in _AS_STORED}
     params = raw.get("params")
-    if params:
-        kwargs["params"] = tuple((p["name"], p.get("direction", "")) for p in params)
+    if params:  # a page that names no direction stores null: ""
+        kwargs["params"] = tuple((p["name"], p.get("direction") or "") for p in params)
     for key in ("release", "compliance"):
         value = raw.get(key)
         if value:
@@ -270,7 +276,7 @@ def _apply_overlay(base: Routine | None, name: str, raw: Mapping[str, Any]) -> R
             )
             sources[key] = where
         elif key == "params":
-            changes[key] = tuple((p["name"], p.get("direction", "")) for p in value)
+            changes[key] = tuple((p["name"], p.get("direction") or "") for p in value)
             sources[key] = where
         elif key in ("max_irql", "min_irql") and value == "":
             changes[key] = None  # no bound that a call can be checked against

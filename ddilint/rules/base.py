@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 
 from ddilint.analyzer.context import UNKNOWN_CONTEXT, ExecutionContext
 from ddilint.analyzer.handle_attributes import handed_to_requester
-from ddilint.analyzer.ir import CallSite, FileIR, Function, compact_pickle
+from ddilint.analyzer.ir import CallSite, FileIR, Function
+from ddilint.analyzer.pickling import compact_pickle
 from ddilint.analyzer.project import Project
 from ddilint.analyzer.summary import CallInfo, summarize
 from ddilint.findings import Citation, Finding, Fix, Location, Severity, TextEdit, TraceStep
