@@ -214,8 +214,11 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
             next(m for m in row if m.name == name).seconds / row[0].seconds for row in rounds)
         for name in best}
     base = best["parse-only"].seconds
+    from ddilint import build  # the build `py -m ddilint` runs: this interpreter's
+
     print(f"corpus: {corpus}  files: {files}  MB: {mb:.1f}  cores: {os.cpu_count()}  "
-          f"jobs: {jobs if jobs is not None else 'default'}  best of {repeat}")
+          f"jobs: {jobs if jobs is not None else 'default'}  best of {repeat}  "
+          f"ddilint: {build()}")
     print(f"{'run':16} {'seconds':>8} {'cpu s':>8} {'MB/s':>8} {'peak RSS MB':>12} "
           f"{'x parse-only':>13} {'median ratio':>13}")
     for name, m in best.items():
@@ -228,6 +231,7 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
               "(edit: after the edit; same: run again, nothing changed)")
     return {
         "corpus": str(corpus), "files": files, "mb": round(mb, 2), "jobs": jobs,
+        "build": build(),
         "runs": {name: {"seconds": round(m.seconds, 3), "cpu": round(m.cpu, 3),
                         "mb_per_s": round(mb / m.seconds, 2),
                         "peak_rss_mb": round(m.peak_rss_mb, 1),

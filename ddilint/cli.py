@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ddilint import __version__
+from ddilint import __version__, build
 from ddilint.analyzer.budget import DEFAULT_FILE_TIMEOUT
 from ddilint.analyzer.engine import Options, RunResult, build_project, discover, run
 from ddilint.baseline import BaselineError, filter_baseline, write_baseline
@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check Windows kernel-driver C/C++ against the documented requirements "
                     "of kernel routines.",
     )
-    p.add_argument("--version", action="version", version=f"ddilint {__version__}")
+    p.add_argument("--version", action="version", version=f"ddilint {__version__} ({build()})")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="analyze files and folders")
     c.add_argument("paths", nargs="*", help="files or folders (default: .)")

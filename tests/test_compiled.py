@@ -1,0 +1,190 @@
+"""The compiled build (setup.py): a regular install with a C compiler at hand compiles the
+engine with mypyc. These tests build that wheel once, from this checkout, and hold it to
+the pure-Python build's results: the fixtures, the example driver, the deep and broken
+inputs of test_robustness, mutated fixtures, a cache filled and read again, and pickles.
+The rest of the suite runs the pure build (the editable install)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.test_robustness import DEEP
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _engine_modules() -> list[str]:
+    """The modules setup.py compiles."""
+    names = sorted(p.stem for p in (ROOT / "ddilint" / "analyzer").glob("*.py"))
+    return [f"ddilint.analyzer.{n}" if n != "__init__" else "ddilint.analyzer"
+            for n in names] + ["ddilint.knowledge"]
+
+
+def test_every_frozen_dataclass_of_the_engine_pickles_through_init() -> None:
+    # Compiled, a frozen dataclass cannot be unpickled by assigning its fields: each one
+    # pickles as (class, values) instead (`compact_pickle`).
+    checked = 0
+    for name in _engine_modules():
+        module = importlib.import_module(name)
+        for cls in vars(module).values():
+            if (isinstance(cls, type) and cls.__module__ == name
+                    and dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+                assert "__reduce__" in vars(cls), f"{name}.{cls.__name__}"
+                checked += 1
+    assert checked >= 20
+
+
+@pytest.fixture(scope="module")
+def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the compiled build of this checkout, for PYTHONPATH."""
+    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler here: an install is pure Python (the rest of the suite)")
+    tmp = tmp_path_factory.mktemp("compiled")
+    src = tmp / "src"
+    shutil.copytree(ROOT / "ddilint", src / "ddilint",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    env = {k: v for k, v in os.environ.items() if k != "DDILINT_PURE_PYTHON"}
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp / "dist"),
+         str(src)], capture_output=True, text=True, timeout=1500, env=env)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    wheel = next((tmp / "dist").glob("ddilint-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        compiled = [n for n in zf.namelist() if n.endswith((".so", ".pyd"))]
+    # With a compiler at hand, a build that fell back to pure Python is a defect.
+    assert len(compiled) > len(_engine_modules()), built.stderr[-4000:]
+    site = tmp / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True, timeout=300)
+    return site
+
+
+def _ddilint(site: Path | None, args: list[str], cwd: Path,
+             ) -> subprocess.CompletedProcess[str]:
+    """Run ddilint from the compiled build at `site`, or the pure one (None). The working
+    folder is never this checkout, whose sources would come first on the path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    return subprocess.run([sys.executable, "-m", "ddilint", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _findings(site: Path | None, paths: list[Path], cwd: Path,
+              *extra: str) -> list[dict[str, object]]:
+    proc = _ddilint(site, ["check", "--format", "json", "--isolated", *extra,
+                           *map(str, paths)], cwd)
+    assert proc.returncode in (0, 1), proc.stderr[-4000:]
+    out: list[dict[str, object]] = json.loads(proc.stdout)
+    return out
+
+
+def test_the_compiled_build_runs_compiled(compiled_site: Path, tmp_path: Path) -> None:
+    proc = _ddilint(compiled_site, ["--version"], tmp_path)
+    assert proc.stdout.strip().endswith("(compiled)"), proc.stdout + proc.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ddilint.analyzer.frontend as f; print(f.__file__)"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(compiled_site)},
+        capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip().startswith(str(compiled_site))
+    assert not probe.stdout.strip().endswith(".py")
+    assert _ddilint(None, ["--version"], tmp_path).stdout.strip().endswith("(pure Python)")
+
+
+def test_the_compiled_build_gives_the_pure_findings(compiled_site: Path, tmp_path: Path) -> None:
+    paths = [ROOT / "fixtures", ROOT / "examples"]
+    pure = _findings(None, paths, tmp_path, "--no-cache")
+    assert len(pure) > 300 and any(f["code"] == "DDI301" for f in pure)
+    assert _findings(compiled_site, paths, tmp_path, "--no-cache", "-j", "1") == pure
+    assert _findings(compiled_site, paths, tmp_path, "--no-cache", "-j", "2") == pure
+
+
+def test_the_compiled_build_fills_and_reads_its_cache(compiled_site: Path, tmp_path: Path,
+                                                      ) -> None:
+    # The cache holds pickles of the compiled classes: a warm run must read them back.
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    paths = [ROOT / "fixtures"]
+    cold = _findings(None, paths, tmp_path, "--no-cache")
+    assert _findings(compiled_site, paths, tmp_path, *cache) == cold
+    assert (tmp_path / "cache").exists()
+    assert _findings(compiled_site, paths, tmp_path, *cache) == cold
+    assert _findings(compiled_site, paths, tmp_path, *cache, "-j", "2") == cold
+
+
+def test_the_compiled_knowledge_and_summaries_pickle(compiled_site: Path, tmp_path: Path,
+                                                     ) -> None:
+    script = (
+        "import pickle\n"
+        "from ddilint.knowledge import load_knowledge\n"
+        "k = load_knowledge()\n"
+        "table = dict(k.routines.items())\n"
+        "again = pickle.loads(pickle.dumps(k.routines))\n"
+        "assert dict(again) == table, 'table'\n"
+        "assert pickle.loads(pickle.dumps(k)) == k, 'knowledge'\n"
+        "print(len(table))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(compiled_site)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert int(proc.stdout) > 1000
+
+
+def _broken_inputs(folder: Path) -> None:
+    """The deep inputs of test_robustness, bad encodings, and fixtures mutated at random
+    (a fixed seed): lines deleted, duplicated and swapped, bytes inserted."""
+    folder.mkdir()
+    for name, text in DEEP.items():
+        (folder / f"deep_{name}.c").write_text(text)
+    (folder / "utf16.c").write_bytes(codecs_utf16(DEEP["blocks"]))
+    (folder / "binary.c").write_bytes(bytes(range(256)) * 64)
+    (folder / "nul.c").write_bytes(b"VOID F(void)\n{\n    NtClose(h);\n\0\0\0 x = 1;\n}\n")
+    (folder / "comment.c").write_bytes(b"VOID F(void)\n{\n    NtClose(h);\n}\n/* never ends\n")
+    seeds = sorted((ROOT / "fixtures").rglob("*.c"))
+    rng = random.Random(7)
+    for i in range(150):
+        lines = rng.choice(seeds).read_bytes().split(b"\n")
+        for _ in range(rng.randint(1, 6)):
+            op = rng.randrange(4)
+            at = rng.randrange(len(lines))
+            if op == 0:
+                del lines[at]
+            elif op == 1:
+                lines.insert(at, lines[rng.randrange(len(lines))])
+            elif op == 2:
+                other = rng.randrange(len(lines))
+                lines[at], lines[other] = lines[other], lines[at]
+            else:
+                cut = rng.randrange(len(lines[at]) + 1)
+                lines[at] = lines[at][:cut] + rng.randbytes(rng.randint(1, 8)) + lines[at][cut:]
+            if not lines:
+                lines = [b""]
+        (folder / f"mutated_{i:03}.c").write_bytes(b"\n".join(lines))
+
+
+def codecs_utf16(text: str) -> bytes:
+    return b"\xff\xfe" + text.encode("utf-16-le")
+
+
+def test_the_compiled_build_survives_what_the_pure_one_survives(
+        compiled_site: Path, tmp_path: Path) -> None:
+    # Compiled frames are C frames: no RecursionError guards them, so every recursion in
+    # the engine must stop at its own limit. A crash would show here as a signal.
+    folder = tmp_path / "inputs"
+    _broken_inputs(folder)
+    pure = _findings(None, [folder], tmp_path, "--no-cache")
+    assert any(f["code"] == "DDI905" for f in pure)  # the deepest inputs are notices
+    assert _findings(compiled_site, [folder], tmp_path, "--no-cache", "-j", "2") == pure
