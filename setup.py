@@ -2,7 +2,8 @@
 
 Where a C compiler is at hand, `pip install .` compiles the analysis engine
 (`ddilint/analyzer/` and `ddilint/knowledge/__init__.py`) with mypyc, which turns the
-type-checked modules into C extensions: the per-file work runs about a fifth faster. The
+type-checked modules into C extensions: 10 to 17% less work in a batch run (the parse and
+tree-sitter's queries are native in both builds), a third less in the editor. The
 compiled modules sit beside their Python sources and give the same findings (the test
 suite builds the compiled package and compares). Nothing else changes: rules, plugins,
 the command line and the language server stay Python, and third-party rules subclass
