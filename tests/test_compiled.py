@@ -2,7 +2,8 @@
 engine with mypyc. These tests build that wheel once, from this checkout, and hold it to
 the pure-Python build's results: the fixtures, the example driver, the deep and broken
 inputs of test_robustness, mutated fixtures, a cache filled and read again, and pickles.
-The rest of the suite runs the pure build (the editable install)."""
+Two more builds check the way back to pure Python: a compiler that fails, and
+DDILINT_PURE_PYTHON=1. The rest of the suite runs the pure build (the editable install)."""
 
 from __future__ import annotations
 
@@ -45,27 +46,51 @@ def test_every_frozen_dataclass_of_the_engine_pickles_through_init() -> None:
     assert checked >= 20
 
 
-@pytest.fixture(scope="module")
-def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the compiled build of this checkout, for PYTHONPATH."""
-    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
-        pytest.skip("no C compiler here: an install is pure Python (the rest of the suite)")
-    tmp = tmp_path_factory.mktemp("compiled")
+def _build_wheel(tmp: Path, **env_changes: str) -> tuple[Path, list[str], str]:
+    """Build this checkout's wheel as pip does for a user; its path, the compiled modules
+    it holds, and pip's output."""
     src = tmp / "src"
     shutil.copytree(ROOT / "ddilint", src / "ddilint",
                     ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     env = {k: v for k, v in os.environ.items() if k != "DDILINT_PURE_PYTHON"}
+    env.update(env_changes)
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp / "dist"),
          str(src)], capture_output=True, text=True, timeout=1500, env=env)
-    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    log = built.stdout[-6000:] + built.stderr[-6000:]
+    assert built.returncode == 0, log
     wheel = next((tmp / "dist").glob("ddilint-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         compiled = [n for n in zf.namelist() if n.endswith((".so", ".pyd"))]
+        assert "ddilint/analyzer/frontend.py" in zf.namelist()
+    return wheel, compiled, built.stdout + built.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="CC=false names a Unix command")
+def test_a_failed_compile_installs_the_pure_package(tmp_path: Path) -> None:
+    # No compiler (here: one that always fails): the install goes on, pure Python.
+    _wheel, compiled, log = _build_wheel(tmp_path, CC="false")
+    assert compiled == []
+    assert "warning: ddilint: compiling the engine failed" in log
+
+
+def test_ddilint_pure_python_skips_the_compile(tmp_path: Path) -> None:
+    _wheel, compiled, log = _build_wheel(tmp_path, DDILINT_PURE_PYTHON="1")
+    assert compiled == []
+    assert "compiling the engine failed" not in log
+
+
+@pytest.fixture(scope="module")
+def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the compiled build of this checkout, for PYTHONPATH."""
+    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler here: an install is pure Python (the rest of the suite)")
+    tmp = tmp_path_factory.mktemp("compiled")
+    wheel, compiled, log = _build_wheel(tmp)
     # With a compiler at hand, a build that fell back to pure Python is a defect.
-    assert len(compiled) > len(_engine_modules()), built.stderr[-4000:]
+    assert len(compiled) > len(_engine_modules()), log[-4000:]
     site = tmp / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, timeout=300)
