@@ -20,10 +20,13 @@ def compact_pickle(cls: type[_T]) -> type[_T]:
     values go through `__init__` again, so an object comes back equal to the one pickled.
     Every frozen dataclass of the engine takes this decorator (a test checks).
     """
-    get = attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    if len(names) < 2:  # attrgetter of one name gives the value, not a tuple
+        raise TypeError(f"compact_pickle: {cls.__name__} needs two fields or more")
+    get = attrgetter(*names)
 
     def reduce(self: _T) -> tuple[type[_T], tuple[Any, ...]]:
-        return cls, get(self)  # (two fields or more: attrgetter gives a tuple)
+        return cls, get(self)
 
     cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
     return cls
