@@ -15,7 +15,7 @@ import operator
 import re
 import sys
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from sys import intern
 
@@ -132,6 +132,14 @@ _FILE_QUERY = {
 def query(lang: str, source: str) -> Query:
     """A compiled query (cached per language and text)."""
     return Query(language(lang), source)
+
+
+def prepare_queries(langs: Iterable[str]) -> None:
+    """Build the queries every file of these languages needs, now: a parallel run does it
+    before it forks, so that each worker does not build them again (0.06 s a process)."""
+    for lang in set(langs):
+        query(lang, _FILE_QUERY[lang])
+        query(lang, _ASSIGN_QUERY)
 
 
 def captures(lang: str, source: str, root: Node, ordered: bool = True) -> dict[str, list[Node]]:

@@ -38,6 +38,7 @@ from ddilint.analyzer.engine import (
     notice,
     read_and_facts,
 )
+from ddilint.analyzer.frontend import language_for, prepare_queries
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
 
@@ -105,6 +106,7 @@ def facts_in_parallel(
     unpickled took CPU time from the workers)."""
     queue = deque(batches(todo, sizes))
     knowledge.load()  # once, here: the forked workers share what this process read
+    prepare_queries(map(language_for, todo))  # likewise tree-sitter's compiled queries
     ctx = _context()
     conns: list[Connection] = []
     procs = []
