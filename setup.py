@@ -96,4 +96,5 @@ class MaybeCompiled(build_ext):
         return {k: v for k, v in mapping.items() if os.path.exists(v)}
 
 
-setup(distclass=BinaryDistribution, cmdclass={"build_ext": MaybeCompiled})
+if __name__ == "__main__":  # (setuptools runs this file as __main__; tests import it)
+    setup(distclass=BinaryDistribution, cmdclass={"build_ext": MaybeCompiled})

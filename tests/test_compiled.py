@@ -7,11 +7,12 @@ DDILINT_PURE_PYTHON=1. The rest of the suite runs the pure build (the editable i
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import importlib
+import importlib.util
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -19,17 +20,22 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, given, settings
 
+from tests.fuzz.mutations import mutated, seed_files
 from tests.test_robustness import DEEP
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _engine_modules() -> list[str]:
-    """The modules setup.py compiles."""
-    names = sorted(p.stem for p in (ROOT / "ddilint" / "analyzer").glob("*.py"))
-    return [f"ddilint.analyzer.{n}" if n != "__init__" else "ddilint.analyzer"
-            for n in names] + ["ddilint.knowledge"]
+    """The modules setup.py compiles, by name."""
+    spec = importlib.util.spec_from_file_location("ddilint_setup", ROOT / "setup.py")
+    assert spec is not None and spec.loader is not None
+    setup_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup_py)
+    paths: list[str] = setup_py.compiled_modules()
+    return [p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in paths]
 
 
 def test_every_frozen_dataclass_of_the_engine_pickles_through_init() -> None:
@@ -149,7 +155,7 @@ def test_the_compiled_build_fills_and_reads_its_cache(compiled_site: Path, tmp_p
     assert _findings(compiled_site, paths, tmp_path, *cache, "-j", "2") == cold
 
 
-def test_the_compiled_knowledge_and_summaries_pickle(compiled_site: Path, tmp_path: Path,
+def test_the_compiled_knowledge_pickles(compiled_site: Path, tmp_path: Path,
                                                      ) -> None:
     script = (
         "import pickle\n"
@@ -169,39 +175,32 @@ def test_the_compiled_knowledge_and_summaries_pickle(compiled_site: Path, tmp_pa
 
 
 def _broken_inputs(folder: Path) -> None:
-    """The deep inputs of test_robustness, bad encodings, and fixtures mutated at random
-    (a fixed seed): lines deleted, duplicated and swapped, bytes inserted."""
+    """The deep inputs of test_robustness, bad encodings, and mutated seeds (tests/fuzz)."""
     folder.mkdir()
     for name, text in DEEP.items():
         (folder / f"deep_{name}.c").write_text(text)
-    (folder / "utf16.c").write_bytes(codecs_utf16(DEEP["blocks"]))
+    (folder / "utf16.c").write_bytes(codecs.BOM_UTF16_LE + DEEP["blocks"].encode("utf-16-le"))
     (folder / "binary.c").write_bytes(bytes(range(256)) * 64)
     (folder / "nul.c").write_bytes(b"VOID F(void)\n{\n    NtClose(h);\n\0\0\0 x = 1;\n}\n")
     (folder / "comment.c").write_bytes(b"VOID F(void)\n{\n    NtClose(h);\n}\n/* never ends\n")
-    seeds = sorted((ROOT / "fixtures").rglob("*.c"))
-    rng = random.Random(7)
-    for i in range(150):
-        lines = rng.choice(seeds).read_bytes().split(b"\n")
-        for _ in range(rng.randint(1, 6)):
-            op = rng.randrange(4)
-            at = rng.randrange(len(lines))
-            if op == 0:
-                del lines[at]
-            elif op == 1:
-                lines.insert(at, lines[rng.randrange(len(lines))])
-            elif op == 2:
-                other = rng.randrange(len(lines))
-                lines[at], lines[other] = lines[other], lines[at]
-            else:
-                cut = rng.randrange(len(lines[at]) + 1)
-                lines[at] = lines[at][:cut] + rng.randbytes(rng.randint(1, 8)) + lines[at][cut:]
-            if not lines:
-                lines = [b""]
-        (folder / f"mutated_{i:03}.c").write_bytes(b"\n".join(lines))
+    for i, data in enumerate(_mutated_seeds(150)):
+        (folder / f"mutated_{i:03}.c").write_bytes(data)
 
 
-def codecs_utf16(text: str) -> bytes:
-    return b"\xff\xfe" + text.encode("utf-16-le")
+def _mutated_seeds(count: int) -> list[bytes]:
+    """`count` fixtures and examples mutated as the fuzz tests mutate them, the same ones
+    every run (derandomized)."""
+    seeds = [p.read_bytes() for p in seed_files()]
+    out: list[bytes] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate])
+    @given(mutated(seeds))
+    def collect(data: bytes) -> None:
+        out.append(data)
+
+    collect()
+    return out
 
 
 def test_the_compiled_build_survives_what_the_pure_one_survives(
