@@ -1,7 +1,8 @@
 """Benchmark: ddilint against a tree-sitter parse-only baseline, on the same files, in the
 same run.
 
-    python bench/bench.py CORPUS [--jobs N] [--repeat K] [--semgrep] [--pre-commit]
+    python bench/bench.py CORPUS [--jobs N] [--repeat K] [--semgrep [--semgrep-rule F]]
+                             [--pre-commit]
 
 The baseline parses every C/C++ file ddilint would analyze with tree-sitter, in one
 process, and does nothing else. ddilint runs every built-in rule, cold (no cache) and
@@ -10,7 +11,12 @@ installed package has it. `--pre-commit` also times what a pre-commit hook does 
 edit: `ddilint check --project FILE` on one edited file, the others' results cached. It
 edits a copy of the corpus (in a temporary folder), never the corpus: each round appends a
 comment to the C file of median size and times the run, then the run with nothing
-changed since. Each measurement runs in its own process; peak RSS is the sum
+changed since. `--semgrep` times Semgrep on the corpus with one rule (by default
+`semgrep_one_rule.yaml`, one pattern naming `ZwClose`), and on an empty folder: its
+start-up, the part of its time that does not grow with the corpus. Semgrep reads only the
+files that contain a word its pattern names (64 of the samples' 2,274 files contain
+`ZwClose`); ddilint reads every file, since a call anywhere may lead to a documented
+routine. Each measurement runs in its own process; peak RSS is the sum
 over the process and its workers, sampled from /proc (Linux), else the largest process.
 Timings on a busy machine are noisy: compare the ratios. Every measurement runs once per
 round (`--repeat` rounds), so each round's ratios are measured side by side; the table
@@ -142,7 +148,7 @@ def _edited_file(copy: Path) -> Path:
     return Path(cs[len(cs) // 2][1])
 
 
-def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
+def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool | Path,
               extra: list[str], pre_commit: bool = False) -> dict[str, object]:
     """Measure the baseline and ddilint cold and warm; returns a JSON-ready summary."""
     files, size = corpus_size(corpus)
@@ -156,16 +162,16 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
         ddilint += ["--jobs", str(jobs)]
     semgrep_argv: list[str] = []
     env = {**os.environ, "SEMGREP_ENABLE_VERSION_CHECK": "0"}
+    empty = Path(tempfile.mkdtemp(prefix="ddilint-bench-empty-"))
     if semgrep:
         exe = shutil.which("semgrep")
         if exe is None:
             raise SystemExit("--semgrep: no semgrep on PATH (pip install semgrep)")
-        rule = HERE / "semgrep_one_rule.yaml"
+        rule = semgrep if isinstance(semgrep, Path) else HERE / "semgrep_one_rule.yaml"
         semgrep_argv = [exe, "--config", str(rule), "--quiet", "--metrics=off", "--json",
                         "--output", os.devnull]
         if jobs is not None:
             semgrep_argv += ["--jobs", str(jobs)]
-        semgrep_argv.append(str(corpus))
     scratch = Path(tempfile.mkdtemp(prefix="ddilint-bench-copy-")) if pre_commit else None
     hook: list[str] = []
     edited: Path | None = None
@@ -193,7 +199,8 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
             row.append(measure("ddilint fill", ddilint))
             row.append(measure("ddilint warm", ddilint))
             if semgrep_argv:
-                row.append(measure("semgrep 1 rule", semgrep_argv, env))
+                row.append(measure("semgrep 1 rule", [*semgrep_argv, str(corpus)], env))
+                row.append(measure("semgrep start-up", [*semgrep_argv, str(empty)], env))
             if edited is not None:
                 with open(edited, "a", encoding="utf-8") as fh:
                     fh.write(f"\n// ddilint bench: edit {n + 1}\n")
@@ -202,6 +209,7 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool,
             rounds.append(row)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(empty, ignore_errors=True)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     best: dict[str, Measure] = {}
@@ -246,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", "-j", type=int, default=None, help="ddilint worker processes")
     ap.add_argument("--repeat", type=int, default=1, help="take the best of this many runs")
     ap.add_argument("--semgrep", action="store_true",
-                    help="also time Semgrep with one one-pattern rule (if installed)")
+                    help="also time Semgrep with one one-pattern rule, and its start-up")
+    ap.add_argument("--semgrep-rule", type=Path, metavar="FILE",
+                    help="the Semgrep rule file for --semgrep (default: semgrep_one_rule.yaml)")
     ap.add_argument("--pre-commit", action="store_true",
                     help="also time `check --project` on one edited file (in a copy)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this file")
@@ -254,7 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.corpus.is_dir():
         ap.error(f"not a folder: {args.corpus}")
-    summary = run_bench(args.corpus, args.jobs, args.repeat, args.semgrep, args.ddilint_args,
+    if args.semgrep_rule is not None and not args.semgrep_rule.is_file():
+        ap.error(f"not a file: {args.semgrep_rule}")
+    semgrep: bool | Path = args.semgrep
+    if args.semgrep and args.semgrep_rule is not None:
+        semgrep = args.semgrep_rule
+    elif args.semgrep_rule is not None:
+        ap.error("--semgrep-rule needs --semgrep")
+    summary = run_bench(args.corpus, args.jobs, args.repeat, semgrep, args.ddilint_args,
                         args.pre_commit)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")

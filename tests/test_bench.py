@@ -4,6 +4,7 @@ pre-commit rounds edit a copy, never the corpus."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,6 +37,34 @@ def test_bench_measures_every_row_and_leaves_the_corpus_alone(tmp_path: Path) ->
     assert summary["files"] == len([p for p in before if p.suffix in (".c", ".cpp")])
     assert {p: p.read_bytes() for p in corpus.rglob("*") if p.is_file()} == before
     assert not (corpus / ".git").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for Semgrep")
+def test_semgrep_runs_on_the_corpus_and_on_an_empty_folder(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in `semgrep` that writes down what it was asked to scan, and how many files
+    # that folder held.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "semgrep.log"
+    fake = bin_dir / "semgrep"
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import os, sys\n"
+                    "target = sys.argv[-1]\n"
+                    "rule = sys.argv[sys.argv.index('--config') + 1]\n"
+                    "n = sum(len(f) for _d, _s, f in os.walk(target))\n"
+                    f"open({str(log)!r}, 'a').write(f'{{rule}} {{n}}\\n')\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    corpus = tmp_path / "driver"
+    shutil.copytree(FIXTURES / "handle-leak", corpus)
+    rule = tmp_path / "rule.yaml"
+    rule.write_text("rules: []\n")
+    summary = _bench_module().run_bench(corpus, jobs=1, repeat=2, semgrep=rule, extra=[])
+    runs = summary["runs"]
+    assert {"semgrep 1 rule", "semgrep start-up"} <= set(runs)
+    files = sum(1 for p in corpus.rglob("*") if p.is_file())
+    assert log.read_text().split("\n")[:-1] == [f"{rule} {files}", f"{rule} 0"] * 2
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
