@@ -13,9 +13,9 @@ edits a copy of the corpus (in a temporary folder), never the corpus: each round
 comment to the C file of median size and times the run, then the run with nothing
 changed since. `--semgrep` times Semgrep on the corpus with one rule (by default
 `semgrep_one_rule.yaml`, one pattern naming `ZwClose`), and on an empty folder: its
-start-up, the part of its time that does not grow with the corpus. Semgrep reads only the
+start-up, the part of its time that does not grow with the corpus. Semgrep parses only the
 files that contain a word its pattern names (64 of the samples' 2,274 files contain
-`ZwClose`); ddilint reads every file, since a call anywhere may lead to a documented
+`ZwClose`); ddilint parses every file, since a call anywhere may lead to a documented
 routine. Each measurement runs in its own process; peak RSS is the sum
 over the process and its workers, sampled from /proc (Linux), else the largest process.
 Timings on a busy machine are noisy: compare the ratios. Every measurement runs once per
@@ -153,17 +153,9 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool | Path,
     """Measure the baseline and ddilint cold and warm; returns a JSON-ready summary."""
     files, size = corpus_size(corpus)
     mb = size / 1e6
-    _compile_package()
-    py = sys.executable
-    cache = Path(tempfile.mkdtemp(prefix="ddilint-bench-cache-"))
-    ddilint = [py, "-m", "ddilint", "check", str(corpus), "--quiet", "--format", "json",
-               "--output", os.devnull, "--cache-dir", str(cache), *extra]
-    if jobs is not None:
-        ddilint += ["--jobs", str(jobs)]
     semgrep_argv: list[str] = []
     env = {**os.environ, "SEMGREP_ENABLE_VERSION_CHECK": "0"}
-    empty = Path(tempfile.mkdtemp(prefix="ddilint-bench-empty-"))
-    if semgrep:
+    if semgrep:  # checked before any temporary folder is made
         exe = shutil.which("semgrep")
         if exe is None:
             raise SystemExit("--semgrep: no semgrep on PATH (pip install semgrep)")
@@ -172,6 +164,15 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool | Path,
                         "--output", os.devnull]
         if jobs is not None:
             semgrep_argv += ["--jobs", str(jobs)]
+    _compile_package()
+    py = sys.executable
+    cache = Path(tempfile.mkdtemp(prefix="ddilint-bench-cache-"))
+    # Semgrep's start-up is timed on this empty folder.
+    empty = Path(tempfile.mkdtemp(prefix="ddilint-bench-empty-")) if semgrep_argv else None
+    ddilint = [py, "-m", "ddilint", "check", str(corpus), "--quiet", "--format", "json",
+               "--output", os.devnull, "--cache-dir", str(cache), *extra]
+    if jobs is not None:
+        ddilint += ["--jobs", str(jobs)]
     scratch = Path(tempfile.mkdtemp(prefix="ddilint-bench-copy-")) if pre_commit else None
     hook: list[str] = []
     edited: Path | None = None
@@ -200,6 +201,7 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool | Path,
             row.append(measure("ddilint warm", ddilint))
             if semgrep_argv:
                 row.append(measure("semgrep 1 rule", [*semgrep_argv, str(corpus)], env))
+                assert empty is not None
                 row.append(measure("semgrep start-up", [*semgrep_argv, str(empty)], env))
             if edited is not None:
                 with open(edited, "a", encoding="utf-8") as fh:
@@ -209,7 +211,8 @@ def run_bench(corpus: Path, jobs: int | None, repeat: int, semgrep: bool | Path,
             rounds.append(row)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-        shutil.rmtree(empty, ignore_errors=True)
+        if empty is not None:
+            shutil.rmtree(empty, ignore_errors=True)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     best: dict[str, Measure] = {}

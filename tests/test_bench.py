@@ -67,6 +67,18 @@ def test_semgrep_runs_on_the_corpus_and_on_an_empty_folder(tmp_path: Path,
     assert log.read_text().split("\n")[:-1] == [f"{rule} {files}", f"{rule} 0"] * 2
 
 
+def test_semgrep_missing_stops_before_any_temporary_folder(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    with pytest.raises(SystemExit, match="no semgrep on PATH"):
+        _bench_module().run_bench(FIXTURES / "handle-leak", jobs=1, repeat=1, semgrep=True,
+                                  extra=[])
+    assert list(temp.iterdir()) == []
+
+
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
 def test_instruction_counts_give_a_forked_process_only_its_own_work(tmp_path: Path) -> None:
     # Callgrind hands a forked child a copy of its counters: without the dump before the
