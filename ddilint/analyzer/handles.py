@@ -1096,8 +1096,11 @@ class _FileAnalysis:
                 facts.sites += 1
                 got = self.run_site(fn, site, collect=True)
                 if got is None:
-                    facts.given_up.append(
-                        (fn.name_start, f"{fn.qualname}: `{site.var}` has too many paths"))
+                    # Once per variable: a generated function opening thousands of handles
+                    # in one variable gave as many notices, all on the function's name.
+                    why = (fn.name_start, f"{fn.qualname}: `{site.var}` has too many paths")
+                    if why not in facts.given_up:
+                        facts.given_up.append(why)
                     continue
                 exit_worlds, an, cfg = got
                 for kind, offset, callee, rel, var in an.sink or []:
