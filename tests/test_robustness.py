@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from ddilint.analyzer.engine import FileResult, Options, analyze_bytes, discover, run
-from ddilint.analyzer.source import decode_bytes
+from ddilint.analyzer.frontend import parse_file
+from ddilint.analyzer.source import SourceText, decode_bytes
+from ddilint.analyzer.values import MAX_REACHING_DEFS, file_values
 from ddilint.cli import main
 from ddilint.findings import Finding, Severity
 from ddilint.knowledge import Knowledge
@@ -242,6 +244,47 @@ class Endless(Rule):
                 n += 1
             except Exception:
                 n = 0
+
+
+def _generated_chain(n: int) -> str:
+    """A generated function: `n` blocks in a row, each storing a status in `status` and a
+    handle in `k`, then one plain call whose attributes lack OBJ_KERNEL_HANDLE."""
+    blocks = "".join(
+        f"    if (which == {i}) {{ status = ZwOpenKey(&k, KEY_READ, &oa); "
+        "if (NT_SUCCESS(status)) { ZwClose(k); } }\n" for i in range(n))
+    return ("#include <ntifs.h>\n"
+            "NTSTATUS Generated(ULONG which, HANDLE Process, PHANDLE Token)\n{\n"
+            "    NTSTATUS status = STATUS_SUCCESS;\n"
+            "    OBJECT_ATTRIBUTES oa;\n"
+            "    HANDLE k;\n"
+            "    InitializeObjectAttributes(&oa, NULL, OBJ_KERNEL_HANDLE, NULL, NULL);\n"
+            + blocks +
+            "    status = ZwOpenProcessTokenEx(Process, TOKEN_QUERY, 0, Token);\n"
+            "    return status;\n}\n")
+
+
+def test_many_definitions_of_one_variable_stop_being_followed_with_one_notice(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    # Every join of the chain reached the one after it with all the definitions of
+    # `status` and `k` before it: sets that grew as the square of the function.
+    n = MAX_REACHING_DEFS + 100
+    fir = parse_file(SourceText("gen.c", _generated_chain(n), "utf-8"))
+    fv = file_values(fir, knowledge).function(fir.functions[0])
+    sizes = [len(defs) for state in fv.before.values() if state for defs in state.values()]
+    assert max(sizes) == MAX_REACHING_DEFS  # the chain reaches the limit, never passes it
+    assert set(fv.too_many) == {"status", "k"}
+    res = analyze(_generated_chain(n).encode(), builtin_rules, knowledge, path="gen.c")
+    notes = [f.message for f in res.findings if f.code == "DDI905"]
+    assert notes == [
+        "handles not checked in Generated: `k` has too many paths",  # once, not once a block
+        f"values not followed in Generated: `status` has more than {MAX_REACHING_DEFS} "
+        "definitions that reach one place",
+        f"values not followed in Generated: `k` has more than {MAX_REACHING_DEFS} "
+        "definitions that reach one place",
+    ]
+    # What the limit does not touch is still checked: the call after the chain.
+    assert [(f.code, f.location.line) for f in res.findings if f.code != "DDI905"] == [
+        ("DDI101", n + 8)]
 
 
 def test_a_failing_rule_becomes_a_notice_and_the_others_run(

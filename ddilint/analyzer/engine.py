@@ -390,20 +390,22 @@ def internal_error(path: str, stage: str, exc: BaseException, options: Options) 
 
 
 def limit_notices(fir: FileIR) -> list[Finding]:
-    """DDI905 notices for the frontend limits a file ran into."""
+    """DDI905 notices for the limits a file ran into: the frontend's, and those of the
+    analyses its rules ran (`FileIR.limits`)."""
     budget = fir.expansion_budget
     out: list[Finding] = []
-    if budget is None:
-        return out
-    if budget.exhausted_at is not None:
+    if budget is not None and budget.exhausted_at is not None:
         line, column = fir.position(budget.exhausted_at)
         out.append(notice("DDI905", fir.path, "macro expansions in this file went over their "
                           "budget from here on; calls written through later macro uses are not "
                           "analyzed", line, column))
-    if budget.deep_at is not None:
+    if budget is not None and budget.deep_at is not None:
         line, column = fir.position(budget.deep_at)
         out.append(notice("DDI905", fir.path, f"code nested more than {MAX_DEPTH} levels deep "
                           "is not analyzed from here on", line, column))
+    for offset, what in fir.limits:
+        line, column = fir.position(offset)
+        out.append(notice("DDI905", fir.path, what, line, column))
     return out
 
 

@@ -47,6 +47,11 @@ MASK = 0xFFFFFFFF
 MAX_VALUES = 32  # more possible values than this are merged into one (their common bits)
 MAX_DEPTH = 24  # nesting of definitions followed while evaluating
 MAX_PARAM_DEPTH = 3  # caller levels followed for parameter values
+# Definitions of one variable that reach one place. Past this many the variable's value
+# there is unknown: a function of thousands of `if (...) { x = ...; }` in a row (generated
+# code) gave every join of the chain a set of all the definitions before it, which grew as
+# the square of the function (8 GB for 60,000 of them).
+MAX_REACHING_DEFS = 512
 
 
 # -- values -------------------------------------------------------------------------------
@@ -209,7 +214,8 @@ class Def:
     (an OBJECT_ATTRIBUTES initializer; `rhs` its attributes argument, `call` the call),
     out (its address given to `call` as argument `arg_index`), clobber (changed in a way not
     followed), param (parameter `arg_index` at entry), entry (value from before the
-    function: unknown)."""
+    function: unknown), many (one of more definitions than are followed: unknown,
+    `FunctionValues.many_defs`)."""
 
     var: str
     kind: str
@@ -364,6 +370,9 @@ class FunctionValues(_Scope):
         self.escaped: set[str] = set()
         self._events: dict[int, list[Event]] = {}
         self._entry_defs: dict[str, Def] = {}
+        # Per variable that had too many definitions reaching one place: the one
+        # definition that stands for all of them from there on (its value is unknown).
+        self.too_many: dict[str, frozenset[Def]] = {}
         self._memo: dict[int, Values] = {}
         self._active: set[int] = set()
         cfg = fn.cfg
@@ -430,6 +439,19 @@ class FunctionValues(_Scope):
         if d is None:
             d = self._entry_defs[var] = Def(var, "entry", self.fn.body_start, self.fn.body_start)
         return d
+
+    def many_defs(self, var: str) -> frozenset[Def]:
+        """The definitions of `var` where more than `MAX_REACHING_DEFS` reach one place: one
+        of unknown value, which absorbs every other (the first time, a DDI905 notice)."""
+        got = self.too_many.get(var)
+        if got is None:
+            fn = self.fn
+            got = self.too_many[var] = frozenset(
+                {Def(var, "many", fn.body_start, fn.body_start)})
+            self.owner.fir.limits[(fn.name_start, (
+                f"values not followed in {fn.qualname}: `{var}` has more than "
+                f"{MAX_REACHING_DEFS} definitions that reach one place"))] = None
+        return got
 
     def tracked(self, var: str) -> bool:
         return _base(var) in self.locals
@@ -720,17 +742,27 @@ class _ReachingDefs:
 
     def _merge(self, a: dict[str, frozenset[Def]], b: dict[str, frozenset[Def]]
                ) -> dict[str, frozenset[Def]]:
+        fv = self.fv
         out = dict(a)
         for var, defs in b.items():
             mine = out.get(var)
             if mine is None:
-                out[var] = defs | {self.fv.entry_def(var)}
+                out[var] = self._capped(var, defs | {fv.entry_def(var)})
             elif mine is not defs:
-                out[var] = mine | defs
+                out[var] = self._capped(var, mine | defs)
         for var in a:
             if var not in b:
-                out[var] = out[var] | {self.fv.entry_def(var)}
+                out[var] = self._capped(var, out[var] | {fv.entry_def(var)})
         return out
+
+    def _capped(self, var: str, defs: frozenset[Def]) -> frozenset[Def]:
+        """`defs`, or the one unknown definition once they are too many (`many_defs`)."""
+        many = self.fv.too_many.get(var)
+        if many is not None and not many.isdisjoint(defs):
+            return many
+        if len(defs) > MAX_REACHING_DEFS:
+            return self.fv.many_defs(var)
+        return defs
 
     def transfer(self, element: Element, state: State) -> State:
         if state is None:
