@@ -8,12 +8,15 @@ import codecs
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from ddilint.analyzer.budget import BudgetExceeded, time_budget
+from ddilint.analyzer.dataflow import CHECK_MASK
 from ddilint.analyzer.engine import FileResult, Options, analyze_bytes, discover, run
 from ddilint.analyzer.frontend import parse_file
 from ddilint.analyzer.source import SourceText, decode_bytes
@@ -285,6 +288,31 @@ def test_many_definitions_of_one_variable_stop_being_followed_with_one_notice(
     # What the limit does not touch is still checked: the call after the chain.
     assert [(f.code, f.location.line) for f in res.findings if f.code != "DDI905"] == [
         ("DDI101", n + 8)]
+
+
+def test_the_solver_keeps_to_the_time_budget_where_no_timer_interrupts(
+        knowledge: Knowledge) -> None:
+    # A thread has no interval timer (nor has Windows, nor compiled code before a rule runs
+    # Python again): the solver itself looks at the budget as it goes.
+    fir = parse_file(SourceText("gen.c", _generated_chain(600), "utf-8"))
+    fn = fir.functions[0]
+    assert len(fn.cfg.blocks) > 2 * (CHECK_MASK + 1)  # visits enough to look at the budget
+    got: list[BaseException | None] = []
+
+    def work() -> None:
+        try:
+            with time_budget(0.01):
+                time.sleep(0.05)
+                file_values(fir, knowledge).function(fn)  # solves the reaching definitions
+            got.append(None)
+        except BudgetExceeded as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert len(got) == 1 and isinstance(got[0], BudgetExceeded)
+    file_values(fir, knowledge).function(fn)  # no budget in force: it runs to the end
 
 
 def test_a_failing_rule_becomes_a_notice_and_the_others_run(

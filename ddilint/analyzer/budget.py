@@ -44,6 +44,20 @@ class Deadline:
             raise BudgetExceeded
 
 
+# The deadlines of the time budgets in force, per thread, innermost last (`checkpoint`).
+_ACTIVE: dict[int, list[Deadline]] = {}
+
+
+def checkpoint() -> None:
+    """Raise `BudgetExceeded` when the innermost time budget in force in this thread has run
+    out. The engine's long loops call it now and then (`dataflow.solve`): compiled
+    (setup.py) the engine runs no bytecode, so the interval timer's handler waits for the
+    next Python code a rule runs, and in a thread or on Windows there is no timer."""
+    stack = _ACTIVE.get(threading.get_ident())
+    if stack and time.perf_counter() > stack[-1].at:
+        raise BudgetExceeded
+
+
 def _can_use_alarm() -> bool:
     return hasattr(signal, "setitimer") and (
         threading.current_thread() is threading.main_thread()
@@ -56,27 +70,39 @@ def time_budget(seconds: float) -> Iterator[Deadline]:
 
     In the main thread of a POSIX process an interval timer interrupts Python code wherever
     it is; elsewhere (Windows, an editor's worker thread) the body must call
-    `Deadline.check` between steps. A budget of 0 or less means no limit.
+    `Deadline.check` between steps, and the engine's long loops call `checkpoint`
+    everywhere. A budget of 0 or less means no limit.
     """
     deadline = Deadline(seconds)
-    if seconds <= 0 or not _can_use_alarm():
+    if seconds <= 0:
         yield deadline
         return
-    armed = [True]
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        if armed[0]:
-            armed[0] = False
-            raise BudgetExceeded
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    ident = threading.get_ident()
+    stack = _ACTIVE.setdefault(ident, [])
+    stack.append(deadline)
     try:
-        yield deadline
+        if not _can_use_alarm():
+            yield deadline
+            return
+        armed = [True]
+
+        def on_alarm(signum: int, frame: FrameType | None) -> None:
+            if armed[0]:
+                armed[0] = False
+                raise BudgetExceeded
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield deadline
+        finally:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     finally:
-        armed[0] = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        stack.pop()
+        if not stack:
+            del _ACTIVE[ident]
 
 
 class ExpansionBudget:

@@ -13,11 +13,14 @@ import heapq
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from ddilint.analyzer.budget import checkpoint
 from ddilint.analyzer.cfg import CFG, Block, Edge, Element
 
 S = TypeVar("S")
 
 MAX_VISITS_PER_BLOCK = 64
+# The solver looks at the file's time budget every 1,024 block visits (a mask of the count).
+CHECK_MASK = 1023
 
 T = TypeVar("T")
 
@@ -108,7 +111,11 @@ def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True,
     # (first-in first-out visited a join once per branch as each arrived).
     work = [rank[cfg.entry.id]]  # ranks: a block is order[its rank]
     queued = {cfg.entry.id}
+    steps = 0
     while work:
+        steps += 1
+        if not steps & CHECK_MASK:
+            checkpoint()  # the file's time budget (`budget.checkpoint`)
         block = order[heapq.heappop(work)]
         queued.discard(block.id)
         visits[block.id] = visits.get(block.id, 0) + 1
