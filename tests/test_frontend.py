@@ -640,3 +640,31 @@ def test_a_statement_given_whole_to_a_macro_reads_as_its_argument() -> None:
     assert b"for (;;)" in view and b"for (n = 0; n < 2;)" in view
     assert len(view) == len(text)
     assert b";)" in preprocess(text).view  # not an edit a readable file needs
+
+
+def test_every_name_of_a_long_table_knows_its_place_in_it() -> None:
+    # Each element of a list is placed once per list, not once per name in it (a table of
+    # 5,000 callbacks read its list 5,000 times).
+    n = 300
+    handlers = "".join(f"NTSTATUS OnIrp{i}(PIRP Irp) {{ return 0; }}\n" for i in range(n))
+    table = "".join(f"    OnIrp{i},\n" for i in range(n))
+    pairs = "".join(f"    [{i}] = OnIrp{i},\n" for i in range(3))
+    calls = ", ".join(f"OnIrp{i}" for i in range(n))
+    fir = parse_text(f"""{handlers}
+PDRIVER_DISPATCH Table[] = {{
+{table}}};
+PDRIVER_DISPATCH Sparse[] = {{
+{pairs}}};
+void Wire(void) {{
+    Register({calls});
+}}
+""")
+    table_refs = [r for r in fir.refs if r.kind == "init" and not r.key]
+    assert [(r.name, r.index) for r in table_refs] == [(f"OnIrp{i}", str(i)) for i in range(n)]
+    assert {r.args for r in table_refs} == {tuple(f"OnIrp{i}" for i in range(8))}
+    assert {r.type_text for r in table_refs} == {"PDRIVER_DISPATCH Table[] ="}
+    sparse = [(r.name, r.key, r.index, r.args) for r in fir.refs if r.key]
+    firsts = ("[0] = OnIrp0", "[1] = OnIrp1", "[2] = OnIrp2")
+    assert sparse == [(f"OnIrp{i}", f"[{i}]", str(i), firsts) for i in range(3)]
+    args = [(r.name, r.callee, r.index) for r in fir.refs if r.kind == "arg"]
+    assert args == [(f"OnIrp{i}", "Register", str(i)) for i in range(n)]

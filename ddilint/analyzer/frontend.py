@@ -160,8 +160,11 @@ _START = operator.attrgetter("start_byte")
 _CALL_ORDER = operator.attrgetter("name_start", "start")
 _OFFSET = operator.attrgetter("offset")
 _ANNOTATION_START = operator.attrgetter("start")
-# Argument list id -> its callee, its arguments and their short texts (see _function_refs).
-_ArgLists = dict[int, tuple[str, list[Node], tuple[str, ...]]]
+# Argument list id -> its callee, each argument's place by node id, and the arguments'
+# short texts; initializer list id -> each element's place by node id, the first elements'
+# texts, and the declared type (see _function_refs).
+_ArgLists = dict[int, tuple[str, dict[int, int], tuple[str, ...]]]
+_InitLists = dict[int, tuple[dict[int, int], tuple[str, ...], str]]
 
 
 def _document_order(node: Node) -> tuple[int, int, int]:
@@ -573,6 +576,7 @@ class _FileBuilder:
         seen: set[int] = set()
         # Argument list id -> its callee and argument texts, shared by every name in it.
         calls: _ArgLists = {}
+        rows: _InitLists = {}
         # Function index -> the names its parameters and its blocks declare as variables.
         local_names = [{p.name for p in f.params} for f in functions]
         for decl in caps.get("local", []):
@@ -616,7 +620,7 @@ class _FileBuilder:
             if qualified is None and i >= 0 and name in local_names[i]:
                 continue  # a parameter or local variable shadows any function of that name
             refs = _function_refs(anchor, name, src, functions[i].qualname if i >= 0 else "",
-                                  calls)
+                                  calls, rows)
             if innermost is not None:
                 scope = _scope_class(innermost, src)
                 refs = [r._replace(scope=scope) for r in refs]
@@ -710,10 +714,12 @@ _ROLE_TYPEDEF = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 def _function_refs(
     node: Node, name: str, src: Verbatim, enclosing: str,
-    calls: _ArgLists | None = None,
+    calls: _ArgLists | None = None, rows: _InitLists | None = None,
 ) -> list[FunctionRef]:
-    """Where a name used as a value goes (see `FunctionRef`). `calls` memoizes what an
-    argument list tells (callee, arguments, their short texts) for its other names."""
+    """Where a name used as a value goes (see `FunctionRef`). `calls` and `rows` memoize
+    what an argument list or an initializer list tells (callee or type, the places of its
+    elements, their short texts) for its other names: read again for each name, a table of
+    5,000 callbacks took 11 s."""
     child = node
     p = node.parent
     steps = 0
@@ -740,12 +746,12 @@ def _function_refs(
             args = [c for c in p.named_children if c.type != "comment"]
             # Short literal-like arguments only (`NULL`, `0`, names): what registrations
             # test.
-            known = (callee or "", args, tuple(_short_arg(a, src) for a in args))
+            known = (callee or "", {a.id: i for i, a in enumerate(args)},
+                     tuple(_short_arg(a, src) for a in args))
             if calls is not None:
                 calls[p.id] = known
-        callee_name, args, texts = known
-        cid = child.id
-        index = next((i for i, a in enumerate(args) if a.id == cid), -1)
+        callee_name, places, texts = known
+        index = places.get(child.id, -1)
         return [FunctionRef(name, off, "arg", index=str(index), callee=callee_name,
                             args=texts, enclosing=enclosing)]
     if t == "assignment_expression":
@@ -771,22 +777,33 @@ def _function_refs(
             key = "".join(src.text(designator).split()) if designator is not None else ""
             row = p.parent if p.parent is not None else p
             child = p
-        elems = [c for c in row.named_children if c.type != "comment"]
-        index = next((i for i, a in enumerate(elems) if a.id == child.id), -1)
-        texts = tuple(" ".join(src.text(a).split())[:60] for a in elems[:8])
-        outer = row.parent
-        depth = 0
-        while outer is not None and outer.type not in ("init_declarator",) and depth < 6:
-            outer = outer.parent
-            depth += 1
-        type_text = ""
-        if outer is not None and outer.type == "init_declarator" and outer.parent is not None:
-            value = outer.child_by_field_name("value")
-            type_text = _text_between(src.view, src.start(outer.parent),
-                                      src.start(value) if value is not None else src.end(outer))
-        return [FunctionRef(name, off, "init", key=key, index=str(index), args=texts,
-                            type_text=type_text, enclosing=enclosing)]
+        facts = rows.get(row.id) if rows is not None else None
+        if facts is None:
+            facts = _init_list(row, src)
+            if rows is not None:
+                rows[row.id] = facts
+        places, texts, type_text = facts
+        return [FunctionRef(name, off, "init", key=key, index=str(places.get(child.id, -1)),
+                            args=texts, type_text=type_text, enclosing=enclosing)]
     return [FunctionRef(name, off, "other", enclosing=enclosing)]
+
+
+def _init_list(row: Node, src: Verbatim) -> tuple[dict[int, int], tuple[str, ...], str]:
+    """An initializer list's elements' places by node id, the texts of its first eight,
+    and the type of the variable it initializes (within six levels of nesting)."""
+    elems = [c for c in row.named_children if c.type != "comment"]
+    texts = tuple(" ".join(src.text(a).split())[:60] for a in elems[:8])
+    outer = row.parent
+    depth = 0
+    while outer is not None and outer.type not in ("init_declarator",) and depth < 6:
+        outer = outer.parent
+        depth += 1
+    type_text = ""
+    if outer is not None and outer.type == "init_declarator" and outer.parent is not None:
+        value = outer.child_by_field_name("value")
+        type_text = _text_between(src.view, src.start(outer.parent),
+                                  src.start(value) if value is not None else src.end(outer))
+    return {a.id: i for i, a in enumerate(elems)}, texts, type_text
 
 
 def _scope_class(qualified: Node, src: Verbatim) -> str:
