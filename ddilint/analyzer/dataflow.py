@@ -111,11 +111,14 @@ def solve(cfg: CFG, analysis: Analysis[S], exceptional: bool = True,
     # (first-in first-out visited a join once per branch as each arrived).
     work = [rank[cfg.entry.id]]  # ranks: a block is order[its rank]
     queued = {cfg.entry.id}
+    # The file's time budget (`budget.checkpoint`), at the start (many small solves, each
+    # of a helper of the last) and every 1,024 visits (one large one).
+    checkpoint()
     steps = 0
     while work:
         steps += 1
         if not steps & CHECK_MASK:
-            checkpoint()  # the file's time budget (`budget.checkpoint`)
+            checkpoint()
         block = order[heapq.heappop(work)]
         queued.discard(block.id)
         visits[block.id] = visits.get(block.id, 0) + 1
