@@ -46,6 +46,10 @@ MAX_TRACE_NODES = 4000
 # World steps one file may take (the largest file of Windows-driver-samples needs 75,000):
 # past it the remaining sites are given up, so no file costs more than a few seconds.
 MAX_STEPS_PER_FILE = 300_000
+# Helpers a handle is followed into, one inside another (a handle passed down a chain of
+# helpers). A helper deeper than this is taken to keep the handle, and a DDI905 notice says
+# so: a chain of 20,000 generated helpers recursed into each until the interpreter's limit.
+MAX_HELPER_DEPTH = 32
 
 # NTSTATUS constants for which NT_SUCCESS is true (severity success or informational).
 # Every other STATUS_ name a driver writes is taken as a failure code.
@@ -891,6 +895,8 @@ class _FileAnalysis:
                 self.handle_calls.setdefault(id(c.function), []).append((c, r))
         self.summaries: dict[tuple[str, int], str] = {}
         self.in_progress: set[tuple[str, int]] = set()
+        # (offset, why) of the first helper not followed, deeper than MAX_HELPER_DEPTH.
+        self.too_deep: dict[tuple[int, str], None] = {}
         self.shapes: dict[int, _FunctionShape] = {}
         self.steps = 0  # world steps taken in this file (bounded by MAX_STEPS_PER_FILE)
 
@@ -960,6 +966,14 @@ class _FileAnalysis:
             # uses the handle; a body that also releases or stores it still comes out as
             # "release"/"escape" from its other paths, or mixed, which is "escape".
             return "borrow"
+        if len(self.in_progress) >= MAX_HELPER_DEPTH:
+            # Not kept in `summaries`: from a shallower call the helper is followed. Said
+            # once a file, where it first happens (a chain of helpers cuts every 32 of them).
+            fn = self.defined[name][0]
+            if not self.too_deep:
+                self.too_deep[(fn.name_start, f"{fn.qualname}: a handle passed down more "
+                               f"than {MAX_HELPER_DEPTH} helpers is not followed")] = None
+            return "escape"
         self.in_progress.add(key)
         results: set[str] = set()
         for fn in self.defined.get(name, []):
@@ -1114,6 +1128,7 @@ class _FileAnalysis:
                 leak = self.leak_of(fn, site, an, cfg, exit_worlds)
                 if leak is not None:
                     facts.leaks.append(leak)
+        facts.given_up.extend(why for why in self.too_deep if why not in facts.given_up)
         facts.misuses.sort(key=lambda m: m.offset)
         return facts
 
