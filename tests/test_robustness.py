@@ -20,6 +20,7 @@ from ddilint.analyzer.dataflow import CHECK_MASK
 from ddilint.analyzer.engine import FileResult, Options, analyze_bytes, discover, run
 from ddilint.analyzer.frontend import parse_file
 from ddilint.analyzer.handles import MAX_HELPER_DEPTH
+from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL
 from ddilint.analyzer.source import SourceText, decode_bytes
 from ddilint.analyzer.values import MAX_REACHING_DEFS, file_values
 from ddilint.cli import main
@@ -339,6 +340,22 @@ def test_a_handle_passed_down_a_long_chain_of_helpers_is_followed_so_far(
     assert [f.message for f in long.findings if f.code.startswith("DDI9")] == [
         f"handles not checked in Pass{MAX_HELPER_DEPTH + 1}: a handle passed down more than "
         f"{MAX_HELPER_DEPTH} helpers is not followed"]
+
+
+def test_a_long_call_chain_is_told_by_its_ends(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    # Every function of the chain runs at DISPATCH_LEVEL and closes a handle: each finding
+    # told its whole way from the DPC, and 2,000 of them wrote a 300 MB report.
+    n = 40
+    res = analyze(_helper_chain(n).encode(), builtin_rules, knowledge)
+    irql = [f for f in res.findings if f.code == "DDI301"]
+    assert len(irql) == n + 1
+    deepest = max(irql, key=lambda f: len(f.trace))
+    left_out = n + 1 - STORY_HEAD - STORY_TAIL
+    assert f" -> Pass{STORY_HEAD - 2} (" in deepest.message
+    assert f" -> ... {left_out} more calls ... -> Pass{n - STORY_TAIL + 1} (" in deepest.message
+    assert deepest.message.endswith(f" -> Pass{n} (drv.c:{2 * n + 2})")  # called by Pass{n-1}
+    assert len(deepest.trace) == 1 + STORY_HEAD + STORY_TAIL
 
 
 def test_a_failing_rule_becomes_a_notice_and_the_others_run(

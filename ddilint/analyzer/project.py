@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from ddilint.analyzer.context import ExecutionContext, irql_name
 from ddilint.analyzer.ir import CallSite, FileIR, Function
@@ -50,9 +50,15 @@ from ddilint.analyzer.summary import (
 from ddilint.findings import Location, TraceStep
 from ddilint.knowledge import Knowledge, RoleInfo
 
+_T = TypeVar("_T")
 _NO_STATES: dict[int, State] = {}
 _NO_FACTS: dict[int, Guard] = {}
 MAX_ROUNDS = 200
+# Calls a story (a finding's message and trace) shows from its entry down to the function:
+# the first STORY_HEAD and the last STORY_TAIL, the others counted. A chain of 2,000
+# generated functions, each with a finding, wrote every chain whole: a 300 MB report.
+STORY_HEAD = 4
+STORY_TAIL = 12
 
 _NULLS = frozenset({"NULL", "0", "nullptr", "(HANDLE)NULL", "(HANDLE)0", "NULL_HANDLE"})
 IRP_MJ_POWER = 0x16
@@ -97,6 +103,14 @@ class _Node:
     callees: list[tuple[int, int]] = field(default_factory=list)  # (callee node, call index)
     escapes: list[str] = field(default_factory=list)
     referenced: bool = False  # its name is used as a value somewhere (a callback)
+
+
+def _elide(chain: Sequence[_T]) -> tuple[Sequence[_T], int]:
+    """The calls of a story to show (`STORY_HEAD`, `STORY_TAIL`), and how many are left
+    out between them."""
+    if len(chain) <= STORY_HEAD + STORY_TAIL:
+        return chain, 0
+    return [*chain[:STORY_HEAD], *chain[-STORY_TAIL:]], len(chain) - STORY_HEAD - STORY_TAIL
 
 
 @lru_cache(maxsize=1 << 16)
@@ -1075,7 +1089,10 @@ class Project:
             if step is not None:
                 steps.append(step)
             parts.append(text)
-        for node_n, caller, ci, _atom in chain:
+        shown, left_out = _elide(chain)
+        for i, (node_n, caller, ci, _atom) in enumerate(shown):
+            if i == STORY_HEAD and left_out:
+                parts.append(f"... {left_out} more calls ...")
             target = self.nodes[node_n].summary
             caller_node = self.nodes[caller]
             if ci >= 0:
@@ -1211,7 +1228,10 @@ class Project:
             first += f", on its {major} path"
         steps = [TraceStep(src.location if src is not None and src.location else here, first)]
         parts = [first]
-        for callee, ci in self.path_from(entry, n, side):
+        shown, left_out = _elide(self.path_from(entry, n, side))
+        for i, (callee, ci) in enumerate(shown):
+            if i == STORY_HEAD and left_out:
+                parts.append(f"... {left_out} more calls ...")
             target = self.nodes[callee].summary
             caller = next((c for c, k in self.nodes[callee].callers if k == ci), None)
             if caller is None or ci < 0:
