@@ -409,8 +409,8 @@ class FileIR:
     error_spans: list[tuple[int, int]] = field(default_factory=list)
     # How much macro expansion the frontend may still do; says where it ran out, if it did.
     expansion_budget: ExpansionBudget | None = field(default=None, repr=False)
-    # Where an analysis of the rules' stopped following something at one of its limits
-    # (the place, and what it did not follow), in the order met: each a DDI905 notice.
+    # Where an analysis the rules ran stopped following something at one of its limits (the
+    # place, and what it did not follow), in the order met: each a DDI905 notice.
     limits: dict[tuple[int, str], None] = field(default_factory=dict, repr=False)
     # Per-file results of analyses that several rules share (values, handles, ...), kept on
     # the file itself so that they die with it. (A module-level WeakKeyDictionary keyed by
