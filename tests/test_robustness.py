@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from ddilint.analyzer.values import MAX_REACHING_DEFS, file_values
 from ddilint.cli import main
 from ddilint.findings import Finding, Severity
 from ddilint.knowledge import Knowledge
-from ddilint.rules.base import FileContext, Rule
+from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
 from tests.exercise import ExerciseRule
 
 # A kernel-mode file with one DDI401 finding on line 4, column 5.
@@ -384,6 +385,47 @@ def test_a_file_over_its_time_budget_becomes_a_notice(
     again = analyze(DRIVER.encode(), builtin_rules, knowledge, options=Options(file_timeout=0.3))
     time.sleep(0.4)
     assert codes(again) == ["DDI401"]
+
+
+class SlowToResolve(Rule):
+    code, name, severity = "XTEST003", "slow-to-resolve", Severity.WARNING
+
+    def check_file(self, ctx: FileContext) -> Iterator[Pending]:
+        yield ctx.defer(self, finding=ctx.finding(self, 0, "deferred"))
+
+    def resolve(self, pending: Pending, view: ProjectView) -> Iterator[Finding]:
+        n = 0
+        while True:  # a whole-program part that never ends (a walk over a huge call graph)
+            n += 1
+        yield from ()
+
+
+def test_the_time_budget_holds_in_phase_three(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    started = time.perf_counter()
+    res = analyze(DRIVER.encode(), [*builtin_rules, SlowToResolve()], knowledge,
+                  options=Options(file_timeout=0.3))
+    assert time.perf_counter() - started < 5
+    assert codes(res) == ["DDI401", "DDI905"]
+    note = next(f for f in res.findings if f.code == "DDI905")
+    assert "0.3 s" in note.message and "resolving the rules' whole-program parts" in note.message
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timer")
+def test_a_budget_inside_another_keeps_the_outer_one() -> None:
+    # Phase three may read a file's IR again, within its own budget, inside the file's:
+    # the inner budget's timer replaced the outer one's, and when done switched it off.
+    with pytest.raises(BudgetExceeded), time_budget(0.3):
+        with time_budget(0.05):
+            pass
+        time.sleep(2)
+    with pytest.raises(BudgetExceeded), time_budget(0.2):
+        try:
+            with time_budget(5):
+                time.sleep(2)  # the outer budget ends first, and this body swallows it
+        except BudgetExceeded:
+            pass
+        time.sleep(2)  # so it ends again, at once
 
 
 def test_cli_keeps_going_after_a_bad_file(tmp_path: Path,

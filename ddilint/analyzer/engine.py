@@ -29,6 +29,7 @@ from ddilint.analyzer.budget import (
     DEFAULT_FILE_TIMEOUT,
     BudgetExceeded,
     Deadline,
+    checkpoint,
     time_budget,
 )
 from ddilint.analyzer.frontend import MAX_DEPTH, SOURCE_SUFFIXES, parse_file
@@ -335,22 +336,28 @@ def resolve(
     options: Options, project: Project,
 ) -> list[Finding]:
     """Phase three for a file: its findings and what its pending parts give on the
-    project model. A rule that raises becomes a DDI906 notice."""
+    project model. A rule that raises becomes a DDI906 notice; the file's time budget holds
+    here too (a DDI905 notice: the parts not resolved by then give nothing)."""
     out = list(facts.findings)
     if not facts.pending:
         return out
     by_code = {r.code: r for r in rules}
     view = ProjectView(project, knowledge, path)
     failed: set[str] = set()
-    for p in facts.pending:
-        rule = by_code.get(p.rule)
-        if rule is None or p.rule in failed:
-            continue
-        try:
-            out.extend(rule.resolve(p, view))
-        except Exception as exc:
-            failed.add(p.rule)
-            out.append(rule_failed(path, rule, exc, options))
+    try:
+        with time_budget(options.file_timeout):
+            for p in facts.pending:
+                checkpoint()  # where no timer interrupts (a thread, Windows)
+                rule = by_code.get(p.rule)
+                if rule is None or p.rule in failed:
+                    continue
+                try:
+                    out.extend(rule.resolve(p, view))
+                except Exception as exc:
+                    failed.add(p.rule)
+                    out.append(rule_failed(path, rule, exc, options))
+    except BudgetExceeded:
+        out.append(over_budget(path, "resolving the rules' whole-program parts", options))
     return out
 
 

@@ -27,6 +27,7 @@ from functools import lru_cache, partial
 from operator import attrgetter
 from typing import Any, TypeVar
 
+from ddilint.analyzer.budget import checkpoint
 from ddilint.analyzer.context import ExecutionContext, irql_name
 from ddilint.analyzer.ir import CallSite, FileIR, Function
 from ddilint.analyzer.irql_solve import (
@@ -1175,6 +1176,7 @@ class Project:
         # Breadth-first over callers; an entry is ranked by how many calls away it is:
         # a plain one where it is taken off the queue, a shared dispatcher one call beyond
         # the function its `major` side calls.
+        checkpoint()  # once per question: on a long chain each walks all of it
         dist = {n: 0}
         work = deque([n])
         found: dict[int, tuple[int, int]] = {}  # entry -> (calls away, order found)
