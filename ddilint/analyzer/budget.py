@@ -54,8 +54,8 @@ def checkpoint() -> None:
     (setup.py) the engine runs no bytecode, so the interval timer's handler waits for the
     next Python code a rule runs, and in a thread or on Windows there is no timer."""
     stack = _ACTIVE.get(threading.get_ident())
-    if stack and time.perf_counter() > stack[-1].at:
-        raise BudgetExceeded
+    if stack:
+        stack[-1].check()
 
 
 def _can_use_alarm() -> bool:

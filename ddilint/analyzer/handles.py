@@ -896,7 +896,7 @@ class _FileAnalysis:
         self.summaries: dict[tuple[str, int], str] = {}
         self.in_progress: set[tuple[str, int]] = set()
         # (offset, why) of the first helper not followed, deeper than MAX_HELPER_DEPTH.
-        self.too_deep: dict[tuple[int, str], None] = {}
+        self.too_deep: tuple[int, str] | None = None
         self.shapes: dict[int, _FunctionShape] = {}
         self.steps = 0  # world steps taken in this file (bounded by MAX_STEPS_PER_FILE)
 
@@ -970,9 +970,9 @@ class _FileAnalysis:
             # Not kept in `summaries`: from a shallower call the helper is followed. Said
             # once a file, where it first happens (a chain of helpers cuts every 32 of them).
             fn = self.defined[name][0]
-            if not self.too_deep:
-                self.too_deep[(fn.name_start, f"{fn.qualname}: a handle passed down more "
-                               f"than {MAX_HELPER_DEPTH} helpers is not followed")] = None
+            if self.too_deep is None:
+                self.too_deep = (fn.name_start, f"{fn.qualname}: a handle passed down more "
+                                 f"than {MAX_HELPER_DEPTH} helpers is not followed")
             return "escape"
         self.in_progress.add(key)
         results: set[str] = set()
@@ -1128,7 +1128,8 @@ class _FileAnalysis:
                 leak = self.leak_of(fn, site, an, cfg, exit_worlds)
                 if leak is not None:
                     facts.leaks.append(leak)
-        facts.given_up.extend(why for why in self.too_deep if why not in facts.given_up)
+        if self.too_deep is not None:
+            facts.given_up.append(self.too_deep)
         facts.misuses.sort(key=lambda m: m.offset)
         return facts
 
