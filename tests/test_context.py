@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections import deque
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ddilint.analyzer.engine import Options, build_project
-from ddilint.analyzer.project import Project
+from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL, Project, _elide, nearest_entries
 from ddilint.analyzer.summary import summarize
 from ddilint.cli import main
 from ddilint.knowledge import load_knowledge
@@ -328,16 +333,26 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 
 
 def test_power_entries_nearest_first_with_a_shared_dispatchers_power_side() -> None:
-    ctx = _ctx(POWER_WAYS)
-    model = ctx.model
-    node = {model.nodes[n].summary.name: n for n in range(len(model.nodes))}
-    entries = model.reachable_from_role(node["ReadPolicy"], "dispatch", "IRP_MJ_POWER")
-    # PowerOnly calls it directly; AnyMajor through Refresh on its IRP_MJ_POWER side (its
+    def nearest(source: str) -> tuple[Project, int, int | None]:
+        model = _ctx(source).model
+        node = {model.nodes[n].summary.name: n for n in range(len(model.nodes))}
+        return model, node["ReadPolicy"], model.nearest_entry(node["ReadPolicy"], "dispatch",
+                                                             "IRP_MJ_POWER")
+
+    # PowerOnly calls it directly: the nearest; AnyMajor only through Refresh.
+    model, n, entry = nearest(POWER_WAYS)
+    assert entry is not None and model.nodes[entry].summary.name == "PowerOnly"
+    # Without PowerOnly, AnyMajor reaches it through Refresh on its IRP_MJ_POWER side (its
     # direct call is on the IRP_MJ_READ side, which is no way for power).
-    assert [model.nodes[e].summary.name for e in entries] == ["PowerOnly", "AnyMajor"]
-    text, steps = model.entry_story(entries[1], node["ReadPolicy"], "dispatch", "IRP_MJ_POWER")
+    alone = POWER_WAYS.replace("DriverObject->MajorFunction[IRP_MJ_POWER] = PowerOnly;", "")
+    model, n, entry = nearest(alone)
+    assert entry is not None and model.nodes[entry].summary.name == "AnyMajor"
+    text, steps = model.entry_story(entry, n, "dispatch", "IRP_MJ_POWER")
     assert "on its IRP_MJ_POWER path" in text and "Refresh" in text
     assert [s.message for s in steps][1:] == ["calls Refresh", "calls ReadPolicy"]
+    # And without its IRP_MJ_POWER registration, nothing reaches it for power.
+    read_only = alone.replace("DriverObject->MajorFunction[IRP_MJ_POWER] = AnyMajor;", "")
+    assert nearest(read_only)[2] is None
 
 
 RAISING = """
@@ -387,3 +402,122 @@ def test_a_graph_solved_alone_in_phase_one_is_what_the_model_would_solve() -> No
     # ZwClose in Locked runs with the spin lock Raise took held.
     zw = next(i for i, c in enumerate(summary.calls) if c.callee == "ZwClose")
     assert model.call_irql_max(summary.path, zw) == 2
+
+
+def _first_met(callers: list[list[tuple[int, int]]], plain: set[int],
+               side: set[tuple[int, int]], n: int) -> int:
+    """What a breadth-first walk up from `n` meets first: the definition
+    `nearest_entries` computes for all nodes at once, walked out for one."""
+    dist = {n: 0}
+    work = deque([n])
+    found: dict[int, tuple[int, int]] = {}
+
+    def meet(m: int, d: int) -> None:
+        if m not in found or d < found[m][0]:
+            found[m] = (d, len(found))
+
+    while work:
+        m = work.popleft()
+        if m in plain:
+            meet(m, dist[m])
+        for c, ci in callers[m]:
+            if (c, ci) in side:
+                meet(c, dist[m] + 1)
+            if c not in dist:
+                dist[c] = dist[m] + 1
+                work.append(c)
+    return min(found, key=found.__getitem__, default=-1)
+
+
+@st.composite
+def _call_graphs(draw: st.DrawFn) -> tuple[list[list[tuple[int, int]]], set[int],
+                                           set[tuple[int, int]]]:
+    size = draw(st.integers(1, 14))
+    node = st.integers(0, size - 1)
+    callers = [draw(st.lists(st.tuples(node, st.integers(0, 3)), max_size=5))
+               for _ in range(size)]
+    plain = draw(st.sets(node, max_size=4))
+    edges = sorted({e for es in callers for e in es})
+    side = draw(st.sets(st.sampled_from(edges), max_size=4)) if edges else set()
+    return callers, plain, side
+
+
+@settings(max_examples=400, deadline=None)
+@given(_call_graphs())
+def test_nearest_entries_meet_what_a_walk_from_each_node_meets_first(
+        graph: tuple[list[list[tuple[int, int]]], set[int], set[tuple[int, int]]]) -> None:
+    callers, plain, side = graph
+    table = nearest_entries(callers, plain, side)
+    assert table == [_first_met(callers, plain, side, n) for n in range(len(callers))]
+
+
+def test_nearest_entries_of_a_long_chain_in_one_walk() -> None:
+    # F0 <- F1 <- ... <- F19999, the entry at the top: every node's answer at once.
+    size = 20_000
+    callers = [[(n + 1, 0)] for n in range(size - 1)] + [[]]
+    assert nearest_entries(callers, [size - 1], ()) == [size - 1] * size
+    assert nearest_entries(callers, [], ()) == [-1] * size
+
+
+# A DPC's chain of 40 helpers, a self-recursive walker nobody else calls and its leaf, and
+# two functions that only call each other: the `why` walks a story takes are long, short
+# and round.
+_CHAINS = ("#include <ntddk.h>\n"
+           + "".join(f"VOID Pass{i}(PVOID c) {{ Pass{i + 1}(c); }}\n" for i in range(39))
+           + "VOID Pass39(PVOID c) { Leaf(c); }\n"
+           "VOID Leaf(PVOID c) { UNREFERENCED_PARAMETER(c); }\n"
+           "VOID Walk(PVOID c) { if (c) Walk(*(PVOID *)c); Leaf(c); }\n"
+           "VOID Ping(PVOID c) { if (c) Pong(c); }\n"
+           "VOID Pong(PVOID c) { if (c) Ping(c); }\n"
+           "VOID Dpc(PKDPC d, PVOID c, PVOID a, PVOID b) { Pass0(c); }\n"
+           "VOID Setup(PKDPC d) { KeInitializeDpc(d, Dpc, NULL); }\n")
+
+
+def test_stories_remembered_along_a_chain_are_the_ones_walked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _ctx(_CHAINS).model
+    sizes = set()
+    for n in range(len(model.nodes)):
+        chain, origin = model._why_walk(n, None)
+        known = model._why_chain(n)
+        if known is None:
+            # Only where the walk comes back round to a function it passed.
+            assert origin in {n, *(link[0] for link in chain)}
+            sizes.add("round")
+        else:
+            assert known == (len(chain), origin, tuple(chain[:STORY_HEAD]))
+            assert model._why_links(n, len(chain)) == chain
+            sizes.add(len(chain) > STORY_HEAD + STORY_TAIL)
+    assert sizes == {"round", True, False}
+    remembered = [model._entry_story(n) for n in range(len(model.nodes))]
+    monkeypatch.setattr(Project, "_why_chain", lambda self, n: None)
+    assert remembered == [model._entry_story(n) for n in range(len(model.nodes))]
+
+
+def test_story_calls_follow_the_first_shortest_chain_down() -> None:
+    model = _ctx(_CHAINS).model
+
+    def walked(entry: int, n: int) -> list[tuple[int, int, int]]:
+        prev: dict[int, tuple[int, int]] = {}
+        work, seen = deque([entry]), {entry}
+        while work:
+            m = work.popleft()
+            for t, ci in model.nodes[m].callees:
+                if t not in seen:
+                    seen.add(t)
+                    prev[t] = (m, ci)
+                    work.append(t)
+        chain = []
+        while n in prev:
+            chain.append((n, *prev[n]))
+            n = prev[n][0]
+        return chain[::-1]
+
+    nodes = range(len(model.nodes))
+    for entry in nodes:
+        for n in nodes:
+            expected, cut = _elide(walked(entry, n))
+            assert model.story_calls(entry, n) == (list(expected), cut)
+    dpc = next(n for n in nodes if model.nodes[n].summary.name == "Dpc")
+    leaf = next(n for n in nodes if model.nodes[n].summary.name == "Leaf")
+    assert model.story_calls(dpc, leaf)[1] == 41 - STORY_HEAD - STORY_TAIL

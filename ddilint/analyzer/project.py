@@ -52,6 +52,8 @@ from ddilint.findings import Location, TraceStep
 from ddilint.knowledge import Knowledge, RoleInfo
 
 _T = TypeVar("_T")
+# A `Project.why` link: (function, its caller, call index into the caller, atom).
+_Link = tuple[int, int, int, Atom | None]
 _NO_STATES: dict[int, State] = {}
 _NO_FACTS: dict[int, Guard] = {}
 MAX_ROUNDS = 200
@@ -76,7 +78,7 @@ def _shared_dispatcher(sources: Sequence[RoleSource], major: str) -> bool:
     `major` is a question of its paths: precision first, it is taken as for a dispatch
     routine set for every major in a loop (no power handler, no entry of `major`), except
     for the calls only its IRP_MJ_POWER side runs (`FunctionSummary.power_calls`, which
-    DDI601 follows: `Project.reachable_from_role`)."""
+    DDI601 follows: `Project.nearest_entry`)."""
     return any(r.major and not _same_major(r.major, major) for r in sources)
 
 
@@ -112,6 +114,58 @@ def _elide(chain: Sequence[_T]) -> tuple[Sequence[_T], int]:
     if len(chain) <= STORY_HEAD + STORY_TAIL:
         return chain, 0
     return [*chain[:STORY_HEAD], *chain[-STORY_TAIL:]], len(chain) - STORY_HEAD - STORY_TAIL
+
+
+def nearest_entries(callers: Sequence[Sequence[tuple[int, int]]], plain: Iterable[int],
+                    side: Collection[tuple[int, int]]) -> list[int]:
+    """For every node, the entry a breadth-first walk up from it over `callers` (each a
+    list of (caller, call index), in order) meets first; -1 where it meets none.
+
+    An entry is a node of `plain`, met at its distance when the walk takes it off its
+    queue, or the caller of an edge (caller, call index) of `side`, met one call beyond the
+    callee the walk is at when it looks at that edge: at the same distance, before the
+    `plain` ones. Among equals the walk's order decides, and that is the order of the
+    callers of the node asked about: the first of its callers that leads to the nearest
+    kind of entry.
+
+    So the entry of a node follows from those of its callers, and one multi-source walk
+    down from all the entries at once, by (distance, kind), gives every node's in time
+    linear in the edges."""
+    size = len(callers)
+    callees: list[list[int]] = [[] for _ in range(size)]
+    for n, edges in enumerate(callers):
+        for c, _ci in edges:
+            callees[c].append(n)
+    # (distance, 0: a `side` caller / 1: a `plain` entry) of the nearest entry
+    key: list[tuple[int, int] | None] = [None] * size
+    entry = [-1] * size
+    waiting: dict[tuple[int, int], list[int]] = {}
+    if plain_list := list(plain):
+        waiting[(0, 1)] = plain_list
+    if side and (beside := [n for n, edges in enumerate(callers)
+                            if any(e in side for e in edges)]):
+        waiting[(1, 0)] = beside
+    while waiting:
+        k = min(waiting)
+        d, kind = k
+        for n in waiting.pop(k):
+            if key[n] is not None:
+                continue
+            key[n] = k
+            if k == (0, 1):
+                entry[n] = n
+            else:
+                before = (d - 1, kind)
+                for e in callers[n]:
+                    if k == (1, 0) and e in side:
+                        entry[n] = e[0]
+                        break
+                    if key[e[0]] == before:
+                        entry[n] = entry[e[0]]
+                        break
+            if nxt := [m for m in callees[n] if key[m] is None]:
+                waiting.setdefault((d + 1, kind), []).extend(nxt)
+    return entry
 
 
 @lru_cache(maxsize=1 << 16)
@@ -193,9 +247,11 @@ class Project:
         self.config_roles = dict(roles or {})
         self.nodes: list[_Node] = []
         self.node_of: dict[tuple[int, int], int] = {}
+        self._node_at: dict[tuple[int, int], int] = {}  # (file, start) -> node
         for fi, s in enumerate(self.files):
             for i, f in enumerate(s.functions):
                 self.node_of[(fi, i)] = len(self.nodes)
+                self._node_at.setdefault((fi, f.start), len(self.nodes))
                 self.nodes.append(_Node(fi, i, f, s.path))
         self._index_names()
         # The functions whose IRQL the focus needs (`_upstream`), and those whose exits
@@ -238,6 +294,10 @@ class Project:
         self._resolved: dict[tuple[str, int, str, bool, bool, str], list[int]] = {}
         self._storport_dirs: dict[str, bool] = {}
         self._virtual_dirs: dict[str, bool] = {}
+        self._entries: dict[tuple[str, str], list[int]] = {}
+        self._why_memo: dict[int, tuple[int, int, tuple[_Link, ...]] | None] = {}
+        self._trees: dict[tuple[int, frozenset[int] | None], tuple[
+            dict[int, tuple[int, int]], dict[int, int], dict[int, int]]] = {}
         self.by_name: dict[str, list[int]] = {}
         self.static_by_file: dict[tuple[int, str], list[int]] = {}
         self._static_names: set[str] = set()
@@ -978,12 +1038,7 @@ class Project:
     def node_for(self, path: str, start: int) -> int | None:
         """The node of the function starting at byte `start` of `path`."""
         fi = self.file_index.get(path)
-        if fi is None:
-            return None
-        for i, f in enumerate(self.files[fi].functions):
-            if f.start == start:
-                return self.node_of[(fi, i)]
-        return None
+        return None if fi is None else self._node_at.get((fi, start))
 
     def function_context(self, n: int) -> ExecutionContext:
         """How function node `n` runs."""
@@ -1052,8 +1107,51 @@ class Project:
         """Trace steps from the entry that decides `n`'s highest IRQL, and a one-line text.
         `first`: the (caller, call index) that decides it instead, where tests of
         parameters narrow the callers (`_refined_range`; a negative caller: none does)."""
-        # (node, its caller, call index into the caller, atom)
-        chain: list[tuple[int, int, int, Atom | None]] = []
+        known = self._why_chain(n) if first is None else None
+        if known is None:
+            chain, cur = self._why_walk(n, first)
+            shown, left_out = _elide(chain)
+        else:
+            size, cur, head = known
+            if size <= STORY_HEAD + STORY_TAIL:
+                shown, left_out = self._why_links(n, size), 0
+            else:
+                shown = [*head, *self._why_links(n, STORY_TAIL)]
+                left_out = size - STORY_HEAD - STORY_TAIL
+        steps: list[TraceStep] = []
+        parts: list[str] = []
+        entry = self.nodes[cur]
+        first_atom = shown[0][3] if shown else None
+        if first_atom is not None and first_atom[0] == "a" and first_atom[3] is not None:
+            o = first_atom[3]
+            steps.append(TraceStep(Location(o[0], o[1], o[2]),
+                                   f"{o[3]} in {entry.summary.qualname}"))
+            parts.append(f"{o[3]} in {entry.summary.qualname} ({_short(o[0])}:{o[1]})")
+        else:
+            step, text = self._origin_step(cur)
+            if step is not None:
+                steps.append(step)
+            parts.append(text)
+        for i, (node_n, caller, ci, _atom) in enumerate(shown):
+            if i == STORY_HEAD and left_out:
+                parts.append(f"... {left_out} more calls ...")
+            target = self.nodes[node_n].summary
+            caller_node = self.nodes[caller]
+            if ci >= 0:
+                call = self.files[caller_node.file].calls[ci]
+                steps.append(TraceStep(Location(caller_node.path, call.line, call.column),
+                                       f"calls {target.qualname}"))
+                parts.append(f"{target.qualname} ({_short(caller_node.path)}:{call.line})")
+            else:
+                parts.append(target.qualname)
+        return steps, " -> ".join(parts)
+
+    def _why_walk(self, n: int, first: tuple[int, int] | None,
+                  ) -> tuple[list[_Link], int]:
+        """The `why` links from the function that decides `n`'s highest IRQL down to `n`
+        (with `first`, the call that decides it instead), and that function: up the links
+        until one names no caller, brings a raise (an "a" atom), or comes back round."""
+        chain: list[_Link] = []
         seen = {n}
         cur = n
         while True:
@@ -1076,34 +1174,53 @@ class Project:
             seen.add(caller)
             cur = caller
         chain.reverse()
-        steps: list[TraceStep] = []
-        parts: list[str] = []
-        entry = self.nodes[cur]
-        first_atom = chain[0][3] if chain else None
-        if first_atom is not None and first_atom[0] == "a" and first_atom[3] is not None:
-            o = first_atom[3]
-            steps.append(TraceStep(Location(o[0], o[1], o[2]),
-                                   f"{o[3]} in {entry.summary.qualname}"))
-            parts.append(f"{o[3]} in {entry.summary.qualname} ({_short(o[0])}:{o[1]})")
-        else:
-            step, text = self._origin_step(cur)
-            if step is not None:
-                steps.append(step)
-            parts.append(text)
-        shown, left_out = _elide(chain)
-        for i, (node_n, caller, ci, _atom) in enumerate(shown):
-            if i == STORY_HEAD and left_out:
-                parts.append(f"... {left_out} more calls ...")
-            target = self.nodes[node_n].summary
-            caller_node = self.nodes[caller]
-            if ci >= 0:
-                call = self.files[caller_node.file].calls[ci]
-                steps.append(TraceStep(Location(caller_node.path, call.line, call.column),
-                                       f"calls {target.qualname}"))
-                parts.append(f"{target.qualname} ({_short(caller_node.path)}:{call.line})")
-            else:
-                parts.append(target.qualname)
-        return steps, " -> ".join(parts)
+        return chain, cur
+
+    def _why_chain(self, n: int) -> tuple[int, int, tuple[_Link, ...]] | None:
+        """What `_why_walk(n, None)` finds, without walking it each time: how many links,
+        the function it ends at, and its first `STORY_HEAD` links. None where the walk
+        comes back round (to be walked: where it stops depends on where it starts).
+        Remembered for every function passed, so the stories of a chain of n functions
+        take n steps, not n * n / 2."""
+        memo = self._why_memo
+        path: list[_Link] = []
+        on_path: set[int] = set()
+        cur = n
+        while cur not in memo:
+            why = self.why[cur]
+            if why is None or why[0] != "call":
+                memo[cur] = (0, cur, ())
+                break
+            link = (cur, why[1], why[2], why[3])
+            if link[3] is not None and link[3][0] == "a":
+                memo[cur] = (1, link[1], (link,))
+                break
+            on_path.add(cur)
+            if link[1] in on_path:
+                memo[cur] = None
+                break
+            path.append(link)
+            cur = link[1]
+        known = memo[cur]
+        for link in reversed(path):
+            if known is not None:
+                size, origin, head = known
+                known = (size + 1, origin, head if size >= STORY_HEAD else (*head, link))
+            memo[link[0]] = known
+        return known
+
+    def _why_links(self, n: int, count: int) -> list[_Link]:
+        """The last `count` links of `n`'s `why` walk (which has at least that many and
+        does not come back round), in order."""
+        out: list[_Link] = []
+        cur = n
+        for _ in range(count):
+            why = self.why[cur]
+            assert why is not None
+            out.append((cur, why[1], why[2], why[3]))
+            cur = why[1]
+        out.reverse()
+        return out
 
     def _origin_step(self, n: int) -> tuple[TraceStep | None, str]:
         node = self.nodes[n]
@@ -1166,40 +1283,38 @@ class Project:
         """The roles of node `n` and why it has them."""
         return list(self.nodes[n].roles)
 
-    def reachable_from_role(self, n: int, role: str, major: str = "",
-                            call: int = -1) -> list[int]:
-        """The entry functions with `role` (and IRP major `major`) that reach node `n`
-        (`call`: at that call of `n`, an index into its file's calls), nearest first
-        (breadth-first over callers). A dispatcher shared by `major` and other majors is
-        no entry of `major` (`_shared_dispatcher`), but for IRP_MJ_POWER one that reaches
-        `n` through a call on its IRP_MJ_POWER side (`FunctionSummary.power_calls`) is."""
-        # Breadth-first over callers; an entry is ranked by how many calls away it is:
-        # a plain one where it is taken off the queue, a shared dispatcher one call beyond
-        # the function its `major` side calls.
-        checkpoint()  # once per question: on a long chain each walks all of it
-        dist = {n: 0}
-        work = deque([n])
-        found: dict[int, tuple[int, int]] = {}  # entry -> (calls away, order found)
-
-        def rank(m: int, d: int) -> None:
-            if m not in found or d < found[m][0]:
-                found[m] = (d, len(found))
-
+    def nearest_entry(self, n: int, role: str, major: str = "", call: int = -1) -> int | None:
+        """The entry function with `role` (and IRP major `major`) nearest to node `n` going
+        up its callers (`call`: asked at that call of `n`, an index into its file's
+        calls), or None when none reaches it. A dispatcher shared by `major` and other
+        majors is no entry of `major` (`_shared_dispatcher`), but for IRP_MJ_POWER one
+        that reaches `n` through a call on its IRP_MJ_POWER side
+        (`FunctionSummary.power_calls`) is. Ties go as `nearest_entries` says."""
         if self._on_major_side(n, call, role, major):
-            rank(n, 0)
-        while work:
-            m = work.popleft()
-            sources = [r for r in self.nodes[m].roles if r.role.startswith(role)]
+            return n
+        table = self._entries.get((role, major))
+        if table is None:
+            # Once per question for the whole project: asking per call walked all the
+            # callers of each, quadratic on a long chain (3,000 functions: 6.7 s).
+            table = self._entries[(role, major)] = self._entry_table(role, major)
+        e = table[n]
+        return e if e >= 0 else None
+
+    def _entry_table(self, role: str, major: str) -> list[int]:
+        """`nearest_entries` of every node for `role` and `major`."""
+        checkpoint()
+        plain: list[int] = []
+        side: set[tuple[int, int]] = set()
+        for m, node in enumerate(self.nodes):
+            if not node.roles:
+                continue
+            sources = [r for r in node.roles if r.role.startswith(role)]
             if any(not major or r.major == major for r in sources) and not (
                     major and _shared_dispatcher(sources, major)):
-                rank(m, dist[m])
-            for c, ci in self.nodes[m].callers:
-                if self._on_major_side(c, ci, role, major):
-                    rank(c, dist[m] + 1)
-                if c not in dist:
-                    dist[c] = dist[m] + 1
-                    work.append(c)
-        return [m for m, _ in sorted(found.items(), key=lambda item: item[1])]
+                plain.append(m)
+            side.update((m, ci) for ci in node.summary.power_calls
+                        if self._on_major_side(m, ci, role, major))
+        return nearest_entries([node.callers for node in self.nodes], plain, side)
 
     def _on_major_side(self, n: int, call: int, role: str, major: str) -> bool:
         """Whether node `n` is a dispatcher with `role` shared by `major` and other majors,
@@ -1213,7 +1328,7 @@ class Project:
     def entry_story(self, entry: int, n: int, role: str = "",
                     major: str = "") -> tuple[str, tuple[TraceStep, ...]]:
         """One line and trace steps for the way from entry function `entry` down to `n`
-        (`role`, `major`: what `reachable_from_role` found it for; a dispatcher shared
+        (`role`, `major`: what `nearest_entry` found it for; a dispatcher shared
         with other majors is followed from its calls on the `major` side only)."""
         node = self.nodes[entry]
         f = node.summary
@@ -1230,13 +1345,12 @@ class Project:
             first += f", on its {major} path"
         steps = [TraceStep(src.location if src is not None and src.location else here, first)]
         parts = [first]
-        shown, left_out = _elide(self.path_from(entry, n, side))
-        for i, (callee, ci) in enumerate(shown):
+        shown, left_out = self.story_calls(entry, n, side)
+        for i, (callee, caller, ci) in enumerate(shown):
             if i == STORY_HEAD and left_out:
                 parts.append(f"... {left_out} more calls ...")
             target = self.nodes[callee].summary
-            caller = next((c for c, k in self.nodes[callee].callers if k == ci), None)
-            if caller is None or ci < 0:
+            if ci < 0:
                 parts.append(target.qualname)
                 continue
             loc = self.call_location(caller, ci)
@@ -1270,32 +1384,57 @@ class Project:
                 for s in self.files)
         return hit
 
-    def path_from(self, entry: int, n: int,
-                  first: Collection[int] | None = None) -> list[tuple[int, int]]:
-        """A call chain from `entry` down to `n`: (callee node, call index) pairs; with
-        `first`, through one of those calls of `entry`."""
+    def story_calls(self, entry: int, n: int, first: frozenset[int] | None = None,
+                    ) -> tuple[list[tuple[int, int, int]], int]:
+        """The calls of a shortest chain from `entry` down to `n` that a story shows
+        (`_elide`): (callee, caller, call index into the caller) triples, and how many
+        are left out between them; with `first`, through one of those calls of `entry`.
+        The chain is the one a breadth-first walk down the callees, in order, finds
+        first."""
+        tree = self._trees.get((entry, first))
+        if tree is None:
+            # One walk per entry: walking again for each finding it reaches made the
+            # findings of a long chain quadratic.
+            tree = self._trees[(entry, first)] = self._call_tree(entry, first)
+        prev, depth, anchor = tree
+        size = depth.get(n, 0)
+
+        def up(cur: int, count: int) -> list[tuple[int, int, int]]:
+            out = []
+            for _ in range(count):
+                m, ci = prev[cur]
+                out.append((cur, m, ci))
+                cur = m
+            out.reverse()
+            return out
+
+        if size <= STORY_HEAD + STORY_TAIL:
+            return up(n, size), 0
+        return up(anchor[n], STORY_HEAD) + up(n, STORY_TAIL), size - STORY_HEAD - STORY_TAIL
+
+    def _call_tree(self, entry: int, first: frozenset[int] | None,
+                   ) -> tuple[dict[int, tuple[int, int]], dict[int, int], dict[int, int]]:
+        """The breadth-first tree of the calls from `entry` (with `first`, through those
+        calls of it): each node's (caller, call index) in it, its depth, and, below depth
+        `STORY_HEAD`, its ancestor at that depth."""
+        checkpoint()
         prev: dict[int, tuple[int, int]] = {}
+        depth = {entry: 0}
+        anchor: dict[int, int] = {}
         work = deque([entry])
-        seen = {entry}
         while work:
             m = work.popleft()
-            if m == n:
-                break
+            d = depth[m] + 1
             for t, ci in self.nodes[m].callees:
                 if m == entry and first is not None and ci not in first:
                     continue
-                if t not in seen:
-                    seen.add(t)
+                if t not in depth:
+                    depth[t] = d
                     prev[t] = (m, ci)
+                    if d >= STORY_HEAD:
+                        anchor[t] = t if d == STORY_HEAD else anchor[m]
                     work.append(t)
-        chain: list[tuple[int, int]] = []
-        cur = n
-        while cur in prev:
-            m, ci = prev[cur]
-            chain.append((cur, ci))
-            cur = m
-        chain.reverse()
-        return chain
+        return prev, depth, anchor
 
     def call_location(self, caller: int, ci: int) -> Location:
         """Where call `ci` of node `caller` is."""

@@ -263,10 +263,10 @@ class ProjectView:
         n = self._node(function)
         if n is None:
             return None
-        entries = self.model.reachable_from_role(n, role, major, call)
-        if not entries:
+        entry = self.model.nearest_entry(n, role, major, call)
+        if entry is None:
             return None
-        return self.model.entry_story(entries[0], n, role, major)
+        return self.model.entry_story(entry, n, role, major)
 
     def is_storport_miniport(self) -> bool:
         """See `FileContext.is_storport_miniport`."""
