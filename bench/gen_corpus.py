@@ -9,6 +9,11 @@ registry reads through project macros, `#if DBG` blocks, and calls across files 
 calls helpers of the previous one), so the whole-program phase has a call graph to
 build. Some functions contain the bugs the rules look for, so findings grow with the
 corpus too. The output is deterministic for a seed.
+
+With `--chain`, each file also has a relay that closes a handle and calls the next file's
+relay, and a DPC in the first file starts them: one call chain through the whole corpus,
+with a finding (ZwClose at DISPATCH_LEVEL) in every link. That is the deepest call graph a
+corpus of its size can have, for the whole-program phase to show how it grows.
 """
 
 from __future__ import annotations
@@ -154,8 +159,42 @@ Queue{name}(
 """
 
 
-def file_text(index: int, functions: int, rng: random.Random) -> str:
-    """One synthetic driver file with `functions` functions."""
+RELAY = """VOID
+Relay{index}(
+    _In_ PVOID Context
+    )
+{{
+    PCTX_{index} ctx = (PCTX_{index})Context;
+    if (ctx->Key != NULL) {{
+        ZwClose(ctx->Key);
+        ctx->Key = NULL;
+    }}
+{next}}}
+
+"""
+
+CHAIN_DPC = """KDEFERRED_ROUTINE ChainDpc;
+
+VOID
+ChainDpc(
+    _In_ PKDPC Dpc,
+    _In_opt_ PVOID Context,
+    _In_opt_ PVOID Arg1,
+    _In_opt_ PVOID Arg2
+    )
+{
+    UNREFERENCED_PARAMETER(Dpc);
+    UNREFERENCED_PARAMETER(Arg1);
+    UNREFERENCED_PARAMETER(Arg2);
+    Relay0(Context);
+}
+
+"""
+
+
+def file_text(index: int, functions: int, rng: random.Random, chain: int = 0) -> str:
+    """One synthetic driver file with `functions` functions; with `chain` (the number of
+    files), also its relay of the chain through them."""
     prev = max(index - 1, 0)
     parts = [HEADER.format(index=index, tag=index % 10)]
     for k in range(functions):
@@ -176,18 +215,25 @@ def file_text(index: int, functions: int, rng: random.Random) -> str:
             parts.append(DPC.format(name=name, index=index, dpc_bug=bug))
         else:
             parts.append(QUEUE.format(name=name, index=index))
+    if chain:
+        nxt = f"    Relay{index + 1}(Context);\n" if index + 1 < chain else ""
+        parts.append(RELAY.format(index=index, next=nxt))
+        if index == 0:
+            parts.append(CHAIN_DPC)
     return "".join(parts)
 
 
-def generate(out: Path, files: int, functions: int, seed: int = 1) -> int:
-    """Write the corpus; returns its size in bytes."""
+def generate(out: Path, files: int, functions: int, seed: int = 1,
+             chain: bool = False) -> int:
+    """Write the corpus (with `chain`, a call chain through all its files); returns its
+    size in bytes."""
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     total = 0
     for i in range(files):
         sub = out / f"part{i // 500:03d}"
         sub.mkdir(exist_ok=True)
-        data = file_text(i, functions, rng).encode()
+        data = file_text(i, functions, rng, files if chain else 0).encode()
         (sub / f"drv{i:05d}.c").write_bytes(data)
         total += len(data)
     return total
@@ -199,8 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--functions", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--chain", action="store_true",
+                    help="also one call chain through every file, a finding in each link")
     args = ap.parse_args(argv)
-    size = generate(args.out, args.files, args.functions, args.seed)
+    size = generate(args.out, args.files, args.functions, args.seed, args.chain)
     print(f"{args.files} files, {args.functions} functions each, {size / 1e6:.1f} MB in {args.out}")
     return 0
 

@@ -1,11 +1,12 @@
 """How ddilint's time grows with the size of a driver tree (synthetic corpora).
 
-    python bench/scaling.py [--sizes 100,1000,10000] [--functions 4] [--jobs N]
+    python bench/scaling.py [--sizes 100,1000,10000] [--functions 4] [--jobs N] [--chain]
 
 For each size, `gen_corpus.py` writes N files of M functions into a temporary folder;
 the parse-only baseline and a cold ddilint run (no cache) are measured on it in the same
 run. The last column compares the growth with linear growth: 1.00 means time per file
-stayed the same as at the smallest size.
+stayed the same as at the smallest size. With `--chain`, the corpora also have one call
+chain through all their files (`gen_corpus.py --chain`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--functions", type=int, default=4)
     ap.add_argument("--jobs", "-j", type=int, default=None)
+    ap.add_argument("--chain", action="store_true",
+                    help="one call chain through every file, a finding in each link")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     py = sys.executable
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in sizes:
             corpus = work / str(n)
-            size = generate(corpus, n, args.functions)
+            size = generate(corpus, n, args.functions, chain=args.chain)
             base = measure("parse-only", [py, "-c", BASELINE, str(corpus)])
             cmd = [py, "-m", "ddilint", "check", str(corpus), "--quiet", "--no-cache",
                    "--format", "json", "--output", "/dev/null"]

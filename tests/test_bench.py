@@ -12,6 +12,10 @@ from types import ModuleType
 
 import pytest
 
+from ddilint.analyzer.engine import run
+from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL
+from ddilint.knowledge import Knowledge
+from ddilint.rules.base import Rule
 from tests.conftest import FIXTURES, ROOT
 
 
@@ -95,3 +99,26 @@ def test_instruction_counts_give_a_forked_process_only_its_own_work(tmp_path: Pa
     parent, child = min(counts), max(counts)
     assert len(counts) == 2
     assert counts[child] * 100 < counts[parent]
+
+
+def test_a_chained_synthetic_corpus_has_a_finding_in_every_link(
+        tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    spec = importlib.util.spec_from_file_location("ddilint_gen", ROOT / "bench" / "gen_corpus.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    files = 30
+    gen.generate(tmp_path / "plain", files, 4)
+    gen.generate(tmp_path / "chain", files, 4, chain=True)
+    plain = sorted((tmp_path / "plain").rglob("*.c"))
+    chained = sorted((tmp_path / "chain").rglob("*.c"))
+    # The chain only adds: the rest of each file is the same for the same seed.
+    assert all(c.read_text().startswith(p.read_text()) for p, c in zip(plain, chained, strict=True))
+    links = [f for f in run(chained, builtin_rules, knowledge).findings
+             if f.code == "DDI301" and "Relay" in f.message]
+    assert len(links) == files
+    # ChainDpc -> Relay0 -> ... -> Relay29: 30 calls, the middle ones counted.
+    deepest = next(f for f in links if f.message.endswith(
+        f" -> Relay{files - 1} (drv{files - 2:05d}.c:138)"))
+    assert f" -> ... {files - STORY_HEAD - STORY_TAIL} more calls ... -> " in deepest.message
+    assert deepest.message.startswith("ZwClose") and "ChainDpc is a DPC" in deepest.message
