@@ -7,13 +7,23 @@ import json
 import pickle
 from collections import deque
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ddilint.analyzer.engine import Options, build_project
-from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL, Project, _elide, nearest_entries
+from ddilint.analyzer.project import (
+    STORY_HEAD,
+    STORY_TAIL,
+    Project,
+    _elide,
+    _nearest,
+    _Places,
+    nearest_entries,
+)
 from ddilint.analyzer.summary import summarize
 from ddilint.cli import main
 from ddilint.knowledge import load_knowledge
@@ -521,3 +531,51 @@ def test_story_calls_follow_the_first_shortest_chain_down() -> None:
     dpc = next(n for n in nodes if model.nodes[n].summary.name == "Dpc")
     leaf = next(n for n in nodes if model.nodes[n].summary.name == "Leaf")
     assert model.story_calls(dpc, leaf)[1] == 41 - STORY_HEAD - STORY_TAIL
+
+
+_FOLDERS = st.lists(st.sampled_from(["drv", "sys", "lib", "a", "b"]), max_size=4)
+
+
+@st.composite
+def _definitions(draw: st.DrawFn) -> tuple[list[str], list[int], list[str]]:
+    def path(parts: list[str]) -> str:
+        root = draw(st.sampled_from(["", "/src/", "C:\\\\src\\\\"]))
+        sep = "\\\\" if root.startswith("C:") else "/"
+        return root + sep.join([*parts, draw(st.sampled_from(["x.c", "y.c"]))])
+
+    paths = draw(st.lists(_FOLDERS.map(path), min_size=1, max_size=30))
+    candidates = draw(st.lists(st.integers(0, len(paths) - 1), max_size=40))
+    asked = draw(st.lists(_FOLDERS.map(path), min_size=1, max_size=8))
+    return paths, candidates, asked + paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(_definitions())
+def test_places_find_the_nearest_definitions_as_looking_at_each_does(
+        case: tuple[list[str], list[int], list[str]]) -> None:
+    paths, candidates, asked = case
+    nodes: Any = [SimpleNamespace(path=p) for p in paths]
+    places = _Places(candidates, nodes)
+    for path in asked:
+        assert places.nearest(path) == _nearest(candidates, nodes, path)
+
+
+def test_a_tree_of_many_drivers_links_each_call_to_its_own_driver() -> None:
+    # 40 drivers, each defining Helper in one file and calling it from another: more
+    # candidates than FEW_CANDIDATES, so the folders decide through `_Places`.
+    k = load_knowledge()
+    sums = []
+    for i in range(40):
+        sums.append(summarize(parse_text("VOID Helper(PVOID c) { UNREFERENCED_PARAMETER(c); }\n",
+                                         f"/t/drv{i}/helper.c"), k))
+        sums.append(summarize(parse_text("VOID Caller(PVOID c) { Helper(c); }\n",
+                                         f"/t/drv{i}/drv.c"), k))
+    sums.append(summarize(parse_text("VOID Shared(PVOID c) { Helper(c); }\n", "/t/lib.c"), k))
+    model = Project(sums, k)
+    for node in model.nodes:
+        if node.summary.name == "Caller":
+            [(t, _ci)] = node.callees
+            assert model.nodes[t].path == node.path.replace("drv.c", "helper.c")
+    # A file above them all is near every driver folder: all 40 are its callees.
+    shared = next(node for node in model.nodes if node.summary.name == "Shared")
+    assert len(shared.callees) == 40
