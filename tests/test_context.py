@@ -579,3 +579,23 @@ def test_a_tree_of_many_drivers_links_each_call_to_its_own_driver() -> None:
     # A file above them all is near every driver folder: all 40 are its callees.
     shared = next(node for node in model.nodes if node.summary.name == "Shared")
     assert len(shared.callees) == 40
+
+
+def test_a_call_through_a_field_reaches_each_function_stored_there_once() -> None:
+    k = load_knowledge()
+    ctx = "typedef struct _CTX { VOID (*Callback)(struct _CTX *); } CTX, *PCTX;\n"
+    sources = {
+        "/t/a.c": ctx + "VOID CbA(PCTX c) { }\nVOID ArmA(PCTX c) { c->Callback = CbA; }\n",
+        "/t/b.c": ctx + "VOID CbB(PCTX c) { }\n"
+                  "VOID ArmB(PCTX c) { c->Callback = CbB; c->Callback = CbA; }\n",
+        "/t/fire.c": ctx + "VOID Fire(PCTX c) { c->Callback(c); }\n"
+                     "VOID FireTwice(PCTX c) { c->Callback(c); c->Callback(c); }\n",
+    }
+    model = Project([summarize(parse_text(text, path), k) for path, text in sources.items()],
+                    k)
+    callees = {node.summary.name: [model.nodes[t].summary.name for t, _ci in node.callees]
+               for node in model.nodes}
+    # In the order the tree stores them, each once per call.
+    assert callees["Fire"] == ["CbA", "CbB"]
+    assert callees["FireTwice"] == ["CbA", "CbB", "CbA", "CbB"]
+    assert callees["ArmA"] == callees["ArmB"] == []

@@ -347,6 +347,7 @@ class Project:
         self._virtual_dirs: dict[str, bool] = {}
         self._places: dict[tuple[str, ...], _Places] = {}
         self._lists: dict[tuple[str, ...], list[int]] = {}
+        self._stored: dict[str, list[int]] = {}
         self._entries: dict[tuple[str, str], list[int]] = {}
         self._why_memo: dict[int, tuple[int, int, tuple[_Link, ...]] | None] = {}
         self._trees: dict[tuple[int, frozenset[int] | None], tuple[
@@ -445,11 +446,18 @@ class Project:
         near = self._closest(key, meths, path)
         if len({self.nodes[c].summary.class_name for c in near}) == 1:
             out.extend(near)
-        for fi, target in self.field_targets.get(name, ()):
-            for t in self.resolve_name(target, fi):
-                if t not in out:
-                    out.append(t)
-        return out
+        stored = self._stored.get(name)
+        if stored is None:
+            # What code stores into a field of that name, the same for every caller.
+            found: dict[int, None] = {}
+            for fi, target in self.field_targets.get(name, ()):
+                found.update(dict.fromkeys(self.resolve_name(target, fi)))
+            stored = self._stored[name] = list(found)
+        if out:
+            have = set(out)
+            out.extend(t for t in stored if t not in have)
+            return out
+        return list(stored)
 
     def _callers_of(self, seeds: list[int]) -> set[int]:
         """`seeds` and every function that calls one of them, directly or not: what
