@@ -3,10 +3,14 @@ first) or the files that include it, then what it calls (`ddilint.analyzer.mode`
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ddilint.analyzer.engine import run
-from ddilint.analyzer.mode import IncludeResolver, header_mode, include_modes
+from ddilint.analyzer.mode import IncludeResolver, header_mode, include_modes, shared_folders
 from ddilint.analyzer.preprocess import preprocess
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
@@ -301,3 +305,39 @@ NTSTATUS QueryTokenFromDriver(PHANDLE Token)
     # driver's own helpers get the kernel-only rules.
     assert [(line, code) for _p, line, code in found] == [
         (7, "DDI402"), (16, "DDI402"), (26, "DDI101"), (30, "DDI103")]
+
+
+def _nearest_by_looking_at_each(paths: list[str], include: str, includer: str) -> str | None:
+    """What `IncludeResolver` answers, found by comparing every file of the name."""
+    folder = includer.rsplit("/", 1)[0] if "/" in includer else ""
+    written = include.replace("\\", "/").lower()
+    candidates = [p for p in paths if p.lower().rsplit("/", 1)[-1] == written.rsplit("/", 1)[-1]]
+    if not candidates:
+        return None
+    exact = {p.lower(): p for p in paths}.get(posixpath.normpath(f"{folder.lower()}/{written}"))
+    if exact is not None:
+        return exact
+    tail = "/" + written.lstrip("./")
+    ends = [c for c in candidates if c.lower().endswith(tail)] or candidates
+    near = {c: shared_folders(posixpath.dirname(c.lower()), folder.lower()) for c in ends}
+    best = max(near.values())
+    nearest = [c for c in ends if near[c] == best]
+    return nearest[0] if len(nearest) == 1 else None
+
+
+_NAMES = st.sampled_from(["drv", "Inc", "inc", "sys", "m", "a"])
+_FILES = st.builds(lambda root, parts, name: root + "/".join([*parts, name]),
+                   st.sampled_from(["", "/p/"]), st.lists(_NAMES, max_size=4),
+                   st.sampled_from(["x.h", "X.H", "y.h", "z.c"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_FILES, min_size=1, max_size=25, unique_by=str.lower),
+       st.lists(st.tuples(st.sampled_from(["x.h", "inc/x.h", "../x.h", "y.h", "Inc\\y.h"]),
+                          _FILES), min_size=1, max_size=10))
+def test_the_nearest_header_is_the_one_comparing_every_file_finds(
+        paths: list[str], asked: list[tuple[str, str]]) -> None:
+    resolve = IncludeResolver(paths)
+    for include, includer in [*asked, *(("x.h", p) for p in paths)]:
+        assert resolve(include, includer) == _nearest_by_looking_at_each(paths, include,
+                                                                          includer)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -219,6 +220,7 @@ class IncludeResolver:
             self.exact[low] = p
             self.by_name.setdefault(low.rsplit("/", 1)[-1], []).append(p)
         self.memo: dict[tuple[str, str], str | None] = {}
+        self.headers: dict[str, _Headers] = {}
 
     def __call__(self, include: str, includer: str) -> str | None:
         folder = includer.rsplit("/", 1)[0] if "/" in includer else ""
@@ -231,18 +233,52 @@ class IncludeResolver:
         if candidates:
             found = self.exact.get(posixpath.normpath(f"{folder.lower()}/{written}"))
             if found is None:
-                tail = "/" + written.lstrip("./")
-                ends = [c for c in candidates if c.lower().endswith(tail)] or candidates
-                # How many folders each shares with the includer, folder by folder
-                # (`mimidrv/` is no nearer to `modules/` than `inc/` is for sharing an `m`).
-                here = folder.lower()
-                near = {c: shared_folders(posixpath.dirname(c.lower()), here) for c in ends}
-                best = max(near.values())
-                nearest = [c for c in ends if near[c] == best]
-                # Two equally near (`kernel/framework.h` and `user/framework.h` for a header
-                # in their parent folder): which one the compiler takes depends on who
-                # included the header and on the include path, so the include tells
-                # nothing.
-                found = nearest[0] if len(nearest) == 1 else None
+                headers = self.headers.get(written)
+                if headers is None:
+                    tail = "/" + written.lstrip("./")
+                    ends = [c for c in candidates if c.lower().endswith(tail)] or candidates
+                    headers = self.headers[written] = _Headers(ends)
+                found = headers.nearest(folder.lower())
         self.memo[key] = found
         return found
+
+
+class _Headers:
+    """The files an include can name, by folder, to find the one nearest an includer in
+    time of the folders' depth, not of how many files there are: 4,000 drivers, each with
+    its `driver.h` in an `inc` folder beside its sources, took 42 s when each include
+    looked at every `driver.h`."""
+
+    def __init__(self, files: Sequence[str]) -> None:
+        # (folder names, lower-case; the file), sorted by folder
+        self.files = sorted((tuple(posixpath.dirname(f.lower()).split("/")), f) for f in files)
+        self.dirs = [d for d, _f in self.files]
+
+    def nearest(self, folder: str) -> str | None:
+        """The file whose folder shares the most leading folder names with `folder`
+        (`shared_folders`: `mimidrv/` is no nearer to `modules/` than `inc/` is for
+        sharing an `m`); None when two share as many (`kernel/framework.h` and
+        `user/framework.h` for a header in their parent folder: which one the compiler
+        takes depends on who included the header and on the include path, so the include
+        tells nothing)."""
+        here = tuple(folder.split("/"))
+        dirs = self.dirs
+        # In sorted order, the folder sharing the most with `here` is next to where it
+        # would go; all those sharing that many are together.
+        k = bisect_left(dirs, here)
+        best = max(_shared(here, dirs[j]) for j in (k - 1, k) if 0 <= j < len(dirs))
+        prefix = here[:best]
+        k = bisect_left(dirs, prefix)
+        if k + 1 < len(dirs) and dirs[k + 1][:best] == prefix:
+            return None
+        return self.files[k][1]
+
+
+def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """How many leading names two split folders share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
