@@ -599,3 +599,36 @@ def test_a_call_through_a_field_reaches_each_function_stored_there_once() -> Non
     assert callees["Fire"] == ["CbA", "CbB"]
     assert callees["FireTwice"] == ["CbA", "CbB", "CbA", "CbB"]
     assert callees["ArmA"] == callees["ArmB"] == []
+
+
+# A system thread's chain of 30 helpers, one calling itself, and two calling each other.
+_SYSTEM_CHAINS = ("#include <ntddk.h>\n"
+                  + "".join(f"VOID Step{i}(PVOID c) {{ Step{i + 1}(c); }}\n" for i in range(29))
+                  + "VOID Step29(PVOID c) { if (c) Step29(c); Ping(c); }\n"
+                  "VOID Ping(PVOID c) { if (c) Pong(c); }\n"
+                  "VOID Pong(PVOID c) { if (c) Ping(c); }\n"
+                  "VOID Start(PVOID c) { Step0(c); PsTerminateSystemThread(STATUS_SUCCESS); }\n"
+                  "NTSTATUS DriverEntry(PDRIVER_OBJECT D, PUNICODE_STRING R)\n"
+                  "{ HANDLE t; return PsCreateSystemThread(&t, THREAD_ALL_ACCESS, NULL, NULL,"
+                  " NULL, Start, NULL); }\n")
+
+
+def test_system_roots_remembered_along_a_chain_are_the_ones_walked() -> None:
+    model = _ctx(_SYSTEM_CHAINS).model
+
+    def walked(n: int) -> int:
+        last, seen = n, {n}
+        while (prev := model.system_why[last]) is not None and prev[0] not in seen:
+            last = prev[0]
+            seen.add(last)
+        return last
+
+    nodes = range(len(model.nodes))
+    start, entry = (next(n for n in nodes if model.nodes[n].summary.name == name)
+                    for name in ("Start", "DriverEntry"))
+    assert all(model.system[n] for n in nodes)
+    assert [model._system_root(n) for n in nodes] == [walked(n) for n in nodes]
+    assert {model._system_root(n) for n in nodes} == {start, entry}
+    step = next(n for n in nodes if model.nodes[n].summary.name == "Step20")
+    assert model._system_phrase(step) == (
+        "system process: every way in comes from Start (a system thread start routine)")

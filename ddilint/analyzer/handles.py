@@ -898,6 +898,11 @@ class _FileAnalysis:
         # (offset, why) of the first helper not followed, deeper than MAX_HELPER_DEPTH.
         self.too_deep: tuple[int, str] | None = None
         self.shapes: dict[int, _FunctionShape] = {}
+        # Function id -> the lambdas written in it.
+        self.lambdas: dict[int, list[Function]] = {}
+        for f in fir.functions:
+            if f.kind == "lambda" and f.parent is not None:
+                self.lambdas.setdefault(id(f.parent), []).append(f)
         self.steps = 0  # world steps taken in this file (bounded by MAX_STEPS_PER_FILE)
 
     # -- knowledge ------------------------------------------------------------------------
@@ -1033,14 +1038,13 @@ class _FileAnalysis:
                     interesting.add(src)
                     todo.append(src)
         lambda_names: set[str] = set()
-        for f in self.fir.functions:
-            if f.kind == "lambda" and f.parent is fn:
-                for s in f.body.walk():
-                    if s.expr is not None:
-                        lambda_names.update(s.expr.names())
-                    for d in s.decls:
-                        if d.init is not None:
-                            lambda_names.update(d.init.names())
+        for f in self.lambdas.get(id(fn), ()):
+            for s in f.body.walk():
+                if s.expr is not None:
+                    lambda_names.update(s.expr.names())
+                for d in s.decls:
+                    if d.init is not None:
+                        lambda_names.update(d.init.names())
         got = _FunctionShape(frozenset(locals_), frozenset(interesting),
                              frozenset(lambda_names & locals_), frozenset(in_opaque),
                              frozenset(shadowed), types)

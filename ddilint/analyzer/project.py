@@ -350,6 +350,7 @@ class Project:
         self._stored: dict[str, list[int]] = {}
         self._entries: dict[tuple[str, str], list[int]] = {}
         self._why_memo: dict[int, tuple[int, int, tuple[_Link, ...]] | None] = {}
+        self._system_roots: dict[int, int] = {}
         self._trees: dict[tuple[int, frozenset[int] | None], tuple[
             dict[int, tuple[int, int]], dict[int, int], dict[int, int]]] = {}
         self.by_name: dict[str, list[int]] = {}
@@ -1090,10 +1091,13 @@ class Project:
         fir = self.file_ir(node.path)
         if fir is None:
             return None
-        for f in fir.functions:
-            if f.start == node.summary.start and f.name == node.summary.name:
-                return fir, f
-        return None
+        at: dict[tuple[int, str], Function] | None = fir.memo.get("functions_at")
+        if at is None:
+            at = fir.memo["functions_at"] = {}
+            for f in fir.functions:
+                at.setdefault((f.start, f.name), f)
+        got = at.get((node.summary.start, node.summary.name))
+        return None if got is None else (fir, got)
 
     def call_ir(self, n: int, call: int) -> tuple[FileIR, CallSite] | None:
         """The IR of call `call` (an index into its file's calls) in function node `n`,
@@ -1326,24 +1330,33 @@ class Project:
     def _system_phrase(self, n: int) -> str:
         if not self.system[n]:
             return ""
-        chain = [n]
-        cur = n
-        seen = {n}
-        while self.system_why[cur] is not None:
-            prev = self.system_why[cur]
-            assert prev is not None
-            cur = prev[0]
-            if cur in seen:
-                break
-            seen.add(cur)
-            chain.append(cur)
-        entry = self.nodes[chain[-1]]
+        root = self._system_root(n)
+        entry = self.nodes[root]
         label = next((self.knowledge.roles[r.role].label for r in entry.roles
                       if self.knowledge.roles.get(r.role) and
                       self.knowledge.roles[r.role].system), "a system entry")
-        if chain[-1] == n:
+        if root == n:
             return f"system process: it is {label}"
         return f"system process: every way in comes from {entry.summary.qualname} ({label})"
+
+    def _system_root(self, n: int) -> int:
+        """The system entry the `system_why` links from `n` lead to. They are the tree of
+        a breadth-first walk from the entries (`_reach`), so they never come back round.
+        Remembered for every function passed: the phrases of a chain of n functions take
+        n steps, not n * n / 2."""
+        memo = self._system_roots
+        path: list[int] = []
+        cur = n
+        while cur not in memo and (prev := self.system_why[cur]) is not None:
+            path.append(cur)
+            cur = prev[0]
+            if len(path) > len(self.nodes):
+                break  # not a tree after all: stop rather than go round for ever
+        root = memo.get(cur, cur)
+        for m in path:
+            memo[m] = root
+        memo[cur] = root
+        return root
 
     def role_rows(self) -> list[tuple[FunctionSummary, str, ExecutionContext, str]]:
         """For `ddilint roles`: each function with its roles (text), context and path."""
