@@ -469,18 +469,25 @@ def test_nearest_entries_of_a_long_chain_in_one_walk() -> None:
     assert nearest_entries(callers, [], ()) == [-1] * size
 
 
+def _chain(name: str, size: int, last: str, rest: str) -> str:
+    """A source where `name`0 calls `name`1 and so on up to `name`{size - 1}, whose body
+    is `last`; then two functions that only call each other, and `rest`."""
+    return ("#include <ntddk.h>\n"
+            + "".join(f"VOID {name}{i}(PVOID c) {{ {name}{i + 1}(c); }}\n"
+                      for i in range(size - 1))
+            + f"VOID {name}{size - 1}(PVOID c) {{ {last} }}\n"
+            "VOID Ping(PVOID c) { if (c) Pong(c); }\n"
+            "VOID Pong(PVOID c) { if (c) Ping(c); }\n" + rest)
+
+
 # A DPC's chain of 40 helpers, a self-recursive walker nobody else calls and its leaf, and
 # two functions that only call each other: the `why` walks a story takes are long, short
 # and round.
-_CHAINS = ("#include <ntddk.h>\n"
-           + "".join(f"VOID Pass{i}(PVOID c) {{ Pass{i + 1}(c); }}\n" for i in range(39))
-           + "VOID Pass39(PVOID c) { Leaf(c); }\n"
-           "VOID Leaf(PVOID c) { UNREFERENCED_PARAMETER(c); }\n"
-           "VOID Walk(PVOID c) { if (c) Walk(*(PVOID *)c); Leaf(c); }\n"
-           "VOID Ping(PVOID c) { if (c) Pong(c); }\n"
-           "VOID Pong(PVOID c) { if (c) Ping(c); }\n"
-           "VOID Dpc(PKDPC d, PVOID c, PVOID a, PVOID b) { Pass0(c); }\n"
-           "VOID Setup(PKDPC d) { KeInitializeDpc(d, Dpc, NULL); }\n")
+_CHAINS = _chain("Pass", 40, "Leaf(c);",
+                 "VOID Leaf(PVOID c) { UNREFERENCED_PARAMETER(c); }\n"
+                 "VOID Walk(PVOID c) { if (c) Walk(*(PVOID *)c); Leaf(c); }\n"
+                 "VOID Dpc(PKDPC d, PVOID c, PVOID a, PVOID b) { Pass0(c); }\n"
+                 "VOID Setup(PKDPC d) { KeInitializeDpc(d, Dpc, NULL); }\n")
 
 
 def test_stories_remembered_along_a_chain_are_the_ones_walked(
@@ -601,16 +608,14 @@ def test_a_call_through_a_field_reaches_each_function_stored_there_once() -> Non
     assert callees["ArmA"] == callees["ArmB"] == []
 
 
-# A system thread's chain of 30 helpers, one calling itself, and two calling each other.
-_SYSTEM_CHAINS = ("#include <ntddk.h>\n"
-                  + "".join(f"VOID Step{i}(PVOID c) {{ Step{i + 1}(c); }}\n" for i in range(29))
-                  + "VOID Step29(PVOID c) { if (c) Step29(c); Ping(c); }\n"
-                  "VOID Ping(PVOID c) { if (c) Pong(c); }\n"
-                  "VOID Pong(PVOID c) { if (c) Ping(c); }\n"
-                  "VOID Start(PVOID c) { Step0(c); PsTerminateSystemThread(STATUS_SUCCESS); }\n"
-                  "NTSTATUS DriverEntry(PDRIVER_OBJECT D, PUNICODE_STRING R)\n"
-                  "{ HANDLE t; return PsCreateSystemThread(&t, THREAD_ALL_ACCESS, NULL, NULL,"
-                  " NULL, Start, NULL); }\n")
+# A system thread's chain of 30 helpers, the last calling itself and Ping, which only
+# Pong calls besides.
+_SYSTEM_CHAINS = _chain(
+    "Step", 30, "if (c) Step29(c); Ping(c);",
+    "VOID Start(PVOID c) { Step0(c); PsTerminateSystemThread(STATUS_SUCCESS); }\n"
+    "NTSTATUS DriverEntry(PDRIVER_OBJECT D, PUNICODE_STRING R)\n"
+    "{ HANDLE t; return PsCreateSystemThread(&t, THREAD_ALL_ACCESS, NULL, NULL, NULL, Start,"
+    " NULL); }\n")
 
 
 def test_system_roots_remembered_along_a_chain_are_the_ones_walked() -> None:
