@@ -197,12 +197,7 @@ def include_modes(
 
 def shared_folders(a: str, b: str) -> int:
     """How many leading folder names two folders share (`a/b/c`, `a/b/d`: 2)."""
-    n = 0
-    for x, y in zip(a.split("/"), b.split("/"), strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    return _shared(a.split("/"), b.split("/"))
 
 
 class IncludeResolver:
@@ -274,7 +269,7 @@ class _Headers:
         return self.files[k][1]
 
 
-def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+def _shared(a: Sequence[str], b: Sequence[str]) -> int:
     """How many leading names two split folders share."""
     n = 0
     for x, y in zip(a, b, strict=False):
