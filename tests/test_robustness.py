@@ -21,7 +21,7 @@ from ddilint.analyzer.budget import BudgetExceeded, time_budget
 from ddilint.analyzer.dataflow import CHECK_MASK
 from ddilint.analyzer.engine import FileResult, Options, analyze_bytes, discover, run
 from ddilint.analyzer.frontend import parse_file
-from ddilint.analyzer.handles import MAX_HELPER_DEPTH
+from ddilint.analyzer.handles import MAX_HELPER_DEPTH, MAX_STEPS_PER_FILE
 from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL
 from ddilint.analyzer.source import SourceText, decode_bytes
 from ddilint.analyzer.values import MAX_REACHING_DEFS, file_values
@@ -283,7 +283,9 @@ def test_many_definitions_of_one_variable_stop_being_followed_with_one_notice(
     res = analyze(_generated_chain(n).encode(), builtin_rules, knowledge, path="gen.c")
     notes = [f.message for f in res.findings if f.code == "DDI905"]
     assert notes == [
-        "handles not checked in Generated: `k` has too many paths",  # once, not once a block
+        # Once, not once a block, and for what it is: the file's limit of steps.
+        "handles not checked in Generated from `k` on, and in the functions after it: the "
+        f"file took the {MAX_STEPS_PER_FILE:,} steps its handle analysis may take",
         f"values not followed in Generated: `status` has more than {MAX_REACHING_DEFS} "
         "definitions that reach one place",
         f"values not followed in Generated: `k` has more than {MAX_REACHING_DEFS} "
@@ -481,3 +483,24 @@ def test_output_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out == first
     data = json.loads(first)
     assert [(d["path"], d["line"]) for d in data] == sorted((d["path"], d["line"]) for d in data)
+
+
+def test_a_file_past_its_handle_steps_says_so_once(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    # 400 keys opened and closed in a row: each open is followed to the function's end, so
+    # the file runs out of steps part way; that was one "too many paths" per handle.
+    n = 400
+    body = "".join(f"    HANDLE h{i};\n" for i in range(n)) + "".join(
+        f"    status = ZwOpenKey(&h{i}, KEY_READ, oa);\n"
+        + ("    if (!NT_SUCCESS(status)) { return status; }\n" if i == 0
+           else f"    if (NT_SUCCESS(status)) {{ ZwClose(h{i}); }}\n")
+        for i in range(n))
+    text = ("#include <ntddk.h>\nNTSTATUS Many(POBJECT_ATTRIBUTES oa)\n{\n"
+            f"    NTSTATUS status;\n{body}    return status;\n}}\n")
+    res = analyze(text.encode(), builtin_rules, knowledge)
+    notes = [f.message for f in res.findings if f.code == "DDI905"]
+    assert len(notes) == 1 and notes[0].startswith("handles not checked in Many from `h")
+    assert f"the file took the {MAX_STEPS_PER_FILE:,} steps" in notes[0]
+    # The handles before that point are checked: h0 is never closed.
+    assert [(f.code, f.location.line) for f in res.findings if f.code != "DDI905"] == [
+        ("DDI201", n + 5)]

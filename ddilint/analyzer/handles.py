@@ -1084,6 +1084,7 @@ class _FileAnalysis:
     def analyze(self) -> HandleFacts:
         facts = HandleFacts()
         seen_misuse: set[tuple[str, int]] = set()
+        out_of_steps = False
         for fn in self.fir.functions:
             calls = self.handle_calls.get(id(fn))
             if calls is None:
@@ -1114,6 +1115,17 @@ class _FileAnalysis:
                 facts.sites += 1
                 got = self.run_site(fn, site, collect=True)
                 if got is None:
+                    if self.steps > MAX_STEPS_PER_FILE:
+                        # The file's limit, not this handle's paths: said once, where it
+                        # was reached (a generated function opening 500 handles in a row
+                        # gave 470 notices of "too many paths", one per handle).
+                        if not out_of_steps:
+                            out_of_steps = True
+                            facts.given_up.append((fn.name_start, (
+                                f"{fn.qualname} from `{site.var}` on, and in the functions "
+                                f"after it: the file took the {MAX_STEPS_PER_FILE:,} steps "
+                                "its handle analysis may take")))
+                        continue
                     # Once per variable: a generated function opening thousands of handles
                     # in one variable gave as many notices, all on the function's name.
                     why = (fn.name_start, f"{fn.qualname}: `{site.var}` has too many paths")
