@@ -125,9 +125,10 @@ def nearest_entries(callers: Sequence[Sequence[tuple[int, int]]], plain: Iterabl
     An entry is a node of `plain`, met at its distance when the walk takes it off its
     queue, or the caller of an edge (caller, call index) of `side`, met one call beyond the
     callee the walk is at when it looks at that edge: at the same distance, before the
-    `plain` ones. Among equals the walk's order decides, and that is the order of the
-    callers of the node asked about: the first of its callers that leads to the nearest
-    kind of entry.
+    `plain` ones. No caller of a `side` edge is in `plain` (a dispatcher shared with other
+    majors is no plain entry of one), so each entry is met first where it is nearest.
+    Among equals the walk's order decides, and that is the order of the callers of the
+    node asked about: the first of its callers that leads to the nearest kind of entry.
 
     So the entry of a node follows from those of its callers, and one multi-source walk
     down from all the entries at once, by (distance, kind), gives every node's in time
