@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from ddilint.analyzer.engine import run
+from ddilint.analyzer.engine import discover, run
 from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import Rule
@@ -122,3 +122,19 @@ def test_a_chained_synthetic_corpus_has_a_finding_in_every_link(
         f" -> Relay{files - 1} (drv{files - 2:05d}.c:138)"))
     assert f" -> ... {files - STORY_HEAD - STORY_TAIL} more calls ... -> " in deepest.message
     assert deepest.message.startswith("ZwClose") and "ChainDpc is a DPC" in deepest.message
+
+
+def test_stages_time_what_a_run_does_and_report_its_findings(
+        builtin_rules: list[Rule], knowledge: Knowledge) -> None:
+    spec = importlib.util.spec_from_file_location("ddilint_stages", ROOT / "bench" / "stages.py")
+    assert spec is not None and spec.loader is not None
+    stages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stages)
+    corpus = FIXTURES / "handle-leak"
+    best, findings = stages.stages(corpus, jobs=1, rounds=2)
+    assert list(best) == ["start-up", "discover", "phase one", "modes", "model",
+                          "phase three", "report"]
+    assert all(seconds >= 0 for seconds in best.values()) and best["phase one"] > 0
+    # The same stages as a run: the same findings.
+    assert findings == run(discover([corpus])[0], builtin_rules, knowledge).findings
+    assert any(f.code == "DDI201" for f in findings)
