@@ -19,8 +19,10 @@ from ddilint.rules.base import Rule
 from tests.conftest import FIXTURES, ROOT
 
 
-def _bench_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ddilint_bench", ROOT / "bench" / "bench.py")
+def _bench_script(name: str) -> ModuleType:
+    """The script `bench/{name}.py` as a module."""
+    spec = importlib.util.spec_from_file_location(f"ddilint_{name}",
+                                                  ROOT / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # its dataclasses look their module up there
@@ -32,7 +34,7 @@ def test_bench_measures_every_row_and_leaves_the_corpus_alone(tmp_path: Path) ->
     corpus = tmp_path / "driver"
     shutil.copytree(FIXTURES / "handle-leak", corpus)
     before = {p: p.read_bytes() for p in corpus.rglob("*") if p.is_file()}
-    summary = _bench_module().run_bench(corpus, jobs=1, repeat=1, semgrep=False, extra=[],
+    summary = _bench_script("bench").run_bench(corpus, jobs=1, repeat=1, semgrep=False, extra=[],
                                         pre_commit=True)
     runs = summary["runs"]
     assert set(runs) == {"parse-only", "ddilint cold", "ddilint fill", "ddilint warm",
@@ -64,7 +66,7 @@ def test_semgrep_runs_on_the_corpus_and_on_an_empty_folder(tmp_path: Path,
     shutil.copytree(FIXTURES / "handle-leak", corpus)
     rule = tmp_path / "rule.yaml"
     rule.write_text("rules: []\n")
-    summary = _bench_module().run_bench(corpus, jobs=1, repeat=2, semgrep=rule, extra=[])
+    summary = _bench_script("bench").run_bench(corpus, jobs=1, repeat=2, semgrep=rule, extra=[])
     runs = summary["runs"]
     assert {"semgrep 1 rule", "semgrep start-up"} <= set(runs)
     files = sum(1 for p in corpus.rglob("*") if p.is_file())
@@ -78,7 +80,7 @@ def test_semgrep_missing_stops_before_any_temporary_folder(tmp_path: Path,
     temp.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(temp))
     with pytest.raises(SystemExit, match="no semgrep on PATH"):
-        _bench_module().run_bench(FIXTURES / "handle-leak", jobs=1, repeat=1, semgrep=True,
+        _bench_script("bench").run_bench(FIXTURES / "handle-leak", jobs=1, repeat=1, semgrep=True,
                                   extra=[])
     assert list(temp.iterdir()) == []
 
@@ -87,11 +89,7 @@ def test_semgrep_missing_stops_before_any_temporary_folder(tmp_path: Path,
 def test_instruction_counts_give_a_forked_process_only_its_own_work(tmp_path: Path) -> None:
     # Callgrind hands a forked child a copy of its counters: without the dump before the
     # fork, a worker that does nothing was counted with all its parent had run.
-    spec = importlib.util.spec_from_file_location("ddilint_instructions",
-                                                  ROOT / "bench" / "instructions.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_script("instructions")
     script = tmp_path / "fork.py"
     script.write_text("import os\nx = sum(range(400_000))\npid = os.fork()\n"
                       "if pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n")
@@ -103,10 +101,7 @@ def test_instruction_counts_give_a_forked_process_only_its_own_work(tmp_path: Pa
 
 def test_a_chained_synthetic_corpus_has_a_finding_in_every_link(
         tmp_path: Path, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
-    spec = importlib.util.spec_from_file_location("ddilint_gen", ROOT / "bench" / "gen_corpus.py")
-    assert spec is not None and spec.loader is not None
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    gen = _bench_script("gen_corpus")
     files = 30
     gen.generate(tmp_path / "plain", files, 4)
     gen.generate(tmp_path / "chain", files, 4, chain=True)
@@ -126,10 +121,7 @@ def test_a_chained_synthetic_corpus_has_a_finding_in_every_link(
 
 def test_stages_time_what_a_run_does_and_report_its_findings(
         builtin_rules: list[Rule], knowledge: Knowledge) -> None:
-    spec = importlib.util.spec_from_file_location("ddilint_stages", ROOT / "bench" / "stages.py")
-    assert spec is not None and spec.loader is not None
-    stages = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stages)
+    stages = _bench_script("stages")
     corpus = FIXTURES / "handle-leak"
     best, findings = stages.stages(corpus, jobs=1, rounds=2)
     assert list(best) == ["start-up", "discover", "phase one", "modes", "model",
