@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
-from ddilint.analyzer.source import decode_bytes
+from ddilint.analyzer.source import decode_bytes, read_file
 from ddilint.findings import Finding
 
 _SPACE = re.compile(r"\s+")
@@ -31,7 +30,7 @@ class SourceCache:
     def text(self, path: str) -> str | None:
         if path not in self._texts:
             try:
-                raw = Path(path).read_bytes()
+                raw = read_file(path)
             except OSError:
                 self._texts[path] = None
             else:

@@ -39,6 +39,7 @@ from ddilint.analyzer.engine import (
 )
 from ddilint.analyzer.frontend import SOURCE_SUFFIXES
 from ddilint.analyzer.project import Project
+from ddilint.analyzer.source import read_file
 from ddilint.analyzer.summary import FileSummary
 from ddilint.config import Config, ConfigError, find_config_file, find_project_root
 from ddilint.findings import Finding, Location, Severity
@@ -158,7 +159,7 @@ class ProjectState:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            raw = path.read_bytes()
+            raw = read_file(path)
         except OSError:
             return None
         summary, _, _ = summarize_bytes(name, raw, self.knowledge, options)

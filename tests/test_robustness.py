@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -23,10 +24,11 @@ from ddilint.analyzer.engine import FileResult, Options, analyze_bytes, discover
 from ddilint.analyzer.frontend import parse_file
 from ddilint.analyzer.handles import MAX_HELPER_DEPTH, MAX_STEPS_PER_FILE
 from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL
-from ddilint.analyzer.source import SourceText, decode_bytes
+from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes, read_file
 from ddilint.analyzer.values import MAX_REACHING_DEFS, file_values
 from ddilint.cli import main
 from ddilint.findings import Finding, Severity
+from ddilint.fingerprint import SourceCache
 from ddilint.knowledge import Knowledge
 from ddilint.rules.base import FileContext, Pending, ProjectView, Rule
 from tests.exercise import ExerciseRule
@@ -466,6 +468,75 @@ def test_symlink_loops_are_not_followed(tmp_path: Path) -> None:
     result = run(files, [], _no_knowledge())
     assert result.analyzed == 2
     assert [f.code for f in result.findings] == ["DDI901"]  # the dangling link
+
+
+def _check_in_a_process(*args: str | Path) -> tuple[int, list[dict[str, object]]]:
+    """`ddilint check ARGS --format json` in its own process, which a hang cannot take
+    the test suite with: its exit status and findings."""
+    proc = subprocess.run([sys.executable, "-m", "ddilint", "check", "--format", "json",
+                           *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout else []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_a_named_pipe_or_a_device_is_a_notice_and_never_waits(tmp_path: Path) -> None:
+    # `open` of a named pipe waits for a writer, and reading /dev/zero never ends: read
+    # as sources, either held a run for ever. Each is now a file that cannot be read.
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "drv.c").write_text(DRIVER)
+    os.mkfifo(root / "pipe.c")
+    expected = [("drv.c", "DDI401", ""), ("pipe.c", "DDI901", "(a named pipe)")]
+    if os.path.exists("/dev/zero"):
+        os.symlink("/dev/zero", root / "zero.h")
+        expected.append(("zero.h", "DDI901", "(a character device)"))
+    cache = tmp_path / "cache"
+    for extra in (("--no-cache",), ("--cache-dir", cache), ("--cache-dir", cache, "-j", "2")):
+        code, found = _check_in_a_process(root, *extra)
+        assert code == 1
+        got = [(Path(str(f["path"])).name, f["code"], str(f["message"])) for f in found]
+        assert [(n, c) for n, c, _ in got] == [(n, c) for n, c, _ in expected]
+        for (_, _, message), (_, _, says) in zip(got, expected, strict=True):
+            assert says in message
+    # What reads a file outside a run (fingerprints, the editor's project model) reads it
+    # as a run does: a thread, so that a wait fails the test rather than holding it.
+    answers: list[object] = []
+
+    def ask() -> None:
+        answers.append(SourceCache().text(str(root / "pipe.c")))
+        with contextlib.suppress(OSError):
+            answers.append(read_file(root / "pipe.c"))
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    asker.join(30)
+    assert answers == [None]
+    # SARIF output (results fingerprinted from their lines' text, notices apart).
+    sarif = tmp_path / "out.sarif"
+    assert _check_in_a_process(root, "--no-cache", "--format", "sarif", "-o", sarif)[0] == 1
+    log = json.loads(sarif.read_text())["runs"][0]
+    assert [r["ruleId"] for r in log["results"]] == ["DDI401"]
+    notes = log["invocations"][0]["toolExecutionNotifications"]
+    assert [n["descriptor"]["id"] for n in notes] == [c for _, c, _ in expected[1:]]
+
+
+def test_a_huge_file_is_read_no_further_than_the_limit(tmp_path: Path, builtin_rules: list[Rule],
+                                                       knowledge: Knowledge) -> None:
+    huge = tmp_path / "table.c"
+    row = b"    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,\n"
+    huge.write_bytes(b"const unsigned char Table[] = {\n"
+                     + row * (MAX_FILE_BYTES // len(row) + 100) + b"};\n")
+    assert len(read_file(huge)) == MAX_FILE_BYTES + 1
+    small = tmp_path / "drv.c"
+    small.write_text(DRIVER)
+    assert read_file(small) == DRIVER.encode()
+    if os.path.exists("/proc/self/status"):  # a regular file whose size says 0
+        assert read_file("/proc/self/status").startswith(b"Name:")
+    result = run([huge, small], builtin_rules, knowledge)
+    got = [(Path(f.location.path).name, f.code, f.message) for f in result.findings]
+    assert got == [("drv.c", "DDI401", got[0][2]),
+                   ("table.c", "DDI904", "file is larger than the 8 MiB limit; not analyzed")]
 
 
 def _no_knowledge() -> Knowledge:

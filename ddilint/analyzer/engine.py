@@ -36,7 +36,7 @@ from ddilint.analyzer.frontend import MAX_DEPTH, SOURCE_SUFFIXES, parse_file
 from ddilint.analyzer.ir import FileIR
 from ddilint.analyzer.mode import include_modes
 from ddilint.analyzer.project import Project
-from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes
+from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes, read_file
 from ddilint.analyzer.summary import FileSummary, summarize
 from ddilint.cache import (
     RACY_NS,
@@ -125,7 +125,9 @@ def discover(
                 found.setdefault(os.path.normpath(p), str(p))
             continue
         if not p.is_dir():
-            if p.is_symlink():  # dangling: analyzed, it becomes an unreadable-file notice
+            # A dangling link, a named pipe, a device: analyzed, each becomes an
+            # unreadable-file notice (`read_file`).
+            if p.is_symlink() or p.exists():
                 found.setdefault(os.path.normpath(p), str(p))
             else:
                 missing.append(str(raw))
@@ -175,7 +177,8 @@ def read_source(path: str, raw: bytes) -> tuple[SourceText | None, list[Finding]
     """Decode a file's bytes, with notices for what was lossy or impossible."""
     notes: list[Finding] = []
     if len(raw) > MAX_FILE_BYTES:
-        notes.append(notice("DDI904", path, f"file is {len(raw) // 1024} KiB, over the "
+        # (`read_file` reads no more than the limit and a byte: the size past it is unknown.)
+        notes.append(notice("DDI904", path, "file is larger than the "
                             f"{MAX_FILE_BYTES // (1024 * 1024)} MiB limit; not analyzed"))
         return None, notes
     decoded = decode_bytes(raw)
@@ -222,8 +225,7 @@ def ir_reader(options: Options,
     them, within the file's time budget; None when that fails."""
     def read(path: str) -> FileIR | None:
         try:
-            raw = texts[path] if texts is not None and path in texts else (
-                Path(path).read_bytes())
+            raw = texts[path] if texts is not None and path in texts else read_file(path)
             with time_budget(options.file_timeout):
                 source, _notes = read_source(path, raw)
                 if source is None:
@@ -447,7 +449,7 @@ def analyze_file(
     """Read and analyze one file from disk. Never raises."""
     name = path.as_posix()
     try:
-        raw = path.read_bytes()
+        raw = read_file(path)
     except OSError as exc:
         return FileResult(name, [cannot_read(name, exc)])
     return analyze_bytes(name, raw, rules, knowledge, options, project)
@@ -747,8 +749,7 @@ def file_digests(names: Sequence[str], cache: ResultCache,
                 digests[name] = seen[1]
                 sizes[name] = st.st_size
                 continue
-            with open(name, "rb") as fh:
-                raw = fh.read()
+            raw = read_file(name)
         except OSError as exc:
             unreadable[name] = [cannot_read(name, exc)]
             continue
@@ -772,8 +773,7 @@ def read_and_facts(
     read, which only the cache needs ("" without, or when the file could not be read: the
     facts then hold the DDI901 notice)."""
     try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
+        raw = read_file(name)
     except OSError as exc:
         return FileFacts(None, [cannot_read(name, exc)]), ""
     facts = file_facts(name, raw, rules, knowledge, options, check)

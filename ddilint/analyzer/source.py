@@ -9,13 +9,49 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 _NEWLINE = re.compile(b"\n")
 
 # A file larger than this is not analyzed (generated tables, amalgamations): a notice says so.
 MAX_FILE_BYTES = 8 * 1024 * 1024
+
+# Opening a named pipe for reading waits for a writer, unless it is opened non-blocking.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                (stat.S_ISDIR, "a directory"))
+
+
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """A source file's bytes as the analysis reads them: from a regular file only, and at
+    most `MAX_FILE_BYTES` + 1 of them, which is enough for `read_source` to tell that it is
+    too large without holding gigabytes of a generated file.
+
+    A named pipe called `x.c` is opened without waiting for a writer, and a link to a
+    device (`/dev/zero`, `/dev/urandom`) is never read: either would make a run wait or
+    read for ever. Both raise `OSError`, whose `strerror` says what the path is; every
+    caller takes that as a file it cannot read (DDI901)."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)),
+                        "a special file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", os.fspath(path))
+        with open(fd, "rb", closefd=False) as fh:
+            # Asked for its size and a byte (a read makes room for all it is asked for
+            # first): the byte tells whether it grew since `fstat`, or tells too little.
+            raw = fh.read(min(st.st_size, MAX_FILE_BYTES) + 1)
+            if st.st_size < len(raw) <= MAX_FILE_BYTES:
+                raw += fh.read(MAX_FILE_BYTES + 1 - len(raw))
+            return raw
+    finally:
+        os.close(fd)
 
 
 @dataclass(slots=True)
