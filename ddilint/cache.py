@@ -120,11 +120,30 @@ def project_digest(salt: str, files: Iterable[tuple[str, str]]) -> str:
     """The key of a run's whole-program facts: the salt and every (path, content hash)."""
     h = hashlib.blake2b(salt.encode(), digest_size=16)
     for path, digest in sorted(files):
-        h.update(f"{path}\0{digest}\n".encode())
+        h.update(f"{path}\0{digest}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
-def _chunks(items: Sequence[str], size: int = 500) -> Iterable[tuple[Sequence[str], str]]:
+def _stored(text: str) -> str | bytes:
+    """How SQLite keeps a key or a path: as text, or, where a file's name is not UTF-8 (its
+    bytes come as lone surrogates, which text cannot hold), as the name's own bytes. SQLite
+    never finds text equal to bytes, so no two keys become one."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def _loaded(value: str | bytes) -> str:
+    """A key or path as `_stored` kept it, as the run names it."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _chunks(items: Sequence[str | bytes],
+            size: int = 500) -> Iterable[tuple[Sequence[str | bytes], str]]:
     """`items` in pieces SQLite takes as parameters, each with its `?, ?, ...` list."""
     for i in range(0, len(items), size):
         chunk = items[i : i + size]
@@ -146,8 +165,9 @@ class ResultCache:
         self.misses = 0
         self._db: sqlite3.Connection | None = None
         self._run = 0
-        self._touched: list[str] = []
-        self._touched_paths: list[str] = []
+        # Keys and paths as SQLite keeps them (`_stored`).
+        self._touched: list[str | bytes] = []
+        self._touched_paths: list[str | bytes] = []
         try:
             directory.mkdir(parents=True, exist_ok=True)
             ignore = directory / ".gitignore"
@@ -206,10 +226,10 @@ class ResultCache:
         if self._db is None or not keys:
             return out
         try:
-            for chunk, marks in _chunks(keys):
+            for chunk, marks in _chunks(list(map(_stored, keys))):
                 for key, value, run in self._db.execute(
                         f"SELECT key, value, run FROM results WHERE key IN ({marks})", chunk):
-                    out[key] = value
+                    out[_loaded(key)] = value
                     if run <= self._run - _RENEW_AFTER:
                         self._touched.append(key)
         except sqlite3.Error as exc:
@@ -226,12 +246,12 @@ class ResultCache:
         if self._db is None or not paths:
             return out
         try:
-            for chunk, marks in _chunks(paths):
+            for chunk, marks in _chunks(list(map(_stored, paths))):
                 rows = self._db.execute(
                     "SELECT path, size, mtime, ctime, inode, digest, hashed, run FROM digests "
                     f"WHERE path IN ({marks})", chunk)
                 for path, size, mtime, ctime, inode, digest, hashed, run in rows:
-                    out[path] = ((size, mtime, ctime, inode), digest, hashed)
+                    out[_loaded(path)] = ((size, mtime, ctime, inode), digest, hashed)
                     if run <= self._run - _RENEW_AFTER:
                         self._touched_paths.append(path)
         except sqlite3.Error as exc:
@@ -246,7 +266,8 @@ class ResultCache:
         try:
             self._db.executemany(
                 "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(path, *st, digest, hashed, self._run) for path, st, digest, hashed in items])
+                [(_stored(path), *st, digest, hashed, self._run)
+                 for path, st, digest, hashed in items])
             self._db.commit()
         except sqlite3.Error as exc:
             self._off(exc)
@@ -265,7 +286,7 @@ class ResultCache:
         if self._db is None:
             return
         try:
-            rows = [(k, v, self._run) for k, v in items]
+            rows = [(_stored(k), v, self._run) for k, v in items]
             self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", rows)
             self._db.commit()
         except sqlite3.Error as exc:

@@ -26,6 +26,7 @@ from ddilint.analyzer.handles import MAX_HELPER_DEPTH, MAX_STEPS_PER_FILE
 from ddilint.analyzer.project import STORY_HEAD, STORY_TAIL
 from ddilint.analyzer.source import MAX_FILE_BYTES, SourceText, decode_bytes, read_file
 from ddilint.analyzer.values import MAX_REACHING_DEFS, file_values
+from ddilint.cache import ResultCache
 from ddilint.cli import main
 from ddilint.findings import Finding, Severity
 from ddilint.fingerprint import SourceCache
@@ -537,6 +538,39 @@ def test_a_huge_file_is_read_no_further_than_the_limit(tmp_path: Path, builtin_r
     got = [(Path(f.location.path).name, f.code, f.message) for f in result.findings]
     assert got == [("drv.c", "DDI401", got[0][2]),
                    ("table.c", "DDI904", "file is larger than the 8 MiB limit; not analyzed")]
+
+
+def _non_utf8_name() -> str | None:
+    """A file name that is not UTF-8, where the file system takes one."""
+    return os.fsdecode(b"drv-\xff.c") if sys.platform.startswith("linux") else None
+
+
+@pytest.mark.skipif(_non_utf8_name() is None, reason="names must be valid Unicode here")
+def test_a_file_name_that_is_not_utf8_is_analyzed_and_cached(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Its bytes come as lone surrogates, which SQLite's text cannot hold: the cache raised.
+    name = _non_utf8_name()
+    assert name is not None
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / name).write_text(DRIVER)
+    (root / "other.c").write_text(DRIVER)
+    argv = ["check", "--format", "json", "--cache-dir", str(tmp_path / "cache"), str(root)]
+    outputs = []
+    for _ in range(3):  # cold, warm (remembered hashes), warm again
+        assert main(argv) == 1
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert [(Path(f["path"]).name, f["code"]) for f in json.loads(outputs[0])] == [
+        (name, "DDI401"), ("other.c", "DDI401")]
+    cache = ResultCache(tmp_path / "cache", "salt")
+    key = cache.facts_key(str(root / name), "digest", True)
+    cache.put_many([(key, "value")])
+    assert cache.get_many([key, key + "x"]) == {key: "value"}
+    cache.remember_digests([(str(root / name), (1, 2, 3, 4), "digest", 5)])
+    assert cache.known_digests([str(root / name)]) == {
+        str(root / name): ((1, 2, 3, 4), "digest", 5)}
+    cache.close()
 
 
 def _no_knowledge() -> Knowledge:
