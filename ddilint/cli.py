@@ -303,7 +303,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         text = format_text(findings, args.show_trace)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        # A file name that is not UTF-8 is written as its own bytes, as on standard output.
+        Path(args.output).write_text(text, encoding="utf-8", errors="surrogateescape")
     else:
         sys.stdout.write(text)
     if args.format == "text" and not args.quiet:

@@ -563,6 +563,10 @@ def test_a_file_name_that_is_not_utf8_is_analyzed_and_cached(
     assert outputs[0] == outputs[1] == outputs[2]
     assert [(Path(f["path"]).name, f["code"]) for f in json.loads(outputs[0])] == [
         (name, "DDI401"), ("other.c", "DDI401")]
+    for fmt in ("text", "github", "sarif"):  # a report written to a file names it too
+        out = tmp_path / f"report.{fmt}"
+        assert main([*argv, "--format", fmt, "-o", str(out)]) == 1
+        assert (b"drv-%FF.c" if fmt == "sarif" else b"drv-\xff.c") in out.read_bytes()
     cache = ResultCache(tmp_path / "cache", "salt")
     key = cache.facts_key(str(root / name), "digest", True)
     cache.put_many([(key, "value")])

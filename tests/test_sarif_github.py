@@ -15,7 +15,7 @@ from ddilint.findings import Finding, Location, Severity, TraceStep
 from ddilint.knowledge import load_knowledge
 from ddilint.plugins import collect_rules, plugin_manager
 from ddilint.report.github import format_github
-from ddilint.report.sarif import FINGERPRINT_KEY, to_sarif
+from ddilint.report.sarif import FINGERPRINT_KEY, artifact_uri, to_sarif
 from tests.conftest import ROOT
 
 SCHEMA = ROOT.parent / "shared" / "sarif" / "sarif-schema-2.1.0.json"
@@ -95,6 +95,25 @@ def test_code_flows_from_a_real_trace(tmp_path: Path,
             s["location"]["message"]["text"]) for s in steps]
     assert got[0][:2] == ("dpc.c", 14) and "OnDpc is a DPC" in got[0][2]
     assert got[1] == ("dpc.c", 9, "calls CacheToken")
+
+
+@pytest.mark.parametrize(("name", "uri"), [
+    ("drv.c", "drv.c"),
+    ("my driver/a#1.c", "my%20driver/a%231.c"),  # a space, and a '#' that starts a fragment
+    ("C:x.c", "C%3Ax.c"),  # not a scheme
+    ("pilote-\u00e9.c", "pilote-%C3%A9.c"),
+    ("drv-\udcff.c", "drv-%FF.c"),  # a name that is not UTF-8 (a byte os.walk could not decode)
+])
+def test_artifact_uris_are_uri_references(tmp_path: Path, name: str, uri: str) -> None:
+    rules = collect_rules(plugin_manager())
+    f = Finding("DDI401", "nt-routine-in-kernel-mode", Severity.WARNING, "NtClose",
+                Location((tmp_path / name).as_posix(), 1, 1))
+    log = to_sarif([f], ["abc:1"], rules, load_knowledge(), base=tmp_path)
+    _validate(log)
+    got = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert got == {"uri": uri, "uriBaseId": "%SRCROOT%"}
+    outside = artifact_uri((tmp_path / name).as_posix(), tmp_path / "elsewhere")
+    assert outside.startswith("file:///") and outside.endswith("/" + uri.rsplit("/", 1)[-1])
 
 
 def test_code_flows_from_trace_validate(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ddilint import __version__
 from ddilint.findings import Finding, Location, Severity, TraceStep
@@ -30,7 +31,10 @@ LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "n
 
 
 def artifact_uri(path: str, base: Path) -> str:
-    """A path relative to `base` (forward slashes) when it is under it, else a file URI."""
+    """The URI reference SARIF requires for `path`: relative to `base` (forward slashes)
+    when it is under it, else a file URI. Either is percent-encoded from the name's bytes
+    (RFC 3986): `my driver/a#1.c` is `my%20driver/a%231.c`, a name that is not UTF-8 keeps
+    its bytes, and a colon cannot make a first segment read as a scheme."""
     p = Path(path)
     try:
         rel = Path(os.path.relpath(p.resolve(), base.resolve()))
@@ -38,7 +42,7 @@ def artifact_uri(path: str, base: Path) -> str:
         return p.resolve().as_uri()
     if rel.parts and rel.parts[0] == "..":
         return p.resolve().as_uri()
-    return rel.as_posix()
+    return quote(os.fsencode(rel.as_posix()), safe="/")
 
 
 def _location(loc: Location, base: Path, message: str | None = None) -> dict[str, Any]:
