@@ -245,8 +245,35 @@ class MissingPaths(Exception):
     """Input paths that do not exist."""
 
 
+def _unwritable(target: str | None) -> str | None:
+    """Why a report or baseline cannot be written to `target`, if it plainly cannot: said
+    before the analysis, not after it."""
+    if not target:
+        return None
+    path = Path(target)
+    if path.is_dir():
+        return f"cannot write to {target}: it is a directory"
+    if not path.parent.is_dir():
+        return f"cannot write to {target}: no such directory: {path.parent}"
+    return None
+
+
+def _write(target: str, text: str) -> str | None:
+    """Write a report to `target`; why it could not be, if it could not."""
+    try:
+        # A file name that is not UTF-8 is written as its own bytes, as on standard output.
+        Path(target).write_text(text, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        return f"cannot write to {target}: {exc.strerror or exc}"
+    return None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     paths = list(args.paths or ["."])
+    for target in (args.output, args.write_baseline):
+        if (why := _unwritable(target)) is not None:
+            print(f"ddilint: error: {why}", file=sys.stderr)
+            return EXIT_ERROR
     try:
         cfg, rules, knowledge = load_project(paths, args)
     except ConfigError as exc:
@@ -283,7 +310,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     findings = an.findings
     prints = fingerprints(findings, an.sources.line)
     if args.write_baseline:
-        n = write_baseline(Path(args.write_baseline), findings, prints)
+        try:
+            n = write_baseline(Path(args.write_baseline), findings, prints)
+        except OSError as exc:
+            print(f"ddilint: error: cannot write to {args.write_baseline}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_ERROR
         if not args.quiet:
             print(f"ddilint: wrote {n} finding(s) to {args.write_baseline}", file=sys.stderr)
         return EXIT_CLEAN
@@ -303,8 +335,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         text = format_text(findings, args.show_trace)
     if args.output:
-        # A file name that is not UTF-8 is written as its own bytes, as on standard output.
-        Path(args.output).write_text(text, encoding="utf-8", errors="surrogateescape")
+        if (why := _write(args.output, text)) is not None:
+            print(f"ddilint: error: {why}", file=sys.stderr)
+            return EXIT_ERROR
     else:
         sys.stdout.write(text)
     if args.format == "text" and not args.quiet:

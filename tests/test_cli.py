@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,22 @@ def test_binary_and_bad_files_become_notices(tmp_path: Path,
     data = json.loads(capsys.readouterr().out)
     got = sorted((Path(f["path"]).name, f["code"], f["line"]) for f in data)
     assert got == [("blob.c", "DDI902", 1), ("half.c", "DDI401", 2), ("u16.c", "DDI401", 4)]
+
+
+def test_a_report_that_cannot_be_written_is_an_error_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    drv = tmp_path / "drv.c"
+    drv.write_text(BAD)
+    # Plainly unwritable: said before the analysis.
+    for flag, target, why in [
+            ("-o", tmp_path / "missing" / "r.json", "no such directory"),
+            ("-o", tmp_path, "it is a directory"),
+            ("--write-baseline", drv / "b.json", "no such directory")]:
+        assert main(["check", "--no-cache", flag, str(target), str(drv)]) == 2
+        assert why in capsys.readouterr().err
+    if os.path.exists("/dev/full"):  # writing fails only when it is tried
+        assert main(["check", "--no-cache", "-o", "/dev/full", str(drv)]) == 2
+        assert "cannot write to /dev/full: No space left on device" in capsys.readouterr().err
 
 
 def test_console_script_runs_the_example() -> None:
