@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -547,6 +548,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
     try:
+        os.getcwd()  # paths, the config, the cache and the report are found from it
+    except OSError:
+        print("ddilint: error: the current directory does not exist any more",
+              file=sys.stderr)
+        return EXIT_ERROR
+    try:
         return int(args.func(args))
     except UsageError as exc:
         print(f"ddilint: error: {exc}", file=sys.stderr)
@@ -556,6 +563,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A fault of ddilint's own outside the analysis (which turns its own into DDI906
+        # notices): said in a line, the traceback with --debug.
+        print(f"ddilint: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        else:
+            where = "; `--debug` shows where it happened" if hasattr(args, "debug") else ""
+            print(f"ddilint: please report it{where}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def entry() -> None:

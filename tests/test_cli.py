@@ -120,6 +120,38 @@ def test_a_report_that_cannot_be_written_is_an_error_not_a_traceback(
         assert "cannot write to /dev/full: No space left on device" in capsys.readouterr().err
 
 
+def test_a_fault_outside_the_analysis_is_one_line_and_exit_two(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    drv = tmp_path / "drv.c"
+    drv.write_text(BAD)
+
+    def broken(*_args: object) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("ddilint.cli.format_json", broken)
+    argv = ["check", "--no-cache", "--format", "json", str(drv)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "ddilint: internal error: RuntimeError: boom" in err
+    assert "Traceback" not in err and "--debug" in err
+    assert main([*argv, "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a folder in use cannot go")
+def test_a_current_directory_that_is_gone_is_said_plainly(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "drv.c").write_text(BAD)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert main(["check", "--no-cache", str(tmp_path / "drv.c")]) == 2
+    assert "the current directory does not exist any more" in capsys.readouterr().err
+
+
 def test_console_script_runs_the_example() -> None:
     exe = Path(sys.executable).with_name("ddilint")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ddilint"]
