@@ -145,9 +145,32 @@ def plan_file(path: str, findings: Sequence[Finding],
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace a file's content atomically, keeping its permission bits."""
-    p = Path(path)
-    mode = stat.S_IMODE(p.stat().st_mode)
+    """Replace a file's content atomically, keeping its permission bits.
+
+    A symbolic link stays one: the file it points to is written (a rename over the link
+    made it a copy of its own, and left the file it named unfixed). A file with other
+    hard links is written in place, so that every name of it sees the fix: a rename
+    would leave the others with the old text."""
+    p = Path(os.path.realpath(path))
+    st = p.stat()
+    if st.st_nlink > 1:
+        with open(p, "r+b") as fh:
+            old = fh.read()
+            try:
+                fh.seek(0)
+                fh.write(data)
+                fh.truncate()
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError:  # (a full disk): the old text back, as far as it goes
+                with contextlib.suppress(OSError):
+                    fh.seek(0)
+                    fh.write(old)
+                    fh.truncate()
+                    fh.flush()
+                raise
+        return
+    mode = stat.S_IMODE(st.st_mode)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".ddilint-tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

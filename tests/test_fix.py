@@ -47,6 +47,27 @@ def test_fix_keeps_encoding_and_line_endings(tmp_path: Path, encoding: str, newl
     assert not [p for p in tmp_path.iterdir() if p.name != "drv.c"]  # no temp files left
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink") or not hasattr(os, "link"),
+                    reason="no links")
+def test_fix_writes_through_links_and_keeps_them(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "drv.c").write_text(DRIVER)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    os.symlink(shared / "drv.c", proj / "link.c")  # a source shared by two drivers
+    (proj / "one.c").write_text(DRIVER)
+    os.link(proj / "one.c", proj / "two.c")  # one file under two names
+    assert main(["check", "--no-cache", "--fix", str(proj)]) == 0
+    # Before: the link became a fixed copy of its own and shared/drv.c kept NtFlushKey;
+    # one.c was replaced by a new file and two.c kept the old text.
+    assert (proj / "link.c").is_symlink()
+    assert (shared / "drv.c").read_text() == FIXED
+    assert (proj / "one.c").read_text() == (proj / "two.c").read_text() == FIXED
+    assert os.stat(proj / "one.c").st_ino == os.stat(proj / "two.c").st_ino
+    assert os.stat(proj / "one.c").st_nlink == 2
+
+
 def test_diff_shows_and_changes_nothing(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "drv.c"
