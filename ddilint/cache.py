@@ -150,6 +150,42 @@ def _chunks(items: Sequence[str | bytes],
         yield chunk, ",".join("?" * len(chunk))
 
 
+DB_NAME = "results.sqlite"
+
+
+def _connect(path: Path) -> tuple[sqlite3.Connection, int]:
+    """The cache database at `path` (created if need be) and the number of this run."""
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
+                   "value BLOB NOT NULL, run INTEGER NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER)")
+        db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, "
+                   "size INTEGER, mtime INTEGER, ctime INTEGER, inode INTEGER, "
+                   "digest TEXT NOT NULL, hashed INTEGER NOT NULL, run INTEGER NOT NULL)")
+        row = db.execute("SELECT value FROM meta WHERE name = 'run'").fetchone()
+        run = (row[0] if row else 0) + 1
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('run', ?)", (run,))
+        db.commit()
+    except BaseException:
+        db.close()
+        raise
+    return db, run
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the file itself is bad ("file is not a database", "database disk
+    image is malformed"), not that it is busy, locked or read-only (its subclasses)."""
+    return type(exc) is sqlite3.DatabaseError
+
+
+def _remove_database(path: Path) -> None:
+    for name in (path, path.with_name(path.name + "-journal"),
+                 path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            name.unlink()
+
+
 def default_cache_dir(root: Path | None) -> Path:
     """`.ddilint_cache` in the project root (the config file's folder), else here."""
     return (root or Path.cwd()) / CACHE_DIR_NAME
@@ -173,28 +209,33 @@ class ResultCache:
             ignore = directory / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# created by ddilint\n*\n", encoding="utf-8")
-            db = sqlite3.connect(directory / "results.sqlite", timeout=10)
-            db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
-                       "value BLOB NOT NULL, run INTEGER NOT NULL)")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER)")
-            db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, "
-                       "size INTEGER, mtime INTEGER, ctime INTEGER, inode INTEGER, "
-                       "digest TEXT NOT NULL, hashed INTEGER NOT NULL, run INTEGER NOT NULL)")
-            row = db.execute("SELECT value FROM meta WHERE name = 'run'").fetchone()
-            self._run = (row[0] if row else 0) + 1
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('run', ?)", (self._run,))
-            db.commit()
-            self._db = db
+            try:
+                self._db, self._run = _connect(directory / DB_NAME)
+            except sqlite3.DatabaseError as exc:
+                if not _damaged(exc):
+                    raise
+                # The file is not a database any more (a disk error, a copy cut short): the
+                # cache only ever saves work, so a new one replaces it rather than being
+                # off in every run from now on.
+                print(f"ddilint: warning: result cache unreadable ({exc}); starting a new one",
+                      file=sys.stderr)
+                _remove_database(directory / DB_NAME)
+                self._db, self._run = _connect(directory / DB_NAME)
         except (OSError, sqlite3.Error) as exc:
             self._off(exc)
 
     def _off(self, exc: BaseException) -> None:
-        print(f"ddilint: warning: result cache off ({type(exc).__name__}: {exc})",
+        damaged = isinstance(exc, sqlite3.DatabaseError) and _damaged(exc)
+        after = "; a new one starts with the next run" if damaged else ""
+        print(f"ddilint: warning: result cache off ({type(exc).__name__}: {exc}){after}",
               file=sys.stderr)
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
         self._db = None
+        if damaged:  # found bad in the middle of the file: not kept to fail every run
+            with contextlib.suppress(OSError):
+                _remove_database(self.directory / DB_NAME)
 
     @property
     def enabled(self) -> bool:

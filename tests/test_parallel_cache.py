@@ -327,15 +327,45 @@ def test_cache_on_the_command_line(driver: Path, tmp_path: Path,
     assert not nothing.exists()
 
 
-def test_a_broken_cache_is_a_warning(driver: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_broken_cache_is_a_warning_and_a_new_one_starts(
+        driver: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cache = tmp_path / "c"
     cache.mkdir()
     (cache / "results.sqlite").write_bytes(b"this is not a database" * 100)
-    main(["check", "--format", "json", "-q", "--cache-dir", str(cache), str(driver)])
+    argv = ["check", "--format", "json", "-q", "--cache-dir", str(cache), str(driver)]
+    main(argv)
     captured = capsys.readouterr()
-    assert "result cache off" in captured.err
+    assert "result cache unreadable (file is not a database); starting a new one" in captured.err
     assert any(f["code"] == "DDI401" for f in json.loads(captured.out))
+    main(argv)  # before, the cache stayed off in every run from then on
+    again = capsys.readouterr()
+    assert "cache" not in again.err and again.out == captured.out
+    assert ResultCache(cache, "salt").enabled
+
+
+def test_a_cache_found_damaged_mid_run_is_replaced_by_the_next(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               ) -> None:
+    cache = ResultCache(tmp_path, "salt")
+    cache.put_many([("k", b"x" * 200_000)])
+    cache.close()
+    # The value's overflow pages destroyed, the tables' own pages kept: SQLite opens the
+    # file, and finds it malformed when it reads the value.
+    db = tmp_path / "results.sqlite"
+    raw = db.read_bytes()
+    keep = 8 * 4096
+    assert len(raw) > 2 * keep
+    db.write_bytes(raw[:keep] + b"\xff" * (len(raw) - keep))
+    cache = ResultCache(tmp_path, "salt")
+    assert cache.enabled
+    assert cache.get_many(["k"]) == {}
+    assert not cache.enabled
+    assert "a new one starts with the next run" in capsys.readouterr().err
+    cache = ResultCache(tmp_path, "salt")
+    assert cache.enabled and cache.get_many(["k"]) == {}
+    cache.put_many([("k", 2)])
+    assert cache.get_many(["k"]) == {"k": 2}
+    cache.close()
 
 
 def test_salt_follows_rules_and_options(builtin_rules: list[Rule], knowledge: Knowledge) -> None:
