@@ -52,6 +52,10 @@ def encode_like(text: str, encoding: str, raw: bytes) -> bytes | None:
             if raw.startswith(codecs.BOM_UTF16_BE):
                 return codecs.BOM_UTF16_BE + text.encode("utf-16-be")
             return codecs.BOM_UTF16_LE + text.encode("utf-16-le")
+        if encoding == "utf-32":
+            if raw.startswith(codecs.BOM_UTF32_BE):
+                return codecs.BOM_UTF32_BE + text.encode("utf-32-be")
+            return codecs.BOM_UTF32_LE + text.encode("utf-32-le")
         if encoding == "cp1252":
             return text.encode("cp1252")
     except UnicodeEncodeError:

@@ -24,14 +24,15 @@ FIXED = DRIVER.replace("NtFlushKey", "ZwFlushKey")
 
 @pytest.mark.parametrize(("encoding", "newline"), [
     ("utf-8", "\n"), ("utf-8", "\r\n"), ("utf-8-sig", "\r\n"), ("utf-16", "\r\n"),
-    ("utf-16-be", "\n"),
+    ("utf-16-be", "\n"), ("utf-32", "\r\n"), ("utf-32-be", "\n"),
 ])
 def test_fix_keeps_encoding_and_line_endings(tmp_path: Path, encoding: str, newline: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "drv.c"
-    if encoding == "utf-16-be":
-        f.write_bytes(codecs.BOM_UTF16_BE + DRIVER.replace("\n", newline).encode(encoding))
-        expected = codecs.BOM_UTF16_BE + FIXED.replace("\n", newline).encode(encoding)
+    if encoding in ("utf-16-be", "utf-32-be"):
+        bom = codecs.BOM_UTF16_BE if encoding == "utf-16-be" else codecs.BOM_UTF32_BE
+        f.write_bytes(bom + DRIVER.replace("\n", newline).encode(encoding))
+        expected = bom + FIXED.replace("\n", newline).encode(encoding)
     else:
         f.write_bytes(DRIVER.replace("\n", newline).encode(encoding))
         expected = FIXED.replace("\n", newline).encode(encoding)

@@ -70,14 +70,24 @@ def codes(res: FileResult) -> list[str]:
     DRIVER.replace("\n", "\r\n").encode("utf-8"),
     DRIVER.replace("\n", "\r").encode("utf-8"),  # old Mac line endings
     codecs.BOM_UTF16_LE + DRIVER.replace("\n", "\r\n").encode("utf-16-le"),
+    codecs.BOM_UTF32_LE + DRIVER.encode("utf-32-le"),  # before: read as UTF-16 full of NULs
+    codecs.BOM_UTF32_BE + DRIVER.encode("utf-32-be"),  # before: skipped as binary
 ], ids=["utf8", "utf8-bom", "utf16le-bom", "utf16be-bom", "utf16le", "utf16be", "crlf", "cr",
-        "utf16-crlf"])
+        "utf16-crlf", "utf32le-bom", "utf32be-bom"])
 def test_every_text_encoding_finds_the_same_place(
         raw: bytes, builtin_rules: list[Rule], knowledge: Knowledge) -> None:
     res = analyze(raw, builtin_rules, knowledge)
     assert res.analyzed
     assert codes(res) == ["DDI401"]
     assert places(res) == [(4, 5)]
+
+
+def test_a_utf16_file_that_starts_like_a_utf32_bom_stays_utf16() -> None:
+    # FF FE 00 00: the UTF-32 LE BOM, or UTF-16 LE's BOM and a NUL. Odd UTF-32 is UTF-16.
+    raw = codecs.BOM_UTF16_LE + "\x00int x;\n".encode("utf-16-le")
+    decoded = decode_bytes(raw)
+    assert (decoded.encoding, decoded.text) == ("utf-16", " int x;\n")
+    assert decoded.notice_code == "DDI903"
 
 
 def test_windows_1252_is_decoded_lossily_with_a_notice(

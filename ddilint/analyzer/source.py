@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import contextlib
 import errno
 import os
 import re
@@ -66,7 +67,7 @@ class DecodeResult:
 
 def decode_bytes(raw: bytes) -> DecodeResult:
     """Decode source bytes: UTF-8 (with or without BOM), UTF-16 (with a BOM, or without one
-    when the NUL pattern says so), else lossy Windows-1252.
+    when the NUL pattern says so), UTF-32 with a BOM, else lossy Windows-1252.
 
     NUL bytes in an 8-bit file are replaced by spaces so that code before (and after) them is
     still analyzed; a file that looks binary (many NULs or control bytes) is refused. Old
@@ -79,6 +80,11 @@ def decode_bytes(raw: bytes) -> DecodeResult:
         except UnicodeDecodeError:
             return _finish(body.decode("utf-8", errors="replace"), "utf-8-sig",
                            "UTF-8 file with invalid byte sequences; decoded lossily")
+    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        # (Visual Studio saves "Unicode (UTF-32)". The UTF-32 LE BOM starts as UTF-16 LE's
+        # does: what does not decode as UTF-32 is tried as UTF-16 below.)
+        with contextlib.suppress(UnicodeDecodeError):
+            return _finish(raw.decode("utf-32"), "utf-32")
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return _finish(raw.decode("utf-16"), "utf-16")
