@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 
-from ddilint.analyzer.source import decode_bytes, read_file
+from ddilint.analyzer.source import decode_bytes, lines_of, read_file
 from ddilint.findings import Finding
 
 _SPACE = re.compile(r"\s+")
@@ -42,7 +42,7 @@ class SourceCache:
         last, lines = self._lines
         if last != path or not last:  # split once per file, not once per finding
             text = self.text(path)
-            lines = text.splitlines() if text else []
+            lines = [line.rstrip("\r") for line in lines_of(text)] if text else []
             self._lines = (path, lines)
         return lines[line - 1] if 1 <= line <= len(lines) else ""
 

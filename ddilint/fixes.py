@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ddilint.analyzer.frontend import parse_file
-from ddilint.analyzer.source import SourceText, decode_bytes
+from ddilint.analyzer.source import SourceText, decode_bytes, lines_of
 from ddilint.findings import Finding, TextEdit
 
 
@@ -194,7 +194,7 @@ def unified_diff(fx: FileFix) -> str:
     absolute = fx.path.startswith("/") or (len(fx.path) > 1 and fx.path[1] == ":")
     old_name, new_name = (fx.path, fx.path) if absolute else (f"a/{fx.path}", f"b/{fx.path}")
     return "".join(difflib.unified_diff(
-        fx.old.splitlines(keepends=True), fx.new.splitlines(keepends=True),
+        lines_of(fx.old, keepends=True), lines_of(fx.new, keepends=True),
         fromfile=old_name, tofile=new_name))
 
 

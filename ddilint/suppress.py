@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ddilint.analyzer.source import lines_of
 from ddilint.findings import Finding, Location
 from ddilint.rules.catalogue import notice_entry
 
@@ -60,7 +61,7 @@ def parse_suppressions(text: str) -> list[Suppression]:
     out: list[Suppression] = []
     if "ddilint:" not in text:
         return out
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(lines_of(text), start=1):
         if "ddilint:" not in line:
             continue
         for m in DIRECTIVE.finditer(line):

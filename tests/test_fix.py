@@ -125,7 +125,10 @@ def test_diff_applies_with_git_apply(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     (tmp_path / "src").mkdir()
     f = tmp_path / "src" / "drv.c"
-    f.write_bytes(DRIVER.replace("\n", "\r\n").encode("utf-8"))
+    # A page break (`^L`) in the changed lines: a line of its own for `str.splitlines`, which
+    # cut the diff's lines there and made a patch `git apply` refused.
+    source = DRIVER.replace("{\n", "{ /* \f */\n").replace("\n", "\r\n")
+    f.write_bytes(source.encode("utf-8"))
     monkeypatch.chdir(tmp_path)
     assert main(["check", "--diff", "src"]) == 1
     patch = capsys.readouterr().out
@@ -133,7 +136,7 @@ def test_diff_applies_with_git_apply(tmp_path: Path, capsys: pytest.CaptureFixtu
     proc = subprocess.run(["git", "apply", "-"], input=patch.encode("utf-8"), cwd=tmp_path,
                           capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert f.read_bytes() == FIXED.replace("\n", "\r\n").encode("utf-8")
+    assert f.read_bytes() == source.replace("NtFlushKey", "ZwFlushKey").encode("utf-8")
 
 
 ATTRS = """#include <ntddk.h>

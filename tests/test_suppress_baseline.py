@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ddilint.cli import main
+from ddilint.fingerprint import SourceCache
 from ddilint.suppress import parse_suppressions
 
 SUPPRESSED = """#include <ntddk.h>
@@ -44,6 +45,21 @@ def test_line_and_next_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["check", "--format", "json", str(tmp_path)]) == 1
     # line 8's suppression names another rule: the finding stays
     assert _lines(capsys) == [(8, "DDI401")]
+
+
+@pytest.mark.parametrize("breaker", ["\f", "\v", "\x1c", "\x85", "\u2028"])
+def test_line_breaks_python_knows_and_c_does_not(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], breaker: str) -> None:
+    # A form feed (a page break, `^L`) and the like end a line for `str.splitlines`, not for
+    # a compiler: counted as lines, each moved every suppression after it a line down.
+    (tmp_path / "d.c").write_text(f"/* page one */{breaker}\n" + SUPPRESSED, encoding="utf-8")
+    assert main(["check", "--format", "json", "--report-unused-suppressions",
+                 "--select", "DDI4", str(tmp_path)]) == 1
+    assert _lines(capsys) == [(9, "DDI401"), (10, "DDI907")]
+    assert [s.line for s in parse_suppressions("a\f b\n// ddilint: ignore\n")] == [2]
+    # Fingerprints (SARIF, baselines) hash the finding's line: the right one.
+    line = SourceCache().line(str(tmp_path / "d.c"), 9)
+    assert line == "    NtClose(d); // ddilint: ignore[DDI101]"
 
 
 def test_unused_suppressions_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

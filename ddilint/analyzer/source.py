@@ -151,6 +151,20 @@ def _looks_binary(raw: bytes) -> bool:
     return controls * 10 > len(head)
 
 
+def lines_of(text: str, keepends: bool = False) -> list[str]:
+    """A decoded file's lines, broken where its findings count them: at LF only (a CR LF
+    line keeps its CR without `keepends`). `str.splitlines` also breaks at a form feed
+    (`^L`, a page break in older C sources), a vertical tab, `\x1c`-`\x1e`, NEL and the
+    Unicode line separators: every line after one of them was a line too far."""
+    parts = text.split("\n")
+    if not keepends:
+        return parts if parts[-1] else parts[:-1]
+    out = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
 @dataclass(slots=True)
 class SourceText:
     """A decoded source file as the parser sees it (UTF-8 bytes) with a line index."""
