@@ -152,6 +152,22 @@ def test_a_current_directory_that_is_gone_is_said_plainly(
     assert "the current directory does not exist any more" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no such file names")
+def test_control_characters_in_a_file_name_are_escaped_in_text(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A name that clears the terminal's line, and one whose line break starts a line that
+    # GitHub Actions would run as a workflow command.
+    names = ["a\x1b[2K.c", "b\n::error file=x::forged.c"]
+    for name in names:
+        (tmp_path / name).write_text(BAD)
+    assert main(["check", "--no-cache", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and not any(line.startswith("::") for line in out.splitlines())
+    assert "a\\x1b[2K.c:4:5: DDI401" in out and "b\\x0a::error file=x::forged.c:4:5:" in out
+    assert main(["check", "--no-cache", "--format", "json", str(tmp_path)]) == 1
+    assert [Path(f["path"]).name for f in json.loads(capsys.readouterr().out)] == names
+
+
 def test_console_script_runs_the_example() -> None:
     exe = Path(sys.executable).with_name("ddilint")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ddilint"]

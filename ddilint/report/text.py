@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ddilint.findings import Finding
+
+# Control characters (C0, DEL, C1) in a file's name or in a piece of its code that a message
+# quotes. Printed as they are they reach a terminal (an escape sequence that clears or
+# recolours lines) or a CI log (a line break, then a `::` line that GitHub Actions runs as a
+# workflow command). They are written as `\xNN`.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(line: str) -> str:
+    return _CONTROL.sub(_escape, line) if _CONTROL.search(line) else line
+
+
+def _escape(m: re.Match[str]) -> str:
+    return f"\\x{ord(m.group()):02x}"
 
 # Rules whose trace starts where the context of every finding comes from (the entry, the
 # raise, the annotation that sets the IRQL): findings that share that first step share
@@ -17,11 +32,12 @@ def format_text(findings: Sequence[Finding], show_trace: bool = False) -> str:
     lines: list[str] = []
     for f in findings:
         loc = f.location
-        lines.append(f"{loc.path}:{loc.line}:{loc.column}: {f.code} [{f.name}] {f.message}")
+        lines.append(_printable(
+            f"{loc.path}:{loc.line}:{loc.column}: {f.code} [{f.name}] {f.message}"))
         if show_trace:
             for step in f.trace:
                 s = step.location
-                lines.append(f"    {s.path}:{s.line}:{s.column}: {step.message}")
+                lines.append(_printable(f"    {s.path}:{s.line}:{s.column}: {step.message}"))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -41,5 +57,5 @@ def shared_causes(findings: Sequence[Finding], minimum: int = 5) -> list[str]:
         if n >= minimum:
             where = f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
             said = f" ({where})" if where not in message else ""
-            out.append(f"{n} {code} findings have one cause: {message}{said}")
+            out.append(_printable(f"{n} {code} findings have one cause: {message}{said}"))
     return out
