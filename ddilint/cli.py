@@ -34,7 +34,7 @@ from ddilint.progress import wanted as progress_wanted
 from ddilint.report.github import format_github
 from ddilint.report.json_report import format_json
 from ddilint.report.sarif import format_sarif
-from ddilint.report.text import format_text, shared_causes
+from ddilint.report.text import format_text, printable, shared_causes
 from ddilint.rules.base import Rule
 from ddilint.rules.catalogue import BY_CODE, BY_NAME, CATALOGUE
 from ddilint.suppress import apply_suppressions
@@ -397,8 +397,8 @@ def cmd_roles(args: argparse.Namespace) -> int:
         return EXIT_CLEAN
     for r in rows:
         context = "system process" if r["system"] else "any process"
-        print(f"{r['path']}:{r['line']}: {r['function']}: {r['role'] or '-'}; {r['irql']}; "
-              f"{context}; {r['why']}")
+        print(printable(f"{r['path']}:{r['line']}: {r['function']}: {r['role'] or '-'}; "
+                        f"{r['irql']}; {context}; {r['why']}"))
     return EXIT_CLEAN
 
 

@@ -166,6 +166,9 @@ def test_control_characters_in_a_file_name_are_escaped_in_text(
     assert "a\\x1b[2K.c:4:5: DDI401" in out and "b\\x0a::error file=x::forged.c:4:5:" in out
     assert main(["check", "--no-cache", "--format", "json", str(tmp_path)]) == 1
     assert [Path(f["path"]).name for f in json.loads(capsys.readouterr().out)] == names
+    assert main(["roles", str(tmp_path)]) == 0  # its text, too
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "a\\x1b[2K.c:2: F:" in out
 
 
 def test_console_script_runs_the_example() -> None:

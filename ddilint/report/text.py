@@ -14,7 +14,8 @@ from ddilint.findings import Finding
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def _printable(line: str) -> str:
+def printable(line: str) -> str:
+    """`line` with its control characters written as `\\xNN`."""
     return _CONTROL.sub(_escape, line) if _CONTROL.search(line) else line
 
 
@@ -32,12 +33,12 @@ def format_text(findings: Sequence[Finding], show_trace: bool = False) -> str:
     lines: list[str] = []
     for f in findings:
         loc = f.location
-        lines.append(_printable(
+        lines.append(printable(
             f"{loc.path}:{loc.line}:{loc.column}: {f.code} [{f.name}] {f.message}"))
         if show_trace:
             for step in f.trace:
                 s = step.location
-                lines.append(_printable(f"    {s.path}:{s.line}:{s.column}: {step.message}"))
+                lines.append(printable(f"    {s.path}:{s.line}:{s.column}: {step.message}"))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -57,5 +58,5 @@ def shared_causes(findings: Sequence[Finding], minimum: int = 5) -> list[str]:
         if n >= minimum:
             where = f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
             said = f" ({where})" if where not in message else ""
-            out.append(_printable(f"{n} {code} findings have one cause: {message}{said}"))
+            out.append(printable(f"{n} {code} findings have one cause: {message}{said}"))
     return out
