@@ -62,12 +62,21 @@ def base_hash(f: Finding, line_text: str) -> str:
 
 def fingerprints(findings: Sequence[Finding],
                  line_of: Callable[[str, int], str]) -> list[str]:
-    """A fingerprint per finding (same order), with occurrence counters per file."""
+    """A fingerprint per finding (same order), with occurrence counters per file.
+
+    Findings of one rule and anchor on one line share their base hash, worked out once: a
+    generated line of 32,000 `NtClose(h);` has 64,000 findings, and normalising and hashing
+    its 380 KB for each took 9 minutes."""
     seen: dict[tuple[str, str], int] = {}
+    hashes: dict[tuple[str, str, str, int], str] = {}
     out: list[str] = []
     for f in findings:
-        h = base_hash(f, line_of(f.location.path, f.location.line))
-        k = (f.location.path, h)
+        loc = f.location
+        key = (f.code, f.anchor, loc.path, loc.line)
+        h = hashes.get(key)
+        if h is None:
+            h = hashes[key] = base_hash(f, line_of(loc.path, loc.line))
+        k = (loc.path, h)
         seen[k] = seen.get(k, 0) + 1
         out.append(f"{h}:{seen[k]}")
     return out

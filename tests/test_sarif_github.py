@@ -79,6 +79,29 @@ def test_fingerprints_survive_unrelated_edits(tmp_path: Path,
     assert [r["partialFingerprints"][FINGERPRINT_KEY] for r in results] == before
 
 
+def test_findings_on_one_long_line_hash_it_once_each(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A generated line of 2,000 `NtClose(h);` has 2,000 findings of one rule and anchor.
+    # Each normalised and hashed the whole line again: the time grew as the square of the
+    # line (a 380 KB line took 9 minutes).
+    import ddilint.fingerprint as fp
+
+    line = "NtClose(h); " * 2000
+    findings = [Finding("DDI401", "nt-routine-in-kernel-mode", Severity.WARNING, "m",
+                        Location("drv.c", 3, 1 + 12 * i), anchor="NtClose")
+                for i in range(2000)]
+    findings.append(Finding("DDI202", "double-close", Severity.ERROR, "m",
+                            Location("drv.c", 3, 1), anchor="h"))
+    calls: list[str] = []
+    real = fp.normalise
+    monkeypatch.setattr(fp, "normalise", lambda text: calls.append(text) or real(text))
+    prints = fp.fingerprints(findings, lambda _path, _line: line)
+    assert len(calls) == 2  # once for each (rule, anchor) on the line
+    first = fp.base_hash(findings[0], line)
+    assert prints[:3] == [f"{first}:1", f"{first}:2", f"{first}:3"]
+    assert prints[-1] == f"{fp.base_hash(findings[-1], line)}:1"
+
+
 def test_code_flows_from_a_real_trace(tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     from tests.test_precommit import DPC, HELPER
