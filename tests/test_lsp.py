@@ -139,6 +139,18 @@ def test_line_index_encodings() -> None:
         idx = LineIndex(text, enc)
         assert idx.from_column(1, col).character == expected
         assert idx.from_offset(off).character == expected
+    # Lines asked in turn, ASCII or not (the last line's text and kind are kept): each
+    # answer as if asked alone.
+    lines = ["  NtClose(h); " * 3, "x = 'é𝄞';  NtClose(h);", "", "\tNtClose(k);\r"]
+    text = "\n".join(lines) + "\n"
+    for enc in ("utf-16", "utf-8", "utf-32"):
+        idx = LineIndex(text, enc)
+        for line, col in [(1, 3), (2, 12), (1, 15), (4, 2), (2, 1), (3, 1), (2, 99), (4, 99)]:
+            alone = LineIndex(text, enc)
+            assert idx.from_column(line, col) == alone.from_column(line, col)
+            assert idx.word_end(line, col) == alone.word_end(line, col)
+            assert idx.line(line) == lines[line - 1].rstrip("\r")
+        assert idx.from_column(2, 12).character == {"utf-16": 12, "utf-8": 15, "utf-32": 11}[enc]
 
 
 def test_whole_program_context_and_related_information(client: LspClient,
