@@ -270,6 +270,22 @@ def test_positions_with_crlf_and_non_ascii() -> None:
     assert src.position(data.index(b"t\xc3\xa9")) == (1, 5)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", " ", "\n", "\r\n", "\t", "\u00e9", "\u20ac",
+                                 "\U0001d11e"]), max_size=40),
+       st.lists(st.integers(-2, 200), max_size=20))
+def test_positions_agree_with_counting_the_characters(parts: list[str],
+                                                      offsets: list[int]) -> None:
+    # `position` remembers which lines are ASCII; the column is the characters before it.
+    src = SourceText("f.c", "".join(parts), "utf-8")
+    data = src.data
+    for offset in offsets:
+        at = max(0, min(offset, len(data)))
+        line_start = data.rfind(b"\n", 0, at) + 1
+        column = len(data[line_start:at].decode("utf-8", errors="replace")) + 1
+        assert src.position(offset) == (data.count(b"\n", 0, at) + 1, column)
+
+
 def test_functions_params_annotations_and_roles() -> None:
     fir = parse_text("""
 #include <ntddk.h>

@@ -174,6 +174,10 @@ class SourceText:
     encoding: str
     data: bytes = b""
     _line_starts: list[int] | None = field(default=None, repr=False)
+    # Whether the file is ASCII, and which of its lines (0-based) are, once asked: there a
+    # byte is a column (`position`).
+    _ascii: bool | None = field(default=None, repr=False)
+    _ascii_lines: dict[int, bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -199,12 +203,18 @@ class SourceText:
         offset = max(0, min(offset, len(self.data)))
         index = bisect.bisect_right(self.line_starts, offset) - 1
         start = self.line_starts[index]
-        prefix = self.data[start:offset]
-        if prefix.isascii():
-            column = len(prefix) + 1
-        else:
-            column = len(prefix.decode("utf-8", errors="replace")) + 1
-        return index + 1, column
+        # Whether the line is ASCII, asked once: many positions on one long generated line
+        # each copied and scanned their part of it.
+        if self._ascii is None:
+            self._ascii = self.data.isascii()
+        ascii_line = self._ascii or self._ascii_lines.get(index)
+        if ascii_line is None:
+            end = self.line_starts[index + 1] if index + 1 < len(self.line_starts) else (
+                len(self.data))
+            ascii_line = self._ascii_lines[index] = self.data[start:end].isascii()
+        if ascii_line:
+            return index + 1, offset - start + 1
+        return index + 1, len(self.data[start:offset].decode("utf-8", errors="replace")) + 1
 
     def line_text(self, line: int) -> str:
         """The text of a 1-based line without its line ending."""
