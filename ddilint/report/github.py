@@ -35,10 +35,13 @@ def format_github(findings: Sequence[Finding], base: Path | None = None) -> str:
     directory) when under it."""
     base = base or Path.cwd()
     lines: list[str] = []
+    files: dict[str, str] = {}  # each path's property, resolved once (not once per finding)
     for f in findings:
         loc = f.location
-        props = [f"file={_prop(_relative(loc.path, base))}", f"line={loc.line}",
-                 f"col={loc.column}"]
+        file = files.get(loc.path)
+        if file is None:
+            file = files[loc.path] = _prop(_relative(loc.path, base))
+        props = [f"file={file}", f"line={loc.line}", f"col={loc.column}"]
         if loc.end_line is not None and loc.end_column is not None:
             props += [f"endLine={loc.end_line}", f"endColumn={loc.end_column}"]
         props.append(f"title={_prop(f'{f.code} {f.name}')}")

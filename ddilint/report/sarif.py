@@ -45,12 +45,26 @@ def artifact_uri(path: str, base: Path) -> str:
     return quote(os.fsencode(rel.as_posix()), safe="/")
 
 
-def _location(loc: Location, base: Path, message: str | None = None) -> dict[str, Any]:
+class _Uris(dict[str, str]):
+    """`artifact_uri` of each path, worked out once per run: a report's locations name
+    the same few files again and again (64,000 results in one file resolved its path
+    128,000 times, 4 s)."""
+
+    def __init__(self, base: Path) -> None:
+        super().__init__()
+        self.base = base
+
+    def __missing__(self, path: str) -> str:
+        uri = self[path] = artifact_uri(path, self.base)
+        return uri
+
+
+def _location(loc: Location, uris: _Uris, message: str | None = None) -> dict[str, Any]:
     region: dict[str, Any] = {"startLine": max(1, loc.line), "startColumn": max(1, loc.column)}
     if loc.end_line is not None and loc.end_column is not None:
         region["endLine"] = max(loc.end_line, region["startLine"])
         region["endColumn"] = max(1, loc.end_column)
-    uri = artifact_uri(loc.path, base)
+    uri = uris[loc.path]
     artifact: dict[str, Any] = {"uri": uri}
     if not uri.startswith("file:"):
         artifact["uriBaseId"] = "%SRCROOT%"
@@ -91,9 +105,9 @@ def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
 
-def _code_flow(steps: Sequence[TraceStep], base: Path) -> dict[str, Any]:
+def _code_flow(steps: Sequence[TraceStep], uris: _Uris) -> dict[str, Any]:
     return {"threadFlows": [{"locations": [
-        {"location": _location(s.location, base, s.message), "executionOrder": i}
+        {"location": _location(s.location, uris, s.message), "executionOrder": i}
         for i, s in enumerate(steps)
     ]}]}
 
@@ -107,6 +121,7 @@ def to_sarif(
 ) -> dict[str, Any]:
     """The SARIF log as a dict. `prints` are the findings' fingerprints (same order)."""
     base = base or Path.cwd()
+    uris = _Uris(base)
     by_code = {r.code: r for r in rules}
     codes = [r.code for r in rules]
     for f in findings:
@@ -123,7 +138,7 @@ def to_sarif(
                 "descriptor": {"id": f.code},
                 "level": LEVEL[f.severity],
                 "message": {"text": f"{f.code} {f.name}: {f.message}"},
-                "locations": [_location(f.location, base)],
+                "locations": [_location(f.location, uris)],
             })
             continue
         res: dict[str, Any] = {
@@ -131,14 +146,14 @@ def to_sarif(
             "ruleIndex": index[f.code],
             "level": LEVEL[f.severity],
             "message": {"text": f.message},
-            "locations": [_location(f.location, base)],
+            "locations": [_location(f.location, uris)],
             "partialFingerprints": {FINGERPRINT_KEY: fp},
         }
         if f.trace:
-            res["codeFlows"] = [_code_flow(f.trace, base)]
+            res["codeFlows"] = [_code_flow(f.trace, uris)]
         if f.related:
             res["relatedLocations"] = [
-                {"id": i, **_location(s.location, base, s.message)}
+                {"id": i, **_location(s.location, uris, s.message)}
                 for i, s in enumerate(f.related)
             ]
         props: dict[str, Any] = {}
