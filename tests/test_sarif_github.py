@@ -102,6 +102,25 @@ def test_findings_on_one_long_line_hash_it_once_each(
     assert prints[-1] == f"{fp.base_hash(findings[-1], line)}:1"
 
 
+def test_a_report_resolves_each_path_once(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import ddilint.report.sarif as sarif
+
+    asked: list[str] = []
+    real = sarif.artifact_uri
+    monkeypatch.setattr(sarif, "artifact_uri",
+                        lambda path, base: asked.append(path) or real(path, base))
+    paths = [(tmp_path / n).as_posix() for n in ("a.c", "b.c")]
+    findings = [Finding("DDI401", "nt-routine-in-kernel-mode", Severity.WARNING, "m",
+                        Location(paths[i % 2], i + 1, 1),
+                        trace=(TraceStep(Location(paths[0], 1, 1), "here"),))
+                for i in range(40)]
+    log = to_sarif(findings, [f"x:{i}" for i in range(40)], [], base=tmp_path)
+    assert sorted(asked) == paths
+    assert [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in log["runs"][0]["results"][:2]] == ["a.c", "b.c"]
+
+
 def test_code_flows_from_a_real_trace(tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     from tests.test_precommit import DPC, HELPER
