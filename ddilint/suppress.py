@@ -96,9 +96,14 @@ def apply_suppressions(
         text = text_of(path)
         sups = parse_suppressions(text) if text else []
         parsed[path] = sups
+        index = _by_target(sups)
         for f in group:
-            if f.is_notice or not _silenced(f, sups):
+            if f.is_notice or not _silenced(f, index):
                 kept.append(f)
+        for alike in index.values():
+            for same in alike.values():
+                for other in same[1:]:  # what silenced the first, silenced them all
+                    other.used |= same[0].used
     if report_unused:
         active_rules = list(active)
         paths = set(only_paths) if only_paths is not None else set(by_path)
@@ -111,16 +116,30 @@ def apply_suppressions(
     return kept
 
 
-def _silenced(f: Finding, sups: Sequence[Suppression]) -> bool:
-    hit = False
+# A file's suppressions by the line they silence (None: the whole file), then by their
+# selectors: those alike answer alike. A finding looks only at its own line's (a file of
+# 8,000 suppressed lines compared each finding with every comment: 71 s), and at one of
+# each kind there (8,000 comments on one generated line).
+_Index = dict[int | None, dict[tuple[str, ...], list[Suppression]]]
+
+
+def _by_target(sups: Sequence[Suppression]) -> _Index:
+    out: _Index = {}
     for s in sups:
-        target = s.target_line()
-        if target is not None and target != f.location.line:
-            continue
-        sel = s.covers(f.code, f.name)
-        if sel is not None:
-            s.used.add(sel)
-            hit = True
+        out.setdefault(s.target_line(), {}).setdefault(s.selectors, []).append(s)
+    return out
+
+
+def _silenced(f: Finding, index: _Index) -> bool:
+    """Whether a suppression silences `f`; each one that does records the selector (on the
+    first of those alike: `apply_suppressions` tells the others)."""
+    hit = False
+    for target in (f.location.line, None):
+        for same in index.get(target, {}).values():
+            sel = same[0].covers(f.code, f.name)
+            if sel is not None:
+                same[0].used.add(sel)
+                hit = True
     return hit
 
 

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ddilint.cli import main
+from ddilint.findings import Finding, Location, Severity
 from ddilint.fingerprint import SourceCache
-from ddilint.suppress import parse_suppressions
+from ddilint.suppress import Suppression, _unused, apply_suppressions, parse_suppressions
 
 SUPPRESSED = """#include <ntddk.h>
 VOID F(HANDLE a, HANDLE b, HANDLE c, HANDLE d, HANDLE e)
@@ -60,6 +63,46 @@ def test_line_breaks_python_knows_and_c_does_not(
     # Fingerprints (SARIF, baselines) hash the finding's line: the right one.
     line = SourceCache().line(str(tmp_path / "d.c"), 9)
     assert line == "    NtClose(d); // ddilint: ignore[DDI101]"
+
+
+def _reference_silenced(f: Finding, sups: list[Suppression]) -> bool:
+    """What `apply_suppressions` did comment by comment, before it indexed them."""
+    hit = False
+    for sup in sups:
+        target = sup.target_line()
+        if target is not None and target != f.location.line:
+            continue
+        sel = sup.covers(f.code, f.name)
+        if sel is not None:
+            sup.used.add(sel)
+            hit = True
+    return hit
+
+
+_COMMENTS = st.sampled_from([
+    "// ddilint: ignore", "// ddilint: ignore[DDI401]", "/* ddilint: ignore[DDI4, DDI202] */",
+    "// ddilint: ignore-next-line[double-close]", "// ddilint: ignore-file[DDI202]",
+    "// ddilint: ignore[DDI101]", ""])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_COMMENTS, max_size=3), min_size=1, max_size=8),
+       st.lists(st.tuples(st.integers(1, 9), st.sampled_from([
+           ("DDI401", "nt-routine-in-kernel-mode"), ("DDI202", "double-close"),
+           ("DDI101", "missing-kernel-handle")])), max_size=12))
+def test_indexed_suppressions_silence_what_each_comment_did(
+        lines: list[list[str]], placed: list[tuple[int, tuple[str, str]]]) -> None:
+    text = "".join(" ".join(["x();", *comments]) + "\n" for comments in lines)
+    findings = [Finding(code, name, Severity.WARNING, "m", Location("d.c", line, 1))
+                for line, (code, name) in placed]
+    active = [("DDI401", "nt-routine-in-kernel-mode"), ("DDI202", "double-close"),
+              ("DDI101", "missing-kernel-handle")]
+    got = apply_suppressions(findings, lambda _p: text, True, active, only_paths=["d.c"])
+    sups = parse_suppressions(text)
+    want = [f for f in findings if not _reference_silenced(f, sups)]
+    want += _unused("d.c", sups, active)
+    want.sort(key=Finding.sort_key)
+    assert got == want
 
 
 def test_unused_suppressions_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
