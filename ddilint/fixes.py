@@ -17,6 +17,7 @@ import difflib
 import os
 import stat
 import tempfile
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,44 @@ def _conflict(a: TextEdit, b: TextEdit) -> bool:
     return b.start == b.end and a.start <= b.start <= a.end
 
 
+class _Chosen:
+    """The edits chosen so far, in the order of their places, so that the edits a new one
+    may conflict with are found by bisection: compared with every chosen edit, the 8,000
+    fixes of a generated file took 14 s."""
+
+    def __init__(self) -> None:
+        self.edits: list[TextEdit] = []
+        self._starts: list[int] = []
+        self._sorted: list[TextEdit] = []
+        # Two edits of one fix that conflict with each other (no fix is made so, but one
+        # could be): then the order below does not hold, and every edit is looked at.
+        self._tangled = False
+
+    def conflicts(self, e: TextEdit) -> bool:
+        if self._tangled:
+            return any(_conflict(e, c) for c in self.edits)
+        # Chosen edits do not conflict with each other: by place, they neither overlap nor
+        # touch but as two ranges end to end, so their ends are in order too. Those that may
+        # conflict with `e` start at or before its end and end at or after its start.
+        i = bisect_right(self._starts, e.end) - 1
+        while i >= 0 and self._sorted[i].end >= e.start:
+            if _conflict(e, self._sorted[i]):
+                return True
+            i -= 1
+        return False
+
+    def add(self, e: TextEdit) -> None:
+        if not self._tangled and self.conflicts(e):
+            self._tangled = True
+        self.edits.append(e)
+        i = bisect_right(self._starts, e.start)
+        self._starts.insert(i, e.start)
+        self._sorted.insert(i, e)
+
+
 def _choose_edits(findings: Sequence[Finding]) -> tuple[list[TextEdit], int, list[str]]:
     """The first fix of each finding whose edits overlap no edit already chosen."""
-    chosen: list[TextEdit] = []
+    chosen = _Chosen()
     applied = 0
     skipped: list[str] = []
     seen: set[tuple[int, int, str]] = set()
@@ -86,13 +122,14 @@ def _choose_edits(findings: Sequence[Finding]) -> tuple[list[TextEdit], int, lis
         edits = [e for e in fix.edits if (e.start, e.end, e.replacement) not in seen]
         if not edits:
             continue  # the same edit twice (two rules, one fix)
-        if any(_conflict(e, c) for e in edits for c in chosen):
+        if any(chosen.conflicts(e) for e in edits):
             skipped.append(f"line {f.location.line}: {fix.description} overlaps another fix")
             continue
-        chosen.extend(edits)
+        for e in edits:
+            chosen.add(e)
         seen.update((e.start, e.end, e.replacement) for e in edits)
         applied += 1
-    return chosen, applied, skipped
+    return chosen.edits, applied, skipped
 
 
 def plan_file(path: str, findings: Sequence[Finding],

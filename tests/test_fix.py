@@ -9,10 +9,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ddilint.cli import main
 from ddilint.findings import Finding, Fix, Location, Severity, TextEdit
-from ddilint.fixes import fix_files
+from ddilint.fixes import _choose_edits, _conflict, fix_files
 
 DRIVER = ("#include <ntddk.h>\n"
           "// Ünïcode comment: naïve café\n"
@@ -67,6 +69,41 @@ def test_fix_writes_through_links_and_keeps_them(tmp_path: Path) -> None:
     assert (proj / "one.c").read_text() == (proj / "two.c").read_text() == FIXED
     assert os.stat(proj / "one.c").st_ino == os.stat(proj / "two.c").st_ino
     assert os.stat(proj / "one.c").st_nlink == 2
+
+
+def _reference_choice(findings: list[Finding]) -> tuple[list[TextEdit], int, list[str]]:
+    """`_choose_edits` as it compared each fix with every edit chosen before it."""
+    chosen: list[TextEdit] = []
+    applied, skipped, seen = 0, [], set()
+    for f in sorted(findings, key=Finding.sort_key):
+        fix = f.fixes[0]
+        edits = [e for e in fix.edits if (e.start, e.end, e.replacement) not in seen]
+        if not edits:
+            continue
+        if any(_conflict(e, c) for e in edits for c in chosen):
+            skipped.append(f"line {f.location.line}: {fix.description} overlaps another fix")
+            continue
+        chosen.extend(edits)
+        seen.update((e.start, e.end, e.replacement) for e in edits)
+        applied += 1
+    return chosen, applied, skipped
+
+
+_EDIT = st.builds(lambda a, n, r: TextEdit(a, a + n, r), st.integers(0, 30),
+                  st.sampled_from([0, 0, 1, 2, 5]), st.sampled_from(["x", "y", ""]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.lists(_EDIT, min_size=1, max_size=3)),
+                max_size=12))
+def test_fixes_are_chosen_as_when_each_was_compared_with_all(
+        fixes: list[tuple[int, list[TextEdit]]]) -> None:
+    # The chosen edits are looked up by place (a generated file's 8,000 fixes took 14 s
+    # when each was compared with all): the same fixes win, in the same order.
+    findings = [Finding("X1", "x", Severity.ERROR, "m", Location("p.c", line, i + 1),
+                        fixes=(Fix("fix", tuple(edits)),))
+                for i, (line, edits) in enumerate(fixes)]
+    assert _choose_edits(findings) == _reference_choice(findings)
 
 
 def test_diff_shows_and_changes_nothing(tmp_path: Path,
