@@ -77,7 +77,7 @@ def _conflict(a: TextEdit, b: TextEdit) -> bool:
 class _Chosen:
     """The edits chosen so far, in the order of their places, so that the edits a new one
     may conflict with are found by bisection: compared with every chosen edit, the 8,000
-    fixes of a generated file took 14 s."""
+    fixes of a generated file took most of a 4.1 s `--diff` (0.9 s now)."""
 
     def __init__(self) -> None:
         self.edits: list[TextEdit] = []

@@ -118,7 +118,7 @@ def apply_suppressions(
 
 # A file's suppressions by the line they silence (None: the whole file), then by their
 # selectors: those alike answer alike. A finding looks only at its own line's (a file of
-# 8,000 suppressed lines compared each finding with every comment: 71 s), and at one of
+# 8,000 suppressed lines compared each finding with every comment: 10 s), and at one of
 # each kind there (8,000 comments on one generated line).
 _Index = dict[int | None, dict[tuple[str, ...], list[Suppression]]]
 
