@@ -98,7 +98,7 @@ _EDIT = st.builds(lambda a, n, r: TextEdit(a, a + n, r), st.integers(0, 30),
                 max_size=12))
 def test_fixes_are_chosen_as_when_each_was_compared_with_all(
         fixes: list[tuple[int, list[TextEdit]]]) -> None:
-    # The chosen edits are looked up by place (a generated file's 8,000 fixes took 14 s
+    # The chosen edits are looked up by place (a generated file's 8,000 fixes took 4.1 s
     # when each was compared with all): the same fixes win, in the same order.
     findings = [Finding("X1", "x", Severity.ERROR, "m", Location("p.c", line, i + 1),
                         fixes=(Fix("fix", tuple(edits)),))
