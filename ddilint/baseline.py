@@ -51,7 +51,7 @@ def write_baseline(file: Path, findings: Sequence[Finding], prints: Sequence[str
 def read_baseline(file: Path) -> Counter[tuple[str, str]]:
     """(path relative to the baseline's folder, fingerprint) -> count."""
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise BaselineError(f"{file}: cannot read the baseline: {exc.strerror or exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

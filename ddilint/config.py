@@ -134,7 +134,7 @@ def find_project_root(start: str | Path) -> Path | None:
 
 def _has_tool_table(path: Path) -> bool:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return False
     try:
@@ -149,7 +149,7 @@ def _has_tool_table(path: Path) -> bool:
 def load_config(path: Path) -> Config:
     """Read and check a config file. Raises ConfigError naming the file and key."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

@@ -40,6 +40,26 @@ def test_found_by_walking_up_pyproject_and_dotfile(tmp_path: Path) -> None:
     assert cfg.select == ["DDI4"] and cfg.root == tmp_path
 
 
+def test_a_config_saved_with_a_bom_and_crlf_is_read(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # As Windows editors may save it: a UTF-8 BOM (a TOML parse error before) and CR LF.
+    (tmp_path / ".ddilint.toml").write_bytes(
+        b"\xef\xbb\xbfselect = [\"DDI4\"]\r\nignore = [\"DDI401\"]\r\n")
+    cfg = load_config(tmp_path / ".ddilint.toml")
+    assert (cfg.select, cfg.ignore) == (["DDI4"], ["DDI401"])
+    (tmp_path / "pyproject.toml").write_bytes(b"\xef\xbb\xbf[tool.ddilint]\r\nselect = []\r\n")
+    (tmp_path / ".ddilint.toml").unlink()
+    assert find_config_file(tmp_path) == tmp_path / "pyproject.toml"
+    # A baseline edited and saved the same way is still one.
+    (tmp_path / "drv.c").write_text(
+        "#include <ntddk.h>\nVOID F(HANDLE h)\n{\n    NtClose(h);\n}\n")
+    baseline = tmp_path / "base.json"
+    assert main(["check", "--no-cache", "--write-baseline", str(baseline), str(tmp_path)]) == 0
+    baseline.write_bytes(b"\xef\xbb\xbf" + baseline.read_bytes().replace(b"\n", b"\r\n"))
+    assert main(["check", "--no-cache", "--baseline", str(baseline), str(tmp_path)]) == 0
+    capsys.readouterr()
+
+
 def test_every_key_in_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     proj = tmp_path / "proj"
     _write(proj, {
