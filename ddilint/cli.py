@@ -259,13 +259,17 @@ def _unwritable(target: str | None) -> str | None:
     return None
 
 
+def _cannot_write(target: str, exc: OSError) -> str:
+    return f"cannot write to {target}: {exc.strerror or exc}"
+
+
 def _write(target: str, text: str) -> str | None:
     """Write a report to `target`; why it could not be, if it could not."""
     try:
         # A file name that is not UTF-8 is written as its own bytes, as on standard output.
         Path(target).write_text(text, encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
-        return f"cannot write to {target}: {exc.strerror or exc}"
+        return _cannot_write(target, exc)
     return None
 
 
@@ -314,8 +318,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         try:
             n = write_baseline(Path(args.write_baseline), findings, prints)
         except OSError as exc:
-            print(f"ddilint: error: cannot write to {args.write_baseline}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
+            print(f"ddilint: error: {_cannot_write(args.write_baseline, exc)}", file=sys.stderr)
             return EXIT_ERROR
         if not args.quiet:
             print(f"ddilint: wrote {n} finding(s) to {args.write_baseline}", file=sys.stderr)

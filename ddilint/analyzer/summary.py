@@ -372,15 +372,7 @@ def _positioner(fir: FileIR) -> Callable[[int], tuple[int, int]]:
 
         return ascii_position
 
-    def position(offset: int) -> tuple[int, int]:
-        offset = 0 if offset < 0 else (size if offset > size else offset)
-        i = find(starts, offset) - 1
-        prefix = data[starts[i]:offset]
-        if prefix.isascii():
-            return i + 1, len(prefix) + 1
-        return i + 1, len(prefix.decode("utf-8", errors="replace")) + 1
-
-    return position
+    return fir.source.position  # (which keeps which lines are ASCII)
 
 
 def _needs_graph(fir: FileIR, fn: Function, own: list[int], knowledge: Knowledge) -> bool:
